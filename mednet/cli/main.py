@@ -1,0 +1,46 @@
+"""Entry point of the ``mednet`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mednet import __version__
+from mednet.cli import datalist, demo, info
+
+__all__ = ["build_parser", "main"]
+
+_COMMANDS = (info, datalist, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="mednet",
+        description="Localisation, grading and fusion for multi-sequence MRI, built on MONAI. "
+        "Research use only; not for clinical decisions.",
+    )
+    parser.add_argument("--version", action="version", version=f"mednet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``mednet`` command; returns its exit code.
+
+    Errors mednet raises on purpose (bad input) print as one line, without a traceback.
+    """
+    args = build_parser().parse_args(argv)
+    from mednet.errors import MednetError
+
+    try:
+        return int(args.run(args) or 0)
+    except MednetError as err:
+        print(f"mednet {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

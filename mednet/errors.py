@@ -1,0 +1,70 @@
+"""Exceptions raised at mednet's boundaries.
+
+Every error that a user can cause names the thing at fault (a file, a case, an
+argument), what was expected and what was found, so that the message alone says
+what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "DatalistError",
+    "FieldOfViewError",
+    "ImageNotFoundError",
+    "InvalidImageError",
+    "MednetError",
+    "OutputExistsError",
+    "PatientLeakageError",
+    "ProtectedInputError",
+]
+
+
+class MednetError(Exception):
+    """Base class of every error mednet raises on purpose."""
+
+
+class InvalidImageError(MednetError, ValueError):
+    """An image file (or DICOM folder) that mednet cannot use.
+
+    Args:
+        path: the file or folder at fault.
+        problem: a short phrase, e.g. ``"not a 3D volume"``.
+        expected: what mednet needs, in words.
+        found: what the file holds, in words.
+    """
+
+    def __init__(self, path: os.PathLike | str, problem: str, expected: str = "", found: str = ""):
+        self.path = str(path)
+        self.problem = problem
+        self.expected = expected
+        self.found = found
+        detail = ""
+        if expected or found:
+            detail = f": expected {expected or '?'}, found {found or '?'}"
+        super().__init__(f"{self.path}: {problem}{detail}")
+
+
+class ImageNotFoundError(InvalidImageError, FileNotFoundError):
+    """The image path does not exist."""
+
+
+class FieldOfViewError(InvalidImageError):
+    """A sequence does not cover the reference sequence's field of view."""
+
+
+class OutputExistsError(MednetError, FileExistsError):
+    """An output file exists and replacing it was not asked for."""
+
+
+class ProtectedInputError(MednetError, PermissionError):
+    """An output path points at an input file, which mednet never overwrites."""
+
+
+class DatalistError(MednetError, ValueError):
+    """A datalist, manifest or split request that cannot be honoured."""
+
+
+class PatientLeakageError(DatalistError):
+    """A patient appears in more than one partition of a split."""

@@ -1,0 +1,159 @@
+"""Load a multi-sequence case onto one reference grid.
+
+The sequences of one examination are often acquired on different grids (another
+matrix, field of view or slice position). :func:`load_case` reads every sequence,
+takes the first listed one as the reference, and resamples each other sequence (and
+the label map) onto the reference grid in world coordinates, once, recording what it
+did. A sequence that does not cover the reference field of view is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from monai.data import MetaTensor
+
+from mednet.errors import DatalistError, FieldOfViewError
+from mednet.io.grid import Grid, fov_overlap, resample_to_grid
+from mednet.io.read import ImageKind, read_image
+from mednet.io.sequences import LABEL_KEY, SEQUENCE_KEYS
+
+__all__ = ["MIN_FOV_OVERLAP", "LoadedCase", "case_sequences", "load_case"]
+
+#: A sequence must cover at least this fraction of the reference field of view.
+MIN_FOV_OVERLAP = 0.1
+
+
+@dataclass
+class LoadedCase:
+    """A case with every sequence on the reference grid.
+
+    Attributes:
+        case_id: the case's id.
+        reference_key: the sequence whose grid all others were brought onto.
+        images: sequence key -> ``(1, x, y, z)`` MetaTensor on the reference grid,
+            in the order the sequences were asked for.
+        label: the label map, ``(1, x, y, z)``, on the reference grid, or None.
+        resampling: one record per file: key, file, its own grid, whether it was
+            resampled (and how), and the fraction of the reference field of view it covers.
+    """
+
+    case_id: str
+    reference_key: str
+    images: dict[str, MetaTensor]
+    label: MetaTensor | None = None
+    resampling: list[dict] = field(default_factory=list)
+
+    @property
+    def grid(self) -> Grid:
+        """The reference grid."""
+        return Grid.of(self.images[self.reference_key])
+
+    @property
+    def reference(self) -> MetaTensor:
+        """The reference sequence's image (its metadata names the reference file)."""
+        return self.images[self.reference_key]
+
+    def stacked(self, keys: Sequence[str] | None = None) -> MetaTensor:
+        """Sequences as channels, ``(len(keys), x, y, z)``, in the order of ``keys``."""
+        keys = list(keys or self.images)
+        stacked = MetaTensor(torch.cat([self.images[k].as_tensor() for k in keys]))
+        stacked.copy_meta_from(self.reference)
+        return stacked
+
+
+def case_sequences(case: Mapping) -> list[str]:
+    """The sequence keys a case entry holds, in the entry's order."""
+    return [k for k in case if k in SEQUENCE_KEYS]
+
+
+def _resolve(path: os.PathLike | str, base_dir: os.PathLike | str | None) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() or base_dir is None else Path(base_dir) / path
+
+
+def load_case(
+    case: Mapping,
+    sequences: Sequence[str] | None = None,
+    *,
+    base_dir: os.PathLike | str | None = None,
+    with_label: bool = True,
+    min_overlap: float = MIN_FOV_OVERLAP,
+) -> LoadedCase:
+    """Read a case's sequences (and label map) onto the first sequence's grid.
+
+    Args:
+        case: a datalist entry: ``case_id``, a path per sequence key, optionally ``label``.
+        sequences: the sequences to load, in order; the first is the reference.
+            None loads every sequence the entry has, in the entry's order.
+        base_dir: folder that relative paths in ``case`` are relative to.
+        with_label: also read the label map when the entry has one.
+        min_overlap: smallest fraction of the reference field of view that another
+            sequence must cover.
+
+    Returns:
+        The :class:`LoadedCase`.
+
+    Raises:
+        DatalistError: a requested sequence is missing from the entry.
+        FieldOfViewError: a sequence covers less than ``min_overlap`` of the reference.
+        InvalidImageError: a file fails validation (see :func:`mednet.io.read_image`).
+    """
+    case_id = str(case.get("case_id", "?"))
+    keys = list(sequences) if sequences is not None else case_sequences(case)
+    missing = [k for k in keys if not case.get(k)]
+    if not keys or missing:
+        raise DatalistError(
+            f"case {case_id}: missing sequence(s) {', '.join(missing) or '(none listed)'}; "
+            f"expected {', '.join(keys) or 'at least one sequence'}, found {', '.join(case_sequences(case)) or 'none'}"
+        )
+    reference = read_image(_resolve(case[keys[0]], base_dir), ImageKind.IMAGE)
+    target = Grid.of(reference)
+    loaded = LoadedCase(case_id=case_id, reference_key=keys[0], images={keys[0]: reference})
+    loaded.resampling.append(_record(keys[0], reference, target, resampled=False, overlap=1.0))
+    todo = [(k, ImageKind.IMAGE) for k in keys[1:]]
+    if with_label and case.get(LABEL_KEY):
+        todo.append((LABEL_KEY, ImageKind.LABEL))
+    for key, kind in todo:
+        image = read_image(_resolve(case[key], base_dir), kind)
+        own = Grid.of(image)
+        if own.matches(target):
+            # Same grid within tolerance: take the reference's affine exactly, no interpolation.
+            image.affine = reference.affine.clone()
+            loaded.resampling.append(_record(key, image, own, resampled=False, overlap=1.0))
+        else:
+            overlap = fov_overlap(own, target)
+            if overlap < min_overlap:
+                raise FieldOfViewError(
+                    image.meta["filename_or_obj"],
+                    f"field of view does not overlap the reference sequence '{keys[0]}' "
+                    f"({reference.meta['filename_or_obj']})",
+                    expected=f"at least {min_overlap:.0%} of the reference field of view covered",
+                    found=f"{overlap:.1%} covered",
+                )
+            image = resample_to_grid(image, reference, label=kind is ImageKind.LABEL)
+            loaded.resampling.append(
+                _record(key, image, own, resampled=True, overlap=overlap, label=kind is ImageKind.LABEL)
+            )
+        if kind is ImageKind.LABEL:
+            loaded.label = image
+        else:
+            loaded.images[key] = image
+    return loaded
+
+
+def _record(key: str, image: MetaTensor, own: Grid, resampled: bool, overlap: float, label: bool = False) -> dict:
+    record = {
+        "key": key,
+        "file": str(image.meta.get("filename_or_obj", "")),
+        "grid": own.describe(),
+        "resampled": resampled,
+        "fov_overlap": round(overlap, 4),
+    }
+    if resampled:
+        record["interpolation"] = "nearest" if label else "trilinear"
+    return record

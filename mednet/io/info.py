@@ -1,0 +1,81 @@
+"""Describe image files: the first look at a new folder (``mednet info``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mednet.errors import InvalidImageError
+from mednet.io.grid import Grid
+from mednet.io.read import is_image_path, load_raw, looks_like_dicom
+from mednet.io.validation import check_affine, check_values
+
+__all__ = ["describe_image", "expand_image_paths", "format_descriptions"]
+
+
+def expand_image_paths(paths: list[os.PathLike | str]) -> list[Path]:
+    """Files as given; folders replaced by the image files below them, or kept whole if they hold DICOM."""
+    out: list[Path] = []
+    for given in map(Path, paths):
+        if not given.is_dir():
+            out.append(given)
+            continue
+        files = sorted(p for p in given.rglob("*") if p.is_file() and not p.name.startswith("."))
+        out += [p for p in files if is_image_path(p) and not looks_like_dicom(p)]
+        # a folder holding DICOM files is described as one series
+        out += sorted({p.parent for p in files if looks_like_dicom(p)})
+    return out
+
+
+def describe_image(path: os.PathLike | str, kind: str = "image", series_uid: str | None = None) -> dict:
+    """Shape, spacing, orientation, dtype and intensity range of one image, with its problems.
+
+    Unlike :func:`mednet.io.read_image`, problems with values or geometry do not
+    raise: they are listed under ``problems``. A file that cannot be read at all
+    gives ``error`` instead of the description.
+
+    Returns:
+        A JSON-ready dict: ``path``, ``format``, ``shape``, ``spacing_mm``,
+        ``orientation``, ``dtype``, ``min``, ``max``, ``notes``, ``problems``
+        (or ``path`` and ``error``).
+    """
+    try:
+        raw = load_raw(path, series_uid=series_uid)
+    except InvalidImageError as err:
+        return {"path": str(path), "error": str(err)}
+    grid = Grid(tuple(int(s) for s in raw.array.shape), raw.affine)
+    problems = check_affine(raw.path, raw.affine, raw.header_spacing) + check_values(raw.path, raw.array, kind)
+    finite = raw.array[np.isfinite(raw.array)] if np.issubdtype(raw.array.dtype, np.floating) else raw.array
+    return {
+        "path": str(path),
+        "format": raw.format,
+        "shape": list(grid.shape),
+        "spacing_mm": [round(s, 4) for s in grid.spacing],
+        "orientation": grid.orientation,
+        "dtype": str(raw.dtype),
+        "min": float(finite.min()) if finite.size else None,
+        "max": float(finite.max()) if finite.size else None,
+        "notes": raw.notes,
+        "problems": [f"{p.problem}: expected {p.expected}, found {p.found}" for p in problems],
+    }
+
+
+def format_descriptions(descriptions: list[dict]) -> str:
+    """A plain-text table of :func:`describe_image` results, problems listed under each file."""
+    lines = []
+    for d in descriptions:
+        lines.append(str(d["path"]))
+        if "error" in d:
+            lines.append(f"  ERROR {d['error']}")
+            continue
+        spacing = " x ".join(f"{s:g}" for s in d["spacing_mm"])
+        shape = " x ".join(str(s) for s in d["shape"])
+        lines.append(
+            f"  {d['format']:<9} shape {shape:<15} spacing {spacing} mm  {d['orientation']}  "
+            f"{d['dtype']}  range [{d['min']:g}, {d['max']:g}]"
+        )
+        lines += [f"  note: {n}" for n in d["notes"]]
+        lines += [f"  PROBLEM {p}" for p in d["problems"]]
+    return "\n".join(lines)
