@@ -17,6 +17,7 @@ from mednet.io.datalist import (
     save_datalist,
 )
 from mednet.io.grid import Grid, fov_overlap, resample_to_grid
+from mednet.io.nifti_reader import NiftiReader
 from mednet.io.read import ImageKind, load_raw, read_image
 from mednet.io.sequences import LABEL_KEY, SEQUENCE_KEYS, normalise_sequence_key
 from mednet.io.sitk_reader import SimpleITKReader
@@ -31,6 +32,7 @@ __all__ = [
     "Grid",
     "ImageKind",
     "LoadedCase",
+    "NiftiReader",
     "SimpleITKReader",
     "build_datalist",
     "check_no_leakage",

@@ -1,6 +1,7 @@
 """Read one medical image into a validated MONAI ``MetaTensor``.
 
-NIfTI goes through MONAI's ``NibabelReader``; NRRD, MetaImage and DICOM series go
+NIfTI goes through :class:`~mednet.io.nifti_reader.NiftiReader` (MONAI's ``NibabelReader``
+without its header rewriting); NRRD, MetaImage and DICOM series go
 through :class:`~mednet.io.sitk_reader.SimpleITKReader`. Whatever the format, the
 result is a ``(1, x, y, z)`` float32 ``MetaTensor`` whose ``affine`` maps voxel
 indices to RAS world millimetres, and every problem is reported as an
@@ -20,10 +21,11 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 import torch
-from monai.data import ImageReader, MetaTensor, NibabelReader
+from monai.data import ImageReader, MetaTensor
 from monai.utils import ImageMetaKey, MetaKeys, look_up_option
 
 from mednet.errors import ImageNotFoundError, InvalidImageError
+from mednet.io.nifti_reader import NiftiReader, header_disagreement
 from mednet.io.sitk_reader import SITK_SUFFIXES, SimpleITKReader
 from mednet.io.validation import SPACING_RANGE_MM, check_affine, check_values, squeeze_to_3d
 
@@ -108,10 +110,18 @@ def _gzip_problem(path: Path) -> str | None:
     return None
 
 
+def _nifti_pixdim(path: Path) -> np.ndarray:
+    """The voxel sizes a NIfTI header stores, unchecked (nibabel silently takes abs of negative ones)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as stream:
+        header = nib.Nifti1Header.from_fileobj(stream, check=False)
+    return np.asarray(header["pixdim"][1:4], dtype=float)
+
+
 def _reader_for(path: Path, series_uid: str | None) -> ImageReader:
     if path.is_dir() or path.name.lower().endswith(SITK_SUFFIXES):
         return SimpleITKReader(series_uid=series_uid)
-    return NibabelReader()
+    return NiftiReader()
 
 
 def load_raw(path: os.PathLike | str, series_uid: str | None = None) -> RawImage:
@@ -144,27 +154,29 @@ def load_raw(path: os.PathLike | str, series_uid: str | None = None) -> RawImage
         if problem:
             raise InvalidImageError(path, problem, expected="a complete gzip-compressed NIfTI file")
     reader = _reader_for(path, series_uid)
+    notes: list[str] = []
     try:
-        array, meta = reader.get_data(reader.read(path))
+        loaded = reader.read(path)
+        if isinstance(reader, NiftiReader) and (disagreement := header_disagreement(loaded)):
+            notes.append(disagreement)
+        array, meta = reader.get_data(loaded)
     except InvalidImageError:
         raise
-    except (OSError, EOFError, ValueError, RuntimeError, nib.filebasedimages.ImageFileError) as err:
+    except (OSError, EOFError, ValueError, RuntimeError, nib.filebasedimages.ImageFileError,
+            nib.spatialimages.HeaderDataError) as err:
         raise InvalidImageError(
             path, "unreadable image", expected=f"a valid {_format_of(path)} file",
             found=f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}",
         ) from err
     array = np.asarray(array)
-    header_spacing = None
-    if isinstance(reader, NibabelReader):
-        pixdim = np.asarray(meta.get("pixdim", []), dtype=float)
-        header_spacing = pixdim[1:4] if pixdim.size >= 4 else None
+    header_spacing = _nifti_pixdim(path) if isinstance(reader, NiftiReader) else None
     return RawImage(
         path=path,
         array=squeeze_to_3d(path, array),
         affine=np.asarray(meta[MetaKeys.AFFINE], dtype=float),
         dtype=array.dtype,
         format=_format_of(path),
-        notes=list(meta.get("dicom_notes", [])),
+        notes=notes + list(meta.get("dicom_notes", [])),
         header_spacing=header_spacing,
     )
 
