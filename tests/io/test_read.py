@@ -251,3 +251,16 @@ def test_real_dicom_series_has_its_true_slice_spacing(realdata):
     flip_y = np.diag([1.0, -1.0, 1.0, 1.0])
     flip_y[1, 3] = 511
     np.testing.assert_allclose(image.affine.numpy() @ flip_y, seg.affine, atol=1e-3)
+
+
+def test_sform_kept_when_pixdim_disagrees(tmp_path, volume):
+    # MONAI's NibabelReader would replace such an sform; mednet keeps it and says so
+    sform = np.diag([2.0, 2.0, 4.0, 1.0])
+    image = nib.Nifti1Image(volume, None)
+    image.set_sform(sform, code=1)
+    image.set_qform(np.eye(4), code=1)
+    image.header.set_zooms((1.0, 1.0, 1.0))
+    nib.save(image, tmp_path / "mixed.nii.gz")
+    loaded = read_image(tmp_path / "mixed.nii.gz")
+    np.testing.assert_allclose(loaded.affine.numpy(), sform)
+    assert any("disagrees with the sform voxel sizes (2.0, 2.0, 4.0)" in n for n in loaded.meta["notes"])
