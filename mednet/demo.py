@@ -50,8 +50,10 @@ def run_demo(out: os.PathLike | str, n_cases: int = 6, seed: int = 0, echo=print
     case = load_datalist(path)["testing"][0] if datalist["testing"] else datalist["training"][0]
     loaded = load_case(case, ["t1", "t1c", "t2", "flair"])
     resampled = [r["key"] for r in loaded.resampling if r["resampled"]]
-    echo(f"[3/4] case {loaded.case_id}: reference t1 grid {loaded.grid.shape} {loaded.grid.orientation}; "
-         f"resampled onto it: {', '.join(resampled) or 'none'}")
+    echo(
+        f"[3/4] case {loaded.case_id}: reference t1 grid {loaded.grid.shape} {loaded.grid.orientation}; "
+        f"resampled onto it: {', '.join(resampled) or 'none'}"
+    )
 
     labels = out / "output" / f"{loaded.case_id}_labels.nii.gz"
     write_image(loaded.label, labels, loaded.reference, label=True, overwrite=True)
@@ -61,5 +63,10 @@ def run_demo(out: os.PathLike | str, n_cases: int = 6, seed: int = 0, echo=print
         raise RuntimeError(f"{labels} is not on the grid of {case['t1']}")
     echo(f"[4/4] label map written on the input grid (same shape and affine: {same}):")
     echo(format_descriptions([describe_image(case["t1"]), describe_image(labels, kind="label")]))
-    return {"cases": len(found.cases), "split": datalist["split"]["counts"], "resampled": resampled,
-            "label_map": str(labels), "same_grid": same}
+    return {
+        "cases": len(found.cases),
+        "split": datalist["split"]["counts"],
+        "resampled": resampled,
+        "label_map": str(labels),
+        "same_grid": same,
+    }

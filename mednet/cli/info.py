@@ -7,10 +7,12 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``info`` sub-command."""
-    parser = sub.add_parser("info", help="describe image files (shape, spacing, orientation, dtype, range)",
-                            description=__doc__)
-    parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="image files, DICOM series folders, or folders to search for images")
+    parser = sub.add_parser(
+        "info", help="describe image files (shape, spacing, orientation, dtype, range)", description=__doc__
+    )
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="image files, DICOM series folders, or folders to search for images"
+    )
     parser.add_argument("--label", action="store_true", help="check the files as label maps (integer values)")
     parser.add_argument("--series", metavar="UID", help="series to read from a DICOM folder holding several")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -63,8 +63,15 @@ _CLASS_COLUMNS = ("class", "grade", "diagnosis", "stage")
 _SPLIT_COLUMNS = ("split", "partition")
 _READER_COLUMNS = ("radiology", "radiotherapy")
 _READER_PREFIXES = ("clinician_", "reader_")
-_SPLIT_NAMES = {"training": "training", "train": "training", "validation": "validation", "val": "validation",
-                "valid": "validation", "testing": "testing", "test": "testing"}
+_SPLIT_NAMES = {
+    "training": "training",
+    "train": "training",
+    "validation": "validation",
+    "val": "validation",
+    "valid": "validation",
+    "testing": "testing",
+    "test": "testing",
+}
 
 
 @dataclass
@@ -115,7 +122,10 @@ def _stem(name: str) -> str:
 def _parse_name(path: Path) -> tuple[str, str, str] | None:
     """``(case_id, key, scheme)`` from an image file name, or None when no scheme fits."""
     stem = _stem(path.name)
-    for pattern, keys, scheme in ((_BRATS2023, _BRATS2023_KEYS, "BraTS 2023"), (_BRATS2021, _BRATS2021_KEYS, "BraTS 2021")):
+    for pattern, keys, scheme in (
+        (_BRATS2023, _BRATS2023_KEYS, "BraTS 2023"),
+        (_BRATS2021, _BRATS2021_KEYS, "BraTS 2021"),
+    ):
         match = pattern.fullmatch(stem)
         if match:
             return match["case"], keys[match["seq"].lower()], scheme
@@ -152,8 +162,12 @@ def _finish(cases: dict[str, dict], skipped: list[dict], require: Sequence[str])
         if not present:
             skipped.append({"path": case_id, "reason": "no image sequence (only a label map?)"})
         elif missing:
-            skipped.append({"path": case_id, "reason": f"missing required sequence(s) {', '.join(missing)}; "
-                                                        f"has {', '.join(present)}"})
+            skipped.append(
+                {
+                    "path": case_id,
+                    "reason": f"missing required sequence(s) {', '.join(missing)}; has {', '.join(present)}",
+                }
+            )
         else:
             kept.append(case)
     return kept
@@ -184,8 +198,13 @@ def discover_cases(root: os.PathLike | str, require: Sequence[str] = ()) -> Disc
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         dicom = [f for f in files if not f.startswith(".") and looks_like_dicom(Path(folder) / f)]
         if dicom:
-            skipped.append({"path": folder, "reason": f"DICOM folder ({len(dicom)} files): list it in a manifest "
-                                                      "(--manifest) as the path of its sequence"})
+            skipped.append(
+                {
+                    "path": folder,
+                    "reason": f"DICOM folder ({len(dicom)} files): list it in a manifest "
+                    "(--manifest) as the path of its sequence",
+                }
+            )
         for name in sorted(set(files) - set(dicom)):
             path = Path(folder) / name
             if name.startswith("."):
@@ -195,8 +214,13 @@ def discover_cases(root: os.PathLike | str, require: Sequence[str] = ()) -> Disc
                 continue
             parsed = _parse_name(path)
             if parsed is None:
-                skipped.append({"path": str(path), "reason": "name matches no naming scheme "
-                                                             "(<case>_<sequence>, BraTS 2021/2023, <sequence> in a case folder)"})
+                skipped.append(
+                    {
+                        "path": str(path),
+                        "reason": "name matches no naming scheme "
+                        "(<case>_<sequence>, BraTS 2021/2023, <sequence> in a case folder)",
+                    }
+                )
                 continue
             case_id, key, scheme = parsed
             schemes[scheme] += 1
@@ -249,8 +273,10 @@ def read_manifest(path: os.PathLike | str, require: Sequence[str] = ()) -> Disco
         rows = list(reader)
     case_col = _pick(columns, _CASE_COLUMNS)
     if case_col is None:
-        raise DatalistError(f"{path}: expected a case id column (one of {', '.join(_CASE_COLUMNS)}), "
-                            f"found columns {', '.join(columns) or '(none)'}")
+        raise DatalistError(
+            f"{path}: expected a case id column (one of {', '.join(_CASE_COLUMNS)}), "
+            f"found columns {', '.join(columns) or '(none)'}"
+        )
     patient_col = _pick(columns, _PATIENT_COLUMNS)
     class_col = _pick(columns, _CLASS_COLUMNS)
     split_col = _pick(columns, _SPLIT_COLUMNS)
@@ -262,8 +288,10 @@ def read_manifest(path: os.PathLike | str, require: Sequence[str] = ()) -> Disco
     notes = [f"extra columns kept under 'extra': {', '.join(extra_cols)}"] if extra_cols else []
     twice = [k for k, n in Counter(image_cols.values()).items() if n > 1]
     if twice:
-        raise DatalistError(f"{path}: several columns map to the same sequence {', '.join(twice)}: "
-                            + ", ".join(f"{c} -> {k}" for c, k in image_cols.items() if k in twice))
+        raise DatalistError(
+            f"{path}: several columns map to the same sequence {', '.join(twice)}: "
+            + ", ".join(f"{c} -> {k}" for c, k in image_cols.items() if k in twice)
+        )
     found: dict[str, dict] = {}
     skipped: list[dict] = []
     for line, row in enumerate(rows, start=2):
@@ -275,8 +303,11 @@ def read_manifest(path: os.PathLike | str, require: Sequence[str] = ()) -> Disco
         if case_id in found:
             skipped.append({"path": where, "reason": f"case id {case_id} repeated (first row kept)"})
             continue
-        case = {"case_id": case_id, "patient_id": (row.get(patient_col) or "").strip() or case_id} if patient_col \
+        case = (
+            {"case_id": case_id, "patient_id": (row.get(patient_col) or "").strip() or case_id}
+            if patient_col
             else {"case_id": case_id, "patient_id": case_id}
+        )
         missing_files = []
         for column, key in image_cols.items():
             value = (row.get(column) or "").strip()
@@ -297,8 +328,13 @@ def read_manifest(path: os.PathLike | str, require: Sequence[str] = ()) -> Disco
         if split_col and (row.get(split_col) or "").strip():
             value = row[split_col].strip().lower()
             if value not in _SPLIT_NAMES:
-                skipped.append({"path": where, "reason": f"case {case_id}: unknown split {row[split_col]!r} "
-                                                         f"(expected one of {', '.join(_SPLIT_NAMES)})"})
+                skipped.append(
+                    {
+                        "path": where,
+                        "reason": f"case {case_id}: unknown split {row[split_col]!r} "
+                        f"(expected one of {', '.join(_SPLIT_NAMES)})",
+                    }
+                )
                 continue
             case["split"] = _SPLIT_NAMES[value]
         extra = {c: row[c] for c in extra_cols if row.get(c) not in (None, "")}
@@ -348,8 +384,9 @@ def build_datalist(
         raise DatalistError(f"{discovery.source.get('path')}: no usable case found\n{discovery.report()}")
     given = [c for c in cases if c.get("split")]
     if given and len(given) != len(cases):
-        raise DatalistError(f"split column: expected a split for every case or none, found {len(given)} "
-                            f"of {len(cases)}")
+        raise DatalistError(
+            f"split column: expected a split for every case or none, found {len(given)} of {len(cases)}"
+        )
     if given:
         partitions = {name: [dict(c) for c in cases if c["split"] == name] for name in PARTITIONS}
         check_no_leakage(partitions)

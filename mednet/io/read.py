@@ -29,7 +29,16 @@ from mednet.io.nifti_reader import NiftiReader, header_disagreement
 from mednet.io.sitk_reader import SITK_SUFFIXES, SimpleITKReader
 from mednet.io.validation import SPACING_RANGE_MM, check_affine, check_values, squeeze_to_3d
 
-__all__ = ["IMAGE_SUFFIXES", "ImageKind", "RawImage", "is_image_path", "load_raw", "looks_like_dicom", "read_image", "to_metatensor"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageKind",
+    "RawImage",
+    "is_image_path",
+    "load_raw",
+    "looks_like_dicom",
+    "read_image",
+    "to_metatensor",
+]
 
 NIFTI_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz")
 IMAGE_SUFFIXES: tuple[str, ...] = NIFTI_SUFFIXES + SITK_SUFFIXES
@@ -146,7 +155,9 @@ def load_raw(path: os.PathLike | str, series_uid: str | None = None) -> RawImage
         )
     if path.is_file() and not is_image_path(path):
         raise InvalidImageError(
-            path, "not an image file", expected="one of " + ", ".join(IMAGE_SUFFIXES) + " or a DICOM folder",
+            path,
+            "not an image file",
+            expected="one of " + ", ".join(IMAGE_SUFFIXES) + " or a DICOM folder",
             found=f"suffix {''.join(path.suffixes) or '(none)'}",
         )
     if path.is_file() and path.name.lower().endswith(".gz"):
@@ -162,10 +173,18 @@ def load_raw(path: os.PathLike | str, series_uid: str | None = None) -> RawImage
         array, meta = reader.get_data(loaded)
     except InvalidImageError:
         raise
-    except (OSError, EOFError, ValueError, RuntimeError, nib.filebasedimages.ImageFileError,
-            nib.spatialimages.HeaderDataError) as err:
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        RuntimeError,
+        nib.filebasedimages.ImageFileError,
+        nib.spatialimages.HeaderDataError,
+    ) as err:
         raise InvalidImageError(
-            path, "unreadable image", expected=f"a valid {_format_of(path)} file",
+            path,
+            "unreadable image",
+            expected=f"a valid {_format_of(path)} file",
             found=f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}",
         ) from err
     array = np.asarray(array)
@@ -236,4 +255,3 @@ def to_metatensor(raw: RawImage) -> MetaTensor:
     }
     data = torch.as_tensor(np.ascontiguousarray(raw.array, dtype=np.float32))[None]
     return MetaTensor(data, affine=torch.as_tensor(raw.affine, dtype=torch.float64), meta=meta)
-

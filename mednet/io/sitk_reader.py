@@ -140,13 +140,17 @@ class SimpleITKReader(ImageReader):
         uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
         if not uids:
             raise InvalidImageError(
-                folder, "no DICOM series found", expected="a folder of DICOM files of one series",
+                folder,
+                "no DICOM series found",
+                expected="a folder of DICOM files of one series",
                 found="no readable DICOM file",
             )
         if self.series_uid is not None:
             if self.series_uid not in uids:
                 raise InvalidImageError(
-                    folder, "DICOM series not found", expected=f"series {self.series_uid}",
+                    folder,
+                    "DICOM series not found",
+                    expected=f"series {self.series_uid}",
                     found="series " + ", ".join(uids),
                 )
             uid = self.series_uid
@@ -156,8 +160,10 @@ class SimpleITKReader(ImageReader):
                 for s in describe_dicom_series(folder)
             )
             raise InvalidImageError(
-                folder, "DICOM folder holds several series, say which one to read (series_uid)",
-                expected="one series", found=f"{len(uids)} series: {listing}",
+                folder,
+                "DICOM folder holds several series, say which one to read (series_uid)",
+                expected="one series",
+                found=f"{len(uids)} series: {listing}",
             )
         else:
             uid = uids[0]
@@ -186,7 +192,8 @@ class SimpleITKReader(ImageReader):
         step = float(np.median(gaps))
         if step <= 0 or np.max(np.abs(gaps - step)) > _UNEVEN_SLICE_TOLERANCE * step:
             raise InvalidImageError(
-                folder, "DICOM slices are unevenly spaced (missing or duplicate slices?)",
+                folder,
+                "DICOM slices are unevenly spaced (missing or duplicate slices?)",
                 expected=f"one gap between consecutive slices (median {step:.3f} mm)",
                 found=f"gaps from {gaps.min():.3f} to {gaps.max():.3f} mm",
             )

@@ -40,8 +40,7 @@ def _normalise_ratios(ratios: Sequence[float]) -> np.ndarray:
     values = np.asarray(ratios, dtype=float)
     if values.shape != (3,) or np.any(values < 0) or values.sum() <= 0:
         raise DatalistError(
-            f"split ratios: expected three non-negative numbers (training, validation, testing), "
-            f"found {list(ratios)}"
+            f"split ratios: expected three non-negative numbers (training, validation, testing), found {list(ratios)}"
         )
     return values / values.sum()
 
@@ -211,6 +210,5 @@ def select_fold(datalist: Mapping, fold: int) -> dict:
     out = dict(datalist)
     out["training"] = [c for c in pool if c["fold"] != fold]
     out["validation"] = [c for c in pool if c["fold"] == fold]
-    out["split"] = dict(datalist["split"], validation_fold=fold,
-                        counts=summarise({n: out[n] for n in PARTITIONS}))
+    out["split"] = dict(datalist["split"], validation_fold=fold, counts=summarise({n: out[n] for n in PARTITIONS}))
     return out

@@ -55,13 +55,16 @@ def squeeze_to_3d(path: os.PathLike | str, array: np.ndarray) -> np.ndarray:
     if array.ndim > 3:
         volumes = math.prod(array.shape[3:])
         raise InvalidImageError(
-            path, "not a single 3D volume", expected="one 3D volume (x, y, z) or (x, y, z, 1)",
-            found=f"{array.ndim}D array of shape {shape} holding {volumes} volumes; split it into one file "
-            "per volume",
+            path,
+            "not a single 3D volume",
+            expected="one 3D volume (x, y, z) or (x, y, z, 1)",
+            found=f"{array.ndim}D array of shape {shape} holding {volumes} volumes; split it into one file per volume",
         )
     if array.ndim < 3 or min(array.shape) < 2:
         raise InvalidImageError(
-            path, "not a 3D volume", expected="a 3D volume with at least 2 voxels along each axis",
+            path,
+            "not a 3D volume",
+            expected="a 3D volume with at least 2 voxels along each axis",
             found=f"a 2D image of shape {shape}",
         )
     return array
@@ -93,7 +96,9 @@ def check_affine(
     if header_spacing is not None and np.any(np.asarray(header_spacing) <= 0):
         problems.append(
             InvalidImageError(
-                path, "zero or negative voxel spacing in the header", expected="positive spacing",
+                path,
+                "zero or negative voxel spacing in the header",
+                expected="positive spacing",
                 found=f"spacing {tuple(float(s) for s in header_spacing)}",
             )
         )
@@ -102,15 +107,19 @@ def check_affine(
     if np.any(spacing == 0):
         problems.append(
             InvalidImageError(
-                path, "zero voxel spacing", expected="positive spacing",
+                path,
+                "zero voxel spacing",
+                expected="positive spacing",
                 found=f"spacing {_mm(spacing)}",
             )
         )
     elif np.any(spacing < lo) or np.any(spacing > hi):
         problems.append(
             InvalidImageError(
-                path, "implausible voxel spacing (wrong units in the header?)",
-                expected=f"spacing between {lo:g} and {hi:g} mm", found=f"spacing {_mm(spacing)}",
+                path,
+                "implausible voxel spacing (wrong units in the header?)",
+                expected=f"spacing between {lo:g} and {hi:g} mm",
+                found=f"spacing {_mm(spacing)}",
             )
         )
     # A degenerate direction matrix: columns (nearly) parallel or zero.
@@ -118,8 +127,11 @@ def check_affine(
     if abs(np.linalg.det(direction)) < 1e-3:
         problems.append(
             InvalidImageError(
-                path, "singular affine", expected="an invertible voxel-to-world matrix",
-                found=f"determinant {np.linalg.det(affine[:3, :3]):.3g} for\n{np.array2string(affine[:3], precision=3)}",
+                path,
+                "singular affine",
+                expected="an invertible voxel-to-world matrix",
+                found=f"determinant {np.linalg.det(affine[:3, :3]):.3g} for rows "
+                + np.array2string(affine[:3], precision=3, separator=", ").replace("\n", ""),
             )
         )
     return problems
@@ -143,7 +155,9 @@ def check_values(path: os.PathLike | str, array: np.ndarray, kind: str) -> list[
         n_inf = int(np.isinf(array).sum())
         return [
             InvalidImageError(
-                path, "non-finite voxel values", expected="finite values everywhere",
+                path,
+                "non-finite voxel values",
+                expected="finite values everywhere",
                 found=f"{n_nan} NaN and {n_inf} Inf voxels of {array.size}",
             )
         ]
@@ -152,7 +166,9 @@ def check_values(path: os.PathLike | str, array: np.ndarray, kind: str) -> list[
         if lo == hi:
             return [
                 InvalidImageError(
-                    path, "constant image", expected="varying intensities",
+                    path,
+                    "constant image",
+                    expected="varying intensities",
                     found=f"every voxel equal to {lo:g}",
                 )
             ]
@@ -164,16 +180,16 @@ def check_values(path: os.PathLike | str, array: np.ndarray, kind: str) -> list[
             example = float(array[fractional].flat[0])
             problems.append(
                 InvalidImageError(
-                    path, "label map with non-integer values", expected="integer labels",
+                    path,
+                    "label map with non-integer values",
+                    expected="integer labels",
                     found=f"{int(fractional.sum())} voxels with fractional values, e.g. {example:g} "
                     "(an intensity image passed as a label, or a label map resampled with interpolation?)",
                 )
             )
     if lo < 0:
         problems.append(
-            InvalidImageError(
-                path, "label map with negative values", expected="labels >= 0", found=f"minimum {lo:g}"
-            )
+            InvalidImageError(path, "label map with negative values", expected="labels >= 0", found=f"minimum {lo:g}")
         )
     return problems
 

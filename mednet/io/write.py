@@ -47,9 +47,7 @@ def _reference_header(reference: MetaTensor) -> nib.Nifti1Header | None:
 def _check_target(out: Path, protected: Iterable[Path], overwrite: bool) -> None:
     for path in protected:
         if out.resolve() == path.resolve() or (path.exists() and out.exists() and out.samefile(path)):
-            raise ProtectedInputError(
-                f"{out}: refusing to write over an input file; choose another output path"
-            )
+            raise ProtectedInputError(f"{out}: refusing to write over an input file; choose another output path")
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out}: output exists; pass overwrite=True (--overwrite) to replace it")
     if not out.name.lower().endswith(_NIFTI_SUFFIXES):

@@ -21,9 +21,10 @@ def touch(path):
 
 
 def test_sequence_spellings():
-    assert [normalise_sequence_key(s) for s in ["T1", "t1n", "T1ce", "t1_gd", "T1 post-Gd", "T2", "t2w",
-                                                 "FLAIR", "t2f", "seg", "Mask", "age"]] == \
-        ["t1", "t1", "t1c", "t1c", "t1c", "t2", "t2w", "flair", "flair", "label", "label", None]
+    assert [
+        normalise_sequence_key(s)
+        for s in ["T1", "t1n", "T1ce", "t1_gd", "T1 post-Gd", "T2", "t2w", "FLAIR", "t2f", "seg", "Mask", "age"]
+    ] == ["t1", "t1", "t1c", "t1c", "t1c", "t2", "t2w", "flair", "flair", "label", "label", None]
 
 
 def test_brats_2021_names_and_hgg_lgg_folders(tmp_path):
@@ -46,8 +47,10 @@ def test_brats_2023_names_group_time_points_into_patients(tmp_path):
             touch(tmp_path / case / f"{case}-{seq}.nii.gz")
     found = discover_cases(tmp_path)
     assert {c["case_id"]: c["patient_id"] for c in found.cases} == {
-        "BraTS-GLI-00001-000": "BraTS-GLI-00001", "BraTS-GLI-00001-001": "BraTS-GLI-00001",
-        "BraTS-GLI-00002-000": "BraTS-GLI-00002"}
+        "BraTS-GLI-00001-000": "BraTS-GLI-00001",
+        "BraTS-GLI-00001-001": "BraTS-GLI-00001",
+        "BraTS-GLI-00002-000": "BraTS-GLI-00002",
+    }
     case = found.cases[0]
     assert case["t2"].endswith("-t2w.nii.gz") and case["flair"].endswith("-t2f.nii.gz")
     assert "t2w" not in case
@@ -66,7 +69,9 @@ def test_case_folders_with_bare_sequence_names_and_skips(tmp_path):
     (tmp_path / ".DS_Store").write_text("x")
     found = discover_cases(tmp_path, require=["t2w"])
     assert {c["case_id"]: sorted(k for k in c if k not in ("case_id", "patient_id")) for c in found.cases} == {
-        "patient01": ["t1c", "t2w"], "patient02": ["t2w"]}
+        "patient01": ["t1c", "t2w"],
+        "patient02": ["t2w"],
+    }
     reasons = {s["path"].split("/")[-1]: s["reason"] for s in found.skipped}
     assert reasons["notes.txt"] == "not an image file"
     assert reasons["T1c.nrrd.nii.gz"].startswith("name matches no naming scheme")
@@ -109,13 +114,16 @@ def test_manifest_columns(tmp_path):
     touch(tmp_path / "img" / "a_t1c.nii.gz")
     touch(tmp_path / "img" / "a_t2.nii.gz")
     touch(tmp_path / "img" / "b_t1c.nii.gz")
-    path = write_manifest(tmp_path, [
-        "a,P1,img/a_t1c.nii.gz,img/a_t2.nii.gz,,an,an,mg,54",
-        "b,P2,img/b_t1c.nii.gz,,,mg,,,61",
-        "c,P3,img/missing.nii.gz,,,mg,,,",
-        ",P4,,,,,,,",
-        "a,P1,img/a_t1c.nii.gz,,,an,,,",
-    ])
+    path = write_manifest(
+        tmp_path,
+        [
+            "a,P1,img/a_t1c.nii.gz,img/a_t2.nii.gz,,an,an,mg,54",
+            "b,P2,img/b_t1c.nii.gz,,,mg,,,61",
+            "c,P3,img/missing.nii.gz,,,mg,,,",
+            ",P4,,,,,,,",
+            "a,P1,img/a_t1c.nii.gz,,,an,,,",
+        ],
+    )
     found = read_manifest(path)
     assert [c["case_id"] for c in found.cases] == ["a", "b"]
     a = found.cases[0]
@@ -133,7 +141,9 @@ def test_manifest_columns(tmp_path):
 
 def test_manifest_without_case_column(tmp_path):
     path = write_manifest(tmp_path, ["x"], header="subject_image")
-    with pytest.raises(DatalistError, match=r"expected a case id column \(one of case_id, .*found columns subject_image"):
+    with pytest.raises(
+        DatalistError, match=r"expected a case id column \(one of case_id, .*found columns subject_image"
+    ):
         read_manifest(path)
 
 
@@ -170,8 +180,11 @@ def test_datalist_round_trip_with_relative_paths(tmp_path):
 
 def test_load_datalist_refuses_a_leaking_file(tmp_path):
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps({"training": [{"case_id": "a", "patient_id": "P"}],
-                                "testing": [{"case_id": "b", "patient_id": "P"}]}))
+    path.write_text(
+        json.dumps(
+            {"training": [{"case_id": "a", "patient_id": "P"}], "testing": [{"case_id": "b", "patient_id": "P"}]}
+        )
+    )
     with pytest.raises(PatientLeakageError, match="P in testing, training"):
         load_datalist(path)
     path.write_text("{not json")

@@ -24,14 +24,17 @@ def linear(world):
 
 
 ROTATED = np.eye(4)
-ROTATED[:3, :3] = np.array([[np.cos(0.3), -np.sin(0.3), 0], [np.sin(0.3), np.cos(0.3), 0], [0, 0, 1]]) @ np.diag([0.9, 0.9, 2.0])
+ROTATED[:3, :3] = np.array([[np.cos(0.3), -np.sin(0.3), 0], [np.sin(0.3), np.cos(0.3), 0], [0, 0, 1]]) @ np.diag(
+    [0.9, 0.9, 2.0]
+)
 ROTATED[:3, 3] = [-10.0, -15.0, -5.0]
 SOURCE = np.array([[-1.0, 0, 0, 40], [0, -1.2, 0, 50], [0, 0, 3, -20], [0, 0, 0, 1]])
 
 
 def test_resampling_is_exact_for_a_linear_field_in_world_coordinates():
-    image = MetaTensor(torch.tensor(linear(world_of((80, 90, 20), SOURCE)), dtype=torch.float32)[None],
-                       affine=torch.tensor(SOURCE))
+    image = MetaTensor(
+        torch.tensor(linear(world_of((80, 90, 20), SOURCE)), dtype=torch.float32)[None], affine=torch.tensor(SOURCE)
+    )
     reference = MetaTensor(torch.zeros(1, 30, 30, 12), affine=torch.tensor(ROTATED))
     out = resample_to_grid(image, reference)
     assert out.shape == (1, 30, 30, 12)
@@ -72,11 +75,13 @@ def test_fov_overlap():
 
 def make_case(tmp_path, volume, flair_affine, flair_shape=(12, 18, 25)):
     rng = np.random.default_rng(5)
-    case = {"case_id": "c1",
-            "t1": str(write_nifti(tmp_path / "c1_t1.nii.gz", volume)),
-            "t2": str(write_nifti(tmp_path / "c1_t2.nii.gz", volume * 2)),
-            "flair": str(write_nifti(tmp_path / "c1_flair.nii.gz", rng.normal(50, 5, flair_shape), flair_affine)),
-            "label": str(write_nifti(tmp_path / "c1_seg.nii.gz", (volume > 120).astype(np.uint8)))}
+    case = {
+        "case_id": "c1",
+        "t1": str(write_nifti(tmp_path / "c1_t1.nii.gz", volume)),
+        "t2": str(write_nifti(tmp_path / "c1_t2.nii.gz", volume * 2)),
+        "flair": str(write_nifti(tmp_path / "c1_flair.nii.gz", rng.normal(50, 5, flair_shape), flair_affine)),
+        "label": str(write_nifti(tmp_path / "c1_seg.nii.gz", (volume > 120).astype(np.uint8))),
+    }
     return case
 
 
@@ -108,20 +113,27 @@ def test_load_case_order_sets_the_reference(tmp_path, volume):
 
 def test_load_case_refuses_a_sequence_outside_the_field_of_view(tmp_path, volume):
     far = lps_affine(origin=(400.0, 400.0, 400.0))
-    with pytest.raises(FieldOfViewError, match=r"c1_flair\.nii\.gz: field of view does not overlap the reference sequence 't1'.*found 0\.0% covered"):
+    with pytest.raises(
+        FieldOfViewError,
+        match=r"c1_flair\.nii\.gz: field of view does not overlap the reference sequence 't1'.*found 0\.0% covered",
+    ):
         load_case(make_case(tmp_path, volume, far))
 
 
 def test_load_case_names_a_missing_sequence(tmp_path, volume):
     case = make_case(tmp_path, volume, lps_affine())
-    with pytest.raises(DatalistError, match=r"case c1: missing sequence\(s\) t1c; expected t1, t1c, found t1, t2, flair"):
+    with pytest.raises(
+        DatalistError, match=r"case c1: missing sequence\(s\) t1c; expected t1, t1c, found t1, t2, flair"
+    ):
         load_case(case, ["t1", "t1c"])
 
 
 def test_real_tcga_sequences_land_on_the_t1_grid(realdata):
     folder = realdata / "tcga_lgg_fg6692_native"
-    pick = {key: glob.glob(str(folder / f"*_{suffix}.nii.gz"))[0]
-            for key, suffix in [("t1", "t1"), ("t1c", "t1c"), ("t2", "t2"), ("flair", "fla")]}
+    pick = {
+        key: glob.glob(str(folder / f"*_{suffix}.nii.gz"))[0]
+        for key, suffix in [("t1", "t1"), ("t1c", "t1c"), ("t2", "t2"), ("flair", "fla")]
+    }
     loaded = load_case({"case_id": "TCGA-FG-6692", **pick})
     for image in loaded.images.values():
         assert image.shape == (1, 256, 224, 26)

@@ -14,12 +14,10 @@ from monai.transforms import LoadImage
 from mednet.errors import ImageNotFoundError, InvalidImageError
 from mednet.io import SimpleITKReader, read_image
 from mednet.io.sitk_reader import lps_to_ras
-from tests.conftest import lps_affine, write_nifti
+from tests.conftest import write_nifti
 from tests.io.dicom_helpers import write_dicom_series
 
-OBLIQUE = np.array(
-    [[0.0, -1.2, 0.3, 40.0], [-0.9, 0.0, 0.0, 25.0], [0.0, 0.2, 3.5, -60.0], [0.0, 0.0, 0.0, 1.0]]
-)
+OBLIQUE = np.array([[0.0, -1.2, 0.3, 40.0], [-0.9, 0.0, 0.0, 25.0], [0.0, 0.2, 3.5, -60.0], [0.0, 0.0, 0.0, 1.0]])
 
 
 def write_sitk(path, volume: np.ndarray, affine_ras: np.ndarray):
@@ -135,14 +133,19 @@ def test_2d_image(tmp_path, shape):
 
 def test_4d_with_several_volumes(tmp_path, rng):
     path = write_nifti(tmp_path / "dwi.nii.gz", rng.normal(size=(10, 20, 30, 3)).astype(np.float32))
-    with pytest.raises(InvalidImageError, match=r"not a single 3D volume: .*found 4D array of shape \(10, 20, 30, 3\) holding 3 volumes"):
+    with pytest.raises(
+        InvalidImageError,
+        match=r"not a single 3D volume: .*found 4D array of shape \(10, 20, 30, 3\) holding 3 volumes",
+    ):
         read_image(path)
 
 
 @pytest.mark.parametrize(("bad", "found"), [(np.nan, "1 NaN and 0 Inf"), (np.inf, "0 NaN and 1 Inf")])
 def test_non_finite_values(tmp_path, volume, bad, found):
     volume[3, 4, 5] = bad
-    with pytest.raises(InvalidImageError, match=f"non-finite voxel values: expected finite values everywhere, found {found}"):
+    with pytest.raises(
+        InvalidImageError, match=f"non-finite voxel values: expected finite values everywhere, found {found}"
+    ):
         read_image(write_nifti(tmp_path / "nan.nii.gz", volume))
 
 
@@ -152,7 +155,9 @@ def test_zero_spacing(tmp_path, volume):
     image.set_sform(np.diag([1.0, 0.0, 2.0, 1.0]), code=1)
     path = tmp_path / "zero.nii.gz"
     nib.save(image, path)
-    with pytest.raises(InvalidImageError, match=r"zero voxel spacing: expected positive spacing, found spacing \(1, 0, 2\) mm"):
+    with pytest.raises(
+        InvalidImageError, match=r"zero voxel spacing: expected positive spacing, found spacing \(1, 0, 2\) mm"
+    ):
         read_image(path)
 
 
@@ -162,13 +167,18 @@ def test_negative_spacing_in_header(tmp_path, volume):
     data = bytearray(path.read_bytes())
     data[88:92] = np.float32(-3.0).tobytes()
     path.write_bytes(bytes(data))
-    with pytest.raises(InvalidImageError, match=r"zero or negative voxel spacing in the header: .*found spacing \(1\.0, 1\.5, -3\.0\)"):
+    with pytest.raises(
+        InvalidImageError, match=r"zero or negative voxel spacing in the header: .*found spacing \(1\.0, 1\.5, -3\.0\)"
+    ):
         read_image(path)
 
 
 @pytest.mark.parametrize("size", [0.001, 100.0])
 def test_implausible_spacing(tmp_path, volume, size):
-    with pytest.raises(InvalidImageError, match=r"implausible voxel spacing \(wrong units in the header\?\): expected spacing between 0\.05 and 30 mm"):
+    with pytest.raises(
+        InvalidImageError,
+        match=r"implausible voxel spacing \(wrong units in the header\?\): expected spacing between 0\.05 and 30 mm",
+    ):
         read_image(write_nifti(tmp_path / "units.nii.gz", volume, np.diag([size, size, size, 1.0])))
 
 
@@ -179,19 +189,25 @@ def test_singular_affine(tmp_path, volume):
 
 
 def test_constant_image(tmp_path):
-    with pytest.raises(InvalidImageError, match=r"constant image: expected varying intensities, found every voxel equal to 7"):
+    with pytest.raises(
+        InvalidImageError, match=r"constant image: expected varying intensities, found every voxel equal to 7"
+    ):
         read_image(write_nifti(tmp_path / "flat.nii.gz", np.full((10, 20, 30), 7.0, np.float32)))
 
 
 def test_label_map_with_fractional_values(tmp_path, volume):
-    with pytest.raises(InvalidImageError, match=r"label map with non-integer values: expected integer labels, found \d+ voxels"):
+    with pytest.raises(
+        InvalidImageError, match=r"label map with non-integer values: expected integer labels, found \d+ voxels"
+    ):
         read_image(write_nifti(tmp_path / "seg.nii.gz", volume), "label")
 
 
 def test_label_map_with_negative_values(tmp_path):
     labels = np.zeros((10, 20, 30), np.int16)
     labels[1, 1, 1] = -1
-    with pytest.raises(InvalidImageError, match=r"label map with negative values: expected labels >= 0, found minimum -1"):
+    with pytest.raises(
+        InvalidImageError, match=r"label map with negative values: expected labels >= 0, found minimum -1"
+    ):
         read_image(write_nifti(tmp_path / "seg.nii.gz", labels), "label")
 
 
@@ -202,7 +218,10 @@ def test_dicom_folder_with_several_series_names_them(tmp_path, rng):
     write_dicom_series(folder / "b", volume, series_uid="1.2.3.200", description="T2 AX")
     for file in (folder / "b").iterdir():
         shutil.move(file, folder / "a" / f"b_{file.name}")
-    with pytest.raises(InvalidImageError, match=r"several series.*found 2 series: 1\.2\.3\.100 \(T1 AX, 4 files\); 1\.2\.3\.200 \(T2 AX, 4 files\)"):
+    with pytest.raises(
+        InvalidImageError,
+        match=r"several series.*found 2 series: 1\.2\.3\.100 \(T1 AX, 4 files\); 1\.2\.3\.200 \(T2 AX, 4 files\)",
+    ):
         read_image(folder / "a")
     chosen = read_image(folder / "a", series_uid="1.2.3.200")
     assert chosen.shape == (1, 6, 7, 4)
@@ -211,7 +230,9 @@ def test_dicom_folder_with_several_series_names_them(tmp_path, rng):
 def test_dicom_series_with_a_missing_slice(tmp_path, rng):
     volume = rng.integers(0, 1000, (6, 7, 6)).astype(np.int16)
     folder = write_dicom_series(tmp_path / "gap", volume, skip_slices=(3,))
-    with pytest.raises(InvalidImageError, match=r"DICOM slices are unevenly spaced .*found gaps from 2\.000 to 4\.000 mm"):
+    with pytest.raises(
+        InvalidImageError, match=r"DICOM slices are unevenly spaced .*found gaps from 2\.000 to 4\.000 mm"
+    ):
         read_image(folder)
 
 

@@ -36,8 +36,19 @@ def test_output_copies_shape_sform_and_qform_exactly(tmp_path, volume, orientati
     written, original = nib.load(out), nib.load(tmp_path / "in.nii.gz")
     assert written.shape == original.shape
     assert "".join(nib.aff2axcodes(written.affine)) == orientation
-    for field in ("sform_code", "qform_code", "srow_x", "srow_y", "srow_z", "quatern_b", "quatern_c",
-                  "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z"):
+    for field in (
+        "sform_code",
+        "qform_code",
+        "srow_x",
+        "srow_y",
+        "srow_z",
+        "quatern_b",
+        "quatern_c",
+        "quatern_d",
+        "qoffset_x",
+        "qoffset_y",
+        "qoffset_z",
+    ):
         np.testing.assert_array_equal(written.header[field], original.header[field], err_msg=field)
     assert written.get_data_dtype() == np.uint8
     np.testing.assert_array_equal(np.asanyarray(written.dataobj), (volume > 100).astype(np.uint8))

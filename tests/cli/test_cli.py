@@ -1,0 +1,96 @@
+"""The mednet command: info, datalist, demo, and a fast --help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+
+from mednet.cli.main import main
+from mednet.demo import run_demo
+from tests.conftest import write_nifti
+
+
+def test_help_does_not_import_torch():
+    code = "import sys, mednet.cli.main as m; m.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_info_prints_geometry_and_problems(tmp_path, volume, capsys):
+    good = write_nifti(tmp_path / "a_t1.nii.gz", volume)
+    flat = write_nifti(tmp_path / "b_t1.nii.gz", np.zeros((4, 5, 6), np.float32))
+    assert main(["info", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "shape 10 x 20 x 30" in out and "spacing 1 x 1.5 x 3 mm" in out and "LPS" in out and "float32" in out
+    assert main(["info", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "PROBLEM constant image" in out and str(flat) in out
+    assert main(["info", "--json", str(tmp_path / "missing.nii.gz")]) == 1
+    assert "file not found" in json.loads(capsys.readouterr().out)[0]["error"]
+
+
+def test_datalist_command(tmp_path, capsys):
+    for i in range(10):
+        for seq in ["t1", "t1ce", "t2", "flair"]:
+            write_nifti(
+                tmp_path / "data" / f"BraTS2021_{i:05d}" / f"BraTS2021_{i:05d}_{seq}.nii.gz", np.ones((2, 2, 2))
+            )
+    (tmp_path / "data" / "name_mapping.csv").write_text("x")
+    out = tmp_path / "datalist.json"
+    assert main(["datalist", str(tmp_path / "data"), "--out", str(out), "--require", "t1,T1ce,flair"]) == 0
+    printed = capsys.readouterr().out
+    assert "found 10 case(s)" in printed and "10 with t1+t1c+t2+flair" in printed
+    assert "name_mapping.csv: not an image file" in printed
+    assert "training      7 patients" in printed
+    doc = json.loads(out.read_text())
+    # 10 patients at 7 : 1.5 : 1.5 -> 7, 2, 1 (largest remainder, ties to the earlier partition)
+    assert [len(doc[n]) for n in ("training", "validation", "testing")] == [7, 2, 1]
+    # existing output is not replaced without --overwrite; errors are one line, exit code 2
+    assert main(["datalist", str(tmp_path / "data"), "--out", str(out)]) == 2
+    assert "output exists" in capsys.readouterr().err
+    assert main(["datalist", str(tmp_path / "data"), "--out", str(out), "--overwrite", "--require", "t7"]) == 2
+    assert "--require: unknown sequence 't7'" in capsys.readouterr().err
+
+
+def test_datalist_folds_and_manifest(tmp_path, capsys):
+    rows = []
+    for i in range(12):
+        path = write_nifti(tmp_path / f"c{i}_t2w.nii.gz", np.ones((2, 2, 2)))
+        rows.append(f"c{i},P{i // 2},{path.name},{'L1' if i % 4 else 'M'}")
+    (tmp_path / "m.csv").write_text("case_id,patient_id,t2w,stage\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "dl.json"
+    assert (
+        main(
+            [
+                "datalist",
+                "--manifest",
+                str(tmp_path / "m.csv"),
+                "--out",
+                str(out),
+                "--folds",
+                "3",
+                "--ratios",
+                "0.8",
+                "0",
+                "0.2",
+            ]
+        )
+        == 0
+    )
+    doc = json.loads(out.read_text())
+    assert doc["split"]["folds"] == 3
+    assert {c["fold"] for c in doc["training"] + doc["validation"]} == {0, 1, 2}
+    assert "stratified by class" in capsys.readouterr().out
+
+
+def test_demo_writes_a_label_map_on_the_input_grid(tmp_path):
+    summary = run_demo(tmp_path / "demo", n_cases=4, echo=lambda *_: None)
+    assert summary["same_grid"] and summary["cases"] == 4
+    assert summary["resampled"] == ["flair"]
+    written = nib.load(summary["label_map"])
+    assert written.get_data_dtype() == np.uint8
+    assert set(np.unique(np.asanyarray(written.dataobj))) <= {0, 1, 2, 4}
