@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_RATIOS",
     "PARTITIONS",
     "check_no_leakage",
+    "largest_remainder",
     "patient_of",
     "select_fold",
     "split_cases",
@@ -45,7 +46,7 @@ def _normalise_ratios(ratios: Sequence[float]) -> np.ndarray:
     return values / values.sum()
 
 
-def _largest_remainder(total: int, ratios: np.ndarray) -> np.ndarray:
+def largest_remainder(total: int, ratios: np.ndarray) -> np.ndarray:
     """Integer counts summing to ``total`` in the given proportions."""
     exact = total * ratios
     counts = np.floor(exact).astype(int)
@@ -120,12 +121,12 @@ def split_cases(
     order = [pid for *_, pid in sorted(keyed)]
 
     if folds is None:
-        counts = _largest_remainder(len(order), weights)
+        counts = largest_remainder(len(order), weights)
         bounds = np.cumsum(counts)
         assignment = {pid: PARTITIONS[int(np.searchsorted(bounds, i, side="right"))] for i, pid in enumerate(order)}
         fold_of: dict[str, int] = {}
     else:
-        n_test = int(_largest_remainder(len(order), np.array([1 - weights[2], weights[2]]))[1])
+        n_test = int(largest_remainder(len(order), np.array([1 - weights[2], weights[2]]))[1])
         # the testing share comes from the end of the order, like the ratio split
         test = set(order[len(order) - n_test :])
         rest = [p for p in sorted(by_patient) if p not in test]

@@ -22,7 +22,7 @@ from monai.utils import ImageMetaKey
 from mednet.errors import OutputExistsError, ProtectedInputError
 from mednet.io.grid import Grid
 
-__all__ = ["label_dtype", "write_image"]
+__all__ = ["label_dtype", "save_atomic", "write_image"]
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -121,12 +121,13 @@ def write_image(
     image.header.set_data_dtype(array.dtype)
     image.header.set_slope_inter(1.0, 0.0)
     image.header.set_xyzt_units(xyz="mm")
-    _atomic_save(image, out)
+    save_atomic(image, out)
     return out
 
 
-def _atomic_save(image: nib.Nifti1Image, out: Path) -> None:
-    """Save to a temporary file beside ``out``, then rename it over ``out``."""
+def save_atomic(image: nib.Nifti1Image, out: os.PathLike | str) -> None:
+    """Save a NIfTI image to a temporary file beside ``out``, then rename it over ``out``."""
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if out.name.lower().endswith(".gz") else ".nii"
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp" + suffix)

@@ -1,5 +1,11 @@
-"""Synthetic cohorts with ground truth, for the demo, the tests and the benchmarks."""
+"""Synthetic multi-sequence MRI cohorts with ground truth, for the demo, tests and benchmarks.
 
-from mednet.synthetic.toy import write_toy_brats_cohort
+Three diseases, each a module that builds one phantom per case (``glioma``, ``cpa``,
+``neuroblastoma``); :mod:`~mednet.synthetic.phantom` turns a phantom into MRI volumes,
+:mod:`~mednet.synthetic.cohort` writes a cohort, :mod:`~mednet.synthetic.preview`
+draws a montage to look at.
+"""
 
-__all__ = ["write_toy_brats_cohort"]
+from mednet.synthetic.cohort import DISEASES, SIZES, Cohort, generate_cohort
+
+__all__ = ["DISEASES", "SIZES", "Cohort", "generate_cohort"]

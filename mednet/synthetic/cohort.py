@@ -1,0 +1,181 @@
+"""Write a synthetic cohort of one disease: NIfTI files, manifest, label table, datalist.
+
+Layout of ``out``::
+
+    manifest.csv        case_id, patient_id, one column per sequence, label, class
+                        (+ radiology, radiotherapy for CPA); paths relative to out
+    labels.json         label table: value, name, colour
+    cases.json          per case: class, grids, and the drawn parameters (ground truth)
+    datalist.json       patient-level split made by mednet.io from the manifest
+    <case>/<case>_<sequence>.nii.gz, <case>/<case>_seg.nii.gz
+
+The same seed gives byte-identical files; each case draws from its own random
+stream, so case ``i`` does not depend on how many cases are generated.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import nibabel as nib
+import numpy as np
+
+from mednet.io.datalist import build_datalist, read_manifest, save_datalist
+from mednet.io.splits import largest_remainder
+from mednet.io.write import save_atomic
+from mednet.synthetic import cpa, glioma, neuroblastoma
+from mednet.synthetic.phantom import acquisition_grid, render
+
+__all__ = ["DISEASES", "SIZES", "Cohort", "generate_cohort"]
+
+DISEASES: dict[str, ModuleType] = {"glioma": glioma, "cpa": cpa, "neuroblastoma": neuroblastoma}
+#: In-plane matrix of each size.
+SIZES: dict[str, int] = {"small": 48, "demo": 128, "full": 240}
+_ORIENTATIONS = ("RAS", "LPS", "LAS")
+
+
+@dataclass
+class Cohort:
+    """What :func:`generate_cohort` wrote."""
+
+    root: Path
+    manifest: Path
+    datalist: Path
+    labels: Path
+    cases: list[dict]
+
+
+def _class_list(rng: np.random.Generator, balance: dict[str, float], n: int) -> list[str]:
+    names = list(balance)
+    counts = largest_remainder(n, np.asarray([balance[k] for k in names], float) / sum(balance.values()))
+    classes = [name for name, count in zip(names, counts, strict=True) for _ in range(count)]
+    return [classes[i] for i in rng.permutation(n)]
+
+
+def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    image = nib.Nifti1Image(array, affine)
+    image.set_sform(affine, code=1)
+    image.set_qform(affine, code=1)
+    image.header.set_xyzt_units(xyz="mm")
+    save_atomic(image, path)
+
+
+def generate_cohort(
+    disease: str,
+    n_cases: int,
+    out: os.PathLike | str,
+    *,
+    size: str = "small",
+    seed: int = 0,
+    balance: dict[str, float] | None = None,
+    mixed_grids: bool = False,
+    optional: tuple[str, ...] = (),
+    reader_accuracy: float = 0.85,
+) -> Cohort:
+    """Generate ``n_cases`` phantoms of ``disease`` into ``out``.
+
+    Args:
+        disease: ``"glioma"``, ``"cpa"`` or ``"neuroblastoma"``.
+        n_cases: number of cases (one scan per patient).
+        out: output folder (created).
+        size: ``"small"`` (48 in plane, for tests), ``"demo"`` (128) or ``"full"`` (240).
+        seed: random seed; the same seed gives byte-identical files.
+        balance: class -> weight; default the papers' proportions.
+        mixed_grids: put every sequence after the first on its own grid (matrix,
+            orientation, position), as real protocols do.
+        optional: optional sequences to add (``("dwi",)`` for neuroblastoma).
+        reader_accuracy: CPA only: probability that each simulated clinician reads right.
+
+    Returns:
+        The :class:`Cohort`.
+
+    Raises:
+        ValueError: unknown disease, size, class or optional sequence.
+    """
+    from monai.utils import look_up_option
+
+    model = DISEASES[look_up_option(disease, list(DISEASES))]
+    matrix = SIZES[look_up_option(size, list(SIZES))]
+    unknown = set(optional) - set(getattr(model, "OPTIONAL_SEQUENCES", ()))
+    if unknown:
+        raise ValueError(
+            f"optional sequences for {disease}: expected some of "
+            f"{', '.join(getattr(model, 'OPTIONAL_SEQUENCES', ())) or 'none'}, found {', '.join(sorted(unknown))}"
+        )
+    balance = dict(balance or model.DEFAULT_BALANCE)
+    if set(balance) - set(model.CLASSES) or not any(balance.values()):
+        raise ValueError(f"balance for {disease}: expected weights for {', '.join(model.CLASSES)}, found {balance}")
+    if not 0.0 <= reader_accuracy <= 1.0:
+        raise ValueError(f"reader_accuracy: expected a probability in [0, 1], found {reader_accuracy}")
+    sequences = list(model.SEQUENCES) + list(optional)
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    classes = _class_list(np.random.default_rng([seed, 2**20]), balance, n_cases)
+
+    rows, records = [], []
+    for i, label in enumerate(classes):
+        rng = np.random.default_rng([seed, i])
+        case_id = f"{model.PREFIX}_{i:04d}"
+        phantom, facts = model.build(rng, label)
+        phantom.offset = rng.uniform(-20, 20, 3)
+        fov = facts.pop("fov_mm", model.FOV_MM)
+        low, high = model.SLICE_MM[size]
+        grid = acquisition_grid(
+            rng, phantom.offset, fov, matrix, rng.uniform(low, high), str(rng.choice(_ORIENTATIONS))
+        )
+        grids = {sequences[0]: grid}
+        for sequence in sequences[1:]:
+            grids[sequence] = (
+                grid
+                if not mixed_grids
+                else acquisition_grid(
+                    rng,
+                    phantom.offset,
+                    fov,
+                    int(matrix * rng.uniform(0.8, 1.0)),
+                    rng.uniform(low, high) * 1.1,
+                    str(rng.choice(_ORIENTATIONS)),
+                )
+            )
+        images, labels = render(phantom, grid, [s for s in sequences if grids[s] is grid], rng)
+        for sequence in sequences:
+            if grids[sequence] is not grid:
+                images[sequence] = render(phantom, grids[sequence], [sequence], rng)[0][sequence]
+        folder = root / case_id
+        row = {"case_id": case_id, "patient_id": case_id}
+        for sequence in sequences:
+            _save(images[sequence], grids[sequence].affine, folder / f"{case_id}_{sequence}.nii.gz")
+            row[sequence] = f"{case_id}/{case_id}_{sequence}.nii.gz"
+        _save(labels, grid.affine, folder / f"{case_id}_seg.nii.gz")
+        row["label"] = f"{case_id}/{case_id}_seg.nii.gz"
+        row["class"] = label
+        if disease == "cpa":
+            other = next(c for c in model.CLASSES if c != label)
+            for role in ("radiology", "radiotherapy"):
+                row[role] = label if rng.random() < reader_accuracy else other
+        rows.append(row)
+        records.append(
+            {"case_id": case_id, "class": label, "grids": {s: g.describe() for s, g in grids.items()}, **facts}
+        )
+
+    manifest = root / "manifest.csv"
+    with open(manifest, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    label_table = [{"value": 0, "name": "background", "colour": "#000000"}] + [
+        {"value": v, "name": n, "colour": c} for v, n, c in model.LABELS
+    ]
+    labels_path = root / "labels.json"
+    labels_path.write_text(json.dumps(label_table, indent=2) + "\n", encoding="utf-8")
+    (root / "cases.json").write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+    datalist = build_datalist(read_manifest(manifest), seed=seed)
+    datalist["created"] = None  # keep the cohort byte-identical for a given seed
+    datalist["source"] = {"kind": "manifest", "path": "manifest.csv"}
+    path = save_datalist(datalist, root / "datalist.json")
+    return Cohort(root=root, manifest=manifest, datalist=path, labels=labels_path, cases=records)
