@@ -1,9 +1,9 @@
 """The end-to-end demo: what ``mednet demo`` runs.
 
-For now it shows the I/O layer on a toy BraTS-style cohort: discovery and a
-patient-level split, a multi-sequence case brought onto one grid, a label map
-written back on the input's exact grid, and the file summary a researcher sees
-first. The pipeline stages join it as they land.
+For now it generates a synthetic glioma cohort (each sequence on its own grid, as
+real protocols are), makes its patient-level split, brings one multi-sequence case
+onto one grid, writes its label map back on the input's exact grid, and shows the
+file summary a researcher sees first. The pipeline stages join it as they land.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def run_demo(out: os.PathLike | str, n_cases: int = 6, seed: int = 0, echo=print
 
     Args:
         out: working folder (created; an existing demo folder is reused).
-        n_cases: toy cases to generate.
+        n_cases: synthetic glioma cases to generate.
         seed: random seed.
         echo: where progress lines go.
 
@@ -32,22 +32,25 @@ def run_demo(out: os.PathLike | str, n_cases: int = 6, seed: int = 0, echo=print
     Raises:
         RuntimeError: a written label map is not on its input's grid (a bug).
     """
-    from mednet.io import build_datalist, discover_cases, load_case, load_datalist, save_datalist, write_image
+    from mednet.io import build_datalist, load_case, load_datalist, read_manifest, save_datalist, write_image
     from mednet.io.info import describe_image, format_descriptions
-    from mednet.synthetic import write_toy_brats_cohort
+    from mednet.synthetic import generate_cohort
+    from mednet.synthetic.preview import write_preview
 
     out = Path(out)
-    data = write_toy_brats_cohort(out / "data", n_cases=n_cases, seed=seed)
-    echo(f"[1/4] wrote a toy cohort of {n_cases} BraTS-style cases to {data}")
+    cohort = generate_cohort("glioma", n_cases, out / "data", size="small", seed=seed, mixed_grids=True)
+    preview = write_preview(cohort.root, out / "preview.png", n_cases=min(n_cases, 3))
+    echo(f"[1/4] wrote {n_cases} synthetic glioma cases to {cohort.root} (look at {preview})")
 
-    found = discover_cases(data, require=["t1", "t1c", "t2", "flair"])
+    found = read_manifest(cohort.manifest, require=["t1", "t1c", "t2", "flair"])
     datalist = build_datalist(found, seed=seed)
     path = save_datalist(datalist, out / "datalist.json")
     echo(f"[2/4] {found.report().splitlines()[0]}; patient-level split written to {path}")
     for name, counts in datalist["split"]["counts"].items():
         echo(f"      {name:<10} {counts['patients']} patients {counts['classes']}")
 
-    case = load_datalist(path)["testing"][0] if datalist["testing"] else datalist["training"][0]
+    saved = load_datalist(path)
+    case = saved["testing"][0] if saved["testing"] else saved["training"][0]
     loaded = load_case(case, ["t1", "t1c", "t2", "flair"])
     resampled = [r["key"] for r in loaded.resampling if r["resampled"]]
     echo(

@@ -90,7 +90,7 @@ def test_datalist_folds_and_manifest(tmp_path, capsys):
 def test_demo_writes_a_label_map_on_the_input_grid(tmp_path):
     summary = run_demo(tmp_path / "demo", n_cases=4, echo=lambda *_: None)
     assert summary["same_grid"] and summary["cases"] == 4
-    assert summary["resampled"] == ["flair"]
+    assert summary["resampled"] == ["t1c", "t2", "flair"]
     written = nib.load(summary["label_map"])
     assert written.get_data_dtype() == np.uint8
-    assert set(np.unique(np.asanyarray(written.dataobj))) <= {0, 1, 2, 4}
+    assert set(np.unique(np.asanyarray(written.dataobj))) <= {0, 1, 2, 3}
