@@ -84,12 +84,35 @@ class Phantom:
                 names.append(tissue)
         return names
 
-    def paint(self, world: np.ndarray, names: list[str]) -> np.ndarray:
-        """Tissue index (into ``names``) at each ``(N, 3)`` world point."""
-        points = world - self.offset
-        out = np.zeros(len(points), dtype=np.int16)
-        for tissue, shape in self.layers:
-            out[shape.contains(points)] = names.index(tissue)
+    def paint_grid(self, grid: Grid, shift: np.ndarray, names: list[str]) -> np.ndarray:
+        """Tissue index at every voxel of ``grid``, sampled at ``voxel + shift`` (voxel units).
+
+        Each layer is evaluated only on the block of voxels that its bounding box
+        can reach, so small structures cost little on a large grid.
+
+        Returns:
+            ``grid.shape`` int16 array.
+        """
+        out = np.zeros(grid.shape, dtype=np.int16)
+        to_index = np.linalg.inv(grid.affine)
+        shape = np.asarray(grid.shape)
+        for tissue, layer in self.layers:
+            low, high = layer.bounds()
+            corners = np.array(np.meshgrid(*zip(low, high, strict=True), indexing="ij")).reshape(3, -1).T + self.offset
+            index = corners @ to_index[:3, :3].T + to_index[:3, 3] - shift
+            start = np.clip(np.floor(index.min(axis=0)).astype(int) - 1, 0, shape)
+            stop = np.clip(np.ceil(index.max(axis=0)).astype(int) + 2, 0, shape)
+            if np.any(stop <= start):
+                continue
+            # world point of voxel (i, j, k) = origin + i * column0 + j * column1 + k * column2
+            steps = [
+                np.arange(a, b)[:, None] + shift[axis] for axis, (a, b) in enumerate(zip(start, stop, strict=True))
+            ]
+            x, y, z = (steps[axis] * grid.affine[:3, axis] for axis in range(3))
+            origin = grid.affine[:3, 3] - self.offset
+            points = (x[:, None, None] + y[None, :, None] + z[None, None, :] + origin).reshape(-1, 3)
+            view = out[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]]
+            view[layer.inside(points).reshape(view.shape)] = names.index(tissue)
         return out
 
     def signal(self, names: list[str], sequence: str) -> np.ndarray:
@@ -184,12 +207,7 @@ def render(
     """
     names = phantom.tissues()
     offsets = _subsamples(grid.spacing, fine_mm)
-    index = np.stack(np.meshgrid(*[np.arange(n) for n in grid.shape], indexing="ij"), -1).reshape(-1, 3)
-    n_vox = len(index)
-    tissue = np.empty((n_vox, len(offsets)), dtype=np.int16)
-    for k, offset in enumerate(offsets):
-        world = (index + offset) @ grid.affine[:3, :3].T + grid.affine[:3, 3]
-        tissue[:, k] = phantom.paint(world, names)
+    tissue = np.stack([phantom.paint_grid(grid, offset, names).reshape(-1) for offset in offsets], axis=1)
     centre = tissue[:, len(offsets) // 2]
     lut = np.array([phantom.labels.get(t, 0) for t in names], dtype=np.uint8)
     labels = lut[centre].reshape(grid.shape)

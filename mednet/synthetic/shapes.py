@@ -74,7 +74,8 @@ class Ellipsoid(Shape):
 
     def bounds(self):
         """The bounding box of the rotated ellipsoid, widened by the wobble."""
-        half = np.sqrt(((self.rot * self.radii) ** 2).sum(axis=1)) * (1 + abs(self.wobble))
+        # the irregularity is a sum of 5 sines over sqrt(5): at most sqrt(5) in size
+        half = np.sqrt(((self.rot * self.radii) ** 2).sum(axis=1)) * (1 + abs(self.wobble) * np.sqrt(len(self._phase)))
         return self.centre - half, self.centre + half
 
     def inside(self, points):
@@ -83,9 +84,14 @@ class Ellipsoid(Shape):
         d = np.sqrt((q**2).sum(axis=1))
         if not self.wobble:
             return d <= 1.0
-        u = q / np.maximum(d, 1e-9)[:, None]
+        # only points in the shell that the irregular margin can reach need the margin
+        reach = abs(self.wobble) * np.sqrt(len(self._phase))
+        inside = d <= 1.0 - reach
+        shell = np.flatnonzero((d > 1.0 - reach) & (d <= 1.0 + reach))
+        u = q[shell] / np.maximum(d[shell], 1e-9)[:, None]
         bumps = np.sin(u @ self._freq.T + self._phase).sum(axis=1) / np.sqrt(len(self._phase))
-        return d <= 1.0 + self.wobble * bumps
+        inside[shell] = d[shell] <= 1.0 + self.wobble * bumps
+        return inside
 
 
 @dataclass
