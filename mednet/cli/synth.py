@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--mixed-grids", action="store_true", help="each sequence on its own grid")
     parser.add_argument("--dwi", action="store_true", help="neuroblastoma: add a DWI sequence")
     parser.add_argument("--reader-accuracy", type=float, default=0.85, help="cpa: simulated clinicians' accuracy")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes rendering cases in parallel (default: all cores); files do not depend on it",
+    )
     parser.add_argument("--preview", action="store_true", help="also write preview.png, a montage of a few cases")
     parser.set_defaults(run=run)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -65,6 +66,66 @@ def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
     save_atomic(image, path)
 
 
+@dataclass(frozen=True)
+class _CaseJob:
+    disease: str
+    index: int
+    label: str
+    seed: int
+    size: str
+    sequences: tuple[str, ...]
+    mixed_grids: bool
+    reader_accuracy: float
+    root: Path
+
+
+def _make_case(job: _CaseJob) -> tuple[dict, dict]:
+    """Render and write one case; returns its manifest row and its record. Runs in a worker."""
+    disease, i, label, seed, size = job.disease, job.index, job.label, job.seed, job.size
+    sequences, mixed_grids, reader_accuracy, root = list(job.sequences), job.mixed_grids, job.reader_accuracy, job.root
+    model = DISEASES[disease]
+    matrix = SIZES[size]
+    rng = np.random.default_rng([seed, i])
+    case_id = f"{model.PREFIX}_{i:04d}"
+    phantom, facts = model.build(rng, label)
+    phantom.offset = rng.uniform(-20, 20, 3)
+    fov = facts.pop("fov_mm", model.FOV_MM)
+    low, high = model.SLICE_MM[size]
+    grid = acquisition_grid(rng, phantom.offset, fov, matrix, rng.uniform(low, high), str(rng.choice(_ORIENTATIONS)))
+    grids = {sequences[0]: grid}
+    for sequence in sequences[1:]:
+        grids[sequence] = (
+            grid
+            if not mixed_grids
+            else acquisition_grid(
+                rng,
+                phantom.offset,
+                fov,
+                int(matrix * rng.uniform(0.8, 1.0)),
+                rng.uniform(low, high) * 1.1,
+                str(rng.choice(_ORIENTATIONS)),
+            )
+        )
+    images, labels = render(phantom, grid, [s for s in sequences if grids[s] is grid], rng)
+    for sequence in sequences:
+        if grids[sequence] is not grid:
+            images[sequence] = render(phantom, grids[sequence], [sequence], rng)[0][sequence]
+    folder = root / case_id
+    row = {"case_id": case_id, "patient_id": case_id}
+    for sequence in sequences:
+        _save(images[sequence], grids[sequence].affine, folder / f"{case_id}_{sequence}.nii.gz")
+        row[sequence] = f"{case_id}/{case_id}_{sequence}.nii.gz"
+    _save(labels, grid.affine, folder / f"{case_id}_seg.nii.gz")
+    row["label"] = f"{case_id}/{case_id}_seg.nii.gz"
+    row["class"] = label
+    if disease == "cpa":
+        other = next(c for c in model.CLASSES if c != label)
+        for role in ("radiology", "radiotherapy"):
+            row[role] = label if rng.random() < reader_accuracy else other
+    record = {"case_id": case_id, "class": label, "grids": {s: g.describe() for s, g in grids.items()}, **facts}
+    return row, record
+
+
 def generate_cohort(
     disease: str,
     n_cases: int,
@@ -76,6 +137,7 @@ def generate_cohort(
     mixed_grids: bool = False,
     optional: tuple[str, ...] = (),
     reader_accuracy: float = 0.85,
+    workers: int = 1,
 ) -> Cohort:
     """Generate ``n_cases`` phantoms of ``disease`` into ``out``.
 
@@ -90,6 +152,7 @@ def generate_cohort(
             orientation, position), as real protocols do.
         optional: optional sequences to add (``("dwi",)`` for neuroblastoma).
         reader_accuracy: CPA only: probability that each simulated clinician reads right.
+        workers: processes rendering cases in parallel; the files do not depend on it.
 
     Returns:
         The :class:`Cohort`.
@@ -100,7 +163,7 @@ def generate_cohort(
     from monai.utils import look_up_option
 
     model = DISEASES[look_up_option(disease, list(DISEASES))]
-    matrix = SIZES[look_up_option(size, list(SIZES))]
+    look_up_option(size, list(SIZES))
     unknown = set(optional) - set(getattr(model, "OPTIONAL_SEQUENCES", ()))
     if unknown:
         raise ValueError(
@@ -117,51 +180,17 @@ def generate_cohort(
     root.mkdir(parents=True, exist_ok=True)
     classes = _class_list(np.random.default_rng([seed, 2**20]), balance, n_cases)
 
-    rows, records = [], []
-    for i, label in enumerate(classes):
-        rng = np.random.default_rng([seed, i])
-        case_id = f"{model.PREFIX}_{i:04d}"
-        phantom, facts = model.build(rng, label)
-        phantom.offset = rng.uniform(-20, 20, 3)
-        fov = facts.pop("fov_mm", model.FOV_MM)
-        low, high = model.SLICE_MM[size]
-        grid = acquisition_grid(
-            rng, phantom.offset, fov, matrix, rng.uniform(low, high), str(rng.choice(_ORIENTATIONS))
-        )
-        grids = {sequences[0]: grid}
-        for sequence in sequences[1:]:
-            grids[sequence] = (
-                grid
-                if not mixed_grids
-                else acquisition_grid(
-                    rng,
-                    phantom.offset,
-                    fov,
-                    int(matrix * rng.uniform(0.8, 1.0)),
-                    rng.uniform(low, high) * 1.1,
-                    str(rng.choice(_ORIENTATIONS)),
-                )
-            )
-        images, labels = render(phantom, grid, [s for s in sequences if grids[s] is grid], rng)
-        for sequence in sequences:
-            if grids[sequence] is not grid:
-                images[sequence] = render(phantom, grids[sequence], [sequence], rng)[0][sequence]
-        folder = root / case_id
-        row = {"case_id": case_id, "patient_id": case_id}
-        for sequence in sequences:
-            _save(images[sequence], grids[sequence].affine, folder / f"{case_id}_{sequence}.nii.gz")
-            row[sequence] = f"{case_id}/{case_id}_{sequence}.nii.gz"
-        _save(labels, grid.affine, folder / f"{case_id}_seg.nii.gz")
-        row["label"] = f"{case_id}/{case_id}_seg.nii.gz"
-        row["class"] = label
-        if disease == "cpa":
-            other = next(c for c in model.CLASSES if c != label)
-            for role in ("radiology", "radiotherapy"):
-                row[role] = label if rng.random() < reader_accuracy else other
-        rows.append(row)
-        records.append(
-            {"case_id": case_id, "class": label, "grids": {s: g.describe() for s, g in grids.items()}, **facts}
-        )
+    jobs = [
+        _CaseJob(disease, i, label, seed, size, tuple(sequences), mixed_grids, reader_accuracy, root)
+        for i, label in enumerate(classes)
+    ]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            made = list(pool.map(_make_case, jobs))
+    else:
+        made = [_make_case(job) for job in jobs]
+    rows = [row for row, _ in made]
+    records = [record for _, record in made]
 
     manifest = root / "manifest.csv"
     with open(manifest, "w", newline="", encoding="utf-8") as stream:

@@ -158,3 +158,11 @@ def test_shapes():
     rough = Ellipsoid([0, 0, 0], [10, 10, 10], wobble=0.2, seed=4)
     inside = rough.contains(np.random.default_rng(0).uniform(-12, 12, (20000, 3)))
     assert 0.15 < inside.mean() < 0.45  # about a sphere's share of the cube, with an irregular margin
+
+
+def test_parallel_workers_write_the_same_files(tmp_path):
+    serial = generate_cohort("glioma", 3, tmp_path / "serial", seed=2)
+    parallel = generate_cohort("glioma", 3, tmp_path / "parallel", seed=2, workers=2)
+    for path in sorted(serial.root.rglob("*.nii.gz")):
+        assert path.read_bytes() == (parallel.root / path.relative_to(serial.root)).read_bytes()
+    assert serial.manifest.read_bytes() == parallel.manifest.read_bytes()
