@@ -50,7 +50,8 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
     white = head - 21
 
     side = rng.choice([-1.0, 1.0])
-    radius = rng.uniform(9, 23)
+    # LGG are often large at diagnosis; HGG cores smaller within wider oedema: whole-lesion volumes overlap
+    radius = rng.uniform(7, 18) if label == "HGG" else rng.uniform(11, 29)
     # centre inside the white matter of one hemisphere
     while True:
         centre = np.array([side * rng.uniform(14, 42), rng.uniform(-50, 50), rng.uniform(-12, 38)]) * s
@@ -62,7 +63,7 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
     contrast: dict[str, dict[str, float]] = {}
     tumour_layers = []
     if label == "HGG":
-        oedema_factor = rng.uniform(1.15, 1.6) if atypical else rng.uniform(1.4, 2.3)
+        oedema_factor = rng.uniform(1.1, 1.4) if atypical else rng.uniform(1.3, 2.0)
         tumour_layers.append(
             ("oedema", Ellipsoid(centre, axes * oedema_factor, orient, rng.uniform(0.15, 0.3), _seed(rng), 3))
         )
