@@ -161,6 +161,8 @@ def load_raw(path: os.PathLike | str, series_uid: str | None = None) -> RawImage
             found=f"suffix {''.join(path.suffixes) or '(none)'}",
         )
     if path.is_file() and path.name.lower().endswith(".gz"):
+        # A full pass checks the gzip CRC: nibabel stops reading at the end of the voxel
+        # data and would return a damaged stream's garbage without a word.
         problem = _gzip_problem(path)
         if problem:
             raise InvalidImageError(path, problem, expected="a complete gzip-compressed NIfTI file")
