@@ -94,3 +94,31 @@ def test_demo_writes_a_label_map_on_the_input_grid(tmp_path):
     written = nib.load(summary["label_map"])
     assert written.get_data_dtype() == np.uint8
     assert set(np.unique(np.asanyarray(written.dataobj))) <= {0, 1, 2, 3}
+
+
+def test_synth_command(tmp_path, capsys):
+    out = tmp_path / "cpa"
+    assert (
+        main(
+            [
+                "synth",
+                "--disease",
+                "cpa",
+                "--cases",
+                "2",
+                "--out",
+                str(out),
+                "--balance",
+                "AN=1,MG=1",
+                "--workers",
+                "1",
+                "--preview",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "wrote 2 cpa cases" in printed and "preview.png" in printed
+    rows = (out / "manifest.csv").read_text().splitlines()
+    assert rows[0] == "case_id,patient_id,t1c,t2,label,class,radiology,radiotherapy"
+    assert {r.split(",")[5] for r in rows[1:]} == {"AN", "MG"}
