@@ -38,7 +38,9 @@ def run_demo(out: os.PathLike | str, n_cases: int = 6, seed: int = 0, echo=print
     from mednet.synthetic.preview import write_preview
 
     out = Path(out)
-    cohort = generate_cohort("glioma", n_cases, out / "data", size="small", seed=seed, mixed_grids=True)
+    cohort = generate_cohort(
+        "glioma", n_cases, out / "data", size="small", seed=seed, mixed_grids=True, workers=os.cpu_count() or 1
+    )
     preview = write_preview(cohort.root, out / "preview.png", n_cases=min(n_cases, 3))
     echo(f"[1/4] wrote {n_cases} synthetic glioma cases to {cohort.root} (look at {preview})")
 

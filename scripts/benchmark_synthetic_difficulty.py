@@ -55,10 +55,10 @@ def auc(y: np.ndarray, scores: np.ndarray, labels: list[str]) -> float:
     return float(roc_auc_score(y, scores, multi_class="ovr", average="macro", labels=labels))
 
 
-def evaluate(disease: str, cases: int, size: str, seed: int, workdir: Path) -> dict:
+def evaluate(disease: str, cases: int, size: str, seed: int, workdir: Path, workers: int = 1) -> dict:
     model = DISEASES[disease]
     start = time.perf_counter()
-    cohort = generate_cohort(disease, cases, workdir / disease, size=size, seed=seed)
+    cohort = generate_cohort(disease, cases, workdir / disease, size=size, seed=seed, workers=workers)
     seconds = time.perf_counter() - start
     sequences = list(model.SEQUENCES)
     x, classes = features(cohort.root, sequences, model.LESION_LABELS)
@@ -92,12 +92,13 @@ def main() -> None:
     parser.add_argument("--size", default="small", choices=["small", "demo", "full"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--diseases", default="glioma,cpa,neuroblastoma")
+    parser.add_argument("--workers", type=int, default=1, help="processes generating cases")
     parser.add_argument("--out", default="difficulty.json")
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for disease in args.diseases.split(","):
-            results[disease] = evaluate(disease, args.cases, args.size, args.seed, Path(tmp))
+            results[disease] = evaluate(disease, args.cases, args.size, args.seed, Path(tmp), args.workers)
             print(disease, json.dumps(results[disease]), flush=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")

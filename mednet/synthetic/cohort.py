@@ -66,6 +66,13 @@ def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
     save_atomic(image, path)
 
 
+def _single_threaded() -> None:
+    """Worker set-up: one BLAS/OpenMP thread per process, so that workers do not fight for cores."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 @dataclass(frozen=True)
 class _CaseJob:
     disease: str
@@ -185,7 +192,7 @@ def generate_cohort(
         for i, label in enumerate(classes)
     ]
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_single_threaded) as pool:
             made = list(pool.map(_make_case, jobs))
     else:
         made = [_make_case(job) for job in jobs]
