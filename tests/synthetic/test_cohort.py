@@ -166,3 +166,11 @@ def test_parallel_workers_write_the_same_files(tmp_path):
     for path in sorted(serial.root.rglob("*.nii.gz")):
         assert path.read_bytes() == (parallel.root / path.relative_to(serial.root)).read_bytes()
     assert serial.manifest.read_bytes() == parallel.manifest.read_bytes()
+
+
+@pytest.mark.slow
+def test_full_size_glioma_is_brats_like(tmp_path):
+    result = generate_cohort("glioma", 1, tmp_path, size="full", seed=0)
+    image = nib.load(result.root / manifest_rows(result)[0]["t1"])
+    assert image.shape == (240, 240, 155)
+    np.testing.assert_allclose(image.header.get_zooms(), (0.9167, 0.9167, 1.03), atol=1e-3)
