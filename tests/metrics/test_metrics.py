@@ -1,0 +1,75 @@
+"""Segmentation, detection and bootstrap metrics on volumes with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mednet.metrics import bootstrap_ci, detection_counts, detection_summary, mean_ci, segmentation_scores
+
+
+def test_dice_and_hd95_in_mm():
+    ref = np.zeros((20, 20, 20), np.uint8)
+    ref[5:10, 5:10, 5:10] = 1
+    pred = np.zeros_like(ref)
+    pred[5:10, 5:10, 6:11] = 1  # shifted one slice
+    scores = segmentation_scores(pred, ref, {1: "tumour"}, spacing=(1.0, 1.0, 3.0))
+    assert scores["tumour"]["dice"] == pytest.approx(2 * 100 / 250)
+    assert scores["tumour"]["hd95_mm"] == pytest.approx(3.0)  # one slice of 3 mm
+
+
+def test_grouped_classes_and_empty_cases():
+    ref = np.zeros((10, 10, 10), np.uint8)
+    ref[2:4, 2:4, 2:4] = 1
+    ref[4:6, 2:4, 2:4] = 3
+    pred = np.where(ref > 0, 3, 0)
+    scores = segmentation_scores(pred, ref, {1: "tumour", 3: "tumour", 5: "cyst", 7: "liver"}, (1, 1, 1))
+    assert scores["tumour"]["dice"] == pytest.approx(1.0) and scores["tumour"]["hd95_mm"] == pytest.approx(0.0)
+    assert np.isnan(scores["cyst"]["dice"]) and np.isnan(scores["liver"]["hd95_mm"])
+    missed = segmentation_scores(np.zeros_like(ref), ref, {1: "core"}, (1, 1, 1))["core"]
+    assert missed["dice"] == 0.0 and np.isnan(missed["hd95_mm"])
+    with pytest.raises(ValueError, match="differs from reference"):
+        segmentation_scores(ref[:5], ref, {1: "core"}, (1, 1, 1))
+
+
+def test_detection_counts():
+    ref = np.zeros((30, 30, 30), np.uint8)
+    ref[2:5, 2:5, 2:5] = 12  # found
+    ref[10:13, 10:13, 10:13] = 13  # found by a prediction of another lesion class
+    ref[20:23, 20:23, 20:23] = 12  # missed
+    pred = np.zeros_like(ref)
+    pred[3:6, 3:6, 3:6] = 12
+    pred[11:12, 11:12, 11:12] = 12
+    pred[25:27, 2:4, 2:4] = 12  # false
+    pred[2:4, 25:27, 2:4] = 13  # false
+    assert detection_counts(pred, ref, [12, 13]) == {"reference": 3, "detected": 2, "predicted": 4, "false": 2}
+    assert detection_counts(pred, ref, [12, 13], min_overlap_voxels=2)["detected"] == 1
+
+
+def test_detection_summary_pools_lesions_and_bootstraps_patients():
+    scans = [
+        {"reference": 2, "detected": 2, "predicted": 3, "false": 1},
+        {"reference": 1, "detected": 0, "predicted": 0, "false": 0},
+        {"reference": 1, "detected": 1, "predicted": 1, "false": 0},
+    ]
+    summary = detection_summary(scans, n_boot=500)
+    assert summary["sensitivity"]["value"] == pytest.approx(3 / 4)
+    assert summary["missed_detection_rate"]["value"] == pytest.approx(1 / 4)
+    assert summary["false_positives_per_scan"]["value"] == pytest.approx(1 / 3)
+    assert summary["false_detection_rate"]["value"] == pytest.approx(1 / 4)
+    assert summary["lesion_f1"]["value"] == pytest.approx(0.75)
+    s = summary["sensitivity"]
+    assert s["n"] == 3 and 0 <= s["ci_low"] <= s["value"] <= s["ci_high"] <= 1
+
+
+def test_bootstrap_interval_narrows_with_more_patients():
+    rng = np.random.default_rng(0)
+    few = mean_ci(rng.normal(0.8, 0.1, 10), n_boot=1000)
+    many = mean_ci(rng.normal(0.8, 0.1, 400), n_boot=1000)
+    assert few["ci_high"] - few["ci_low"] > 3 * (many["ci_high"] - many["ci_low"])
+    assert many["ci_low"] < 0.8 < many["ci_high"]
+    assert mean_ci([0.5, float("nan"), 0.7], n_boot=100)["n"] == 2
+    single = bootstrap_ci([1.0], np.mean)
+    assert single["value"] == 1.0 and single["ci_low"] is None
+    same = bootstrap_ci([1, 2, 3], np.mean, seed=4, n_boot=200)
+    assert same == bootstrap_ci([1, 2, 3], np.mean, seed=4, n_boot=200)
