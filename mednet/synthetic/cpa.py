@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from mednet.synthetic.phantom import Phantom
-from mednet.synthetic.shapes import Cut, Ellipsoid, Tube, rotation
+from mednet.synthetic.shapes import Cut, Ellipsoid, Tube, draw_seed, rotation
 
 __all__ = ["CLASSES", "DEFAULT_BALANCE", "FOV_MM", "LABELS", "LESION_LABELS", "SEQUENCES", "build"]
 
@@ -33,24 +33,20 @@ SLICE_MM = {"small": (2.0, 3.0), "demo": (2.0, 3.0), "full": (1.0, 1.0)}
 PREFIX = "CPA"
 
 
-def _seed(rng: np.random.Generator) -> int:
-    return int(rng.integers(0, 2**31))
-
-
 def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
     """A CPA phantom of class ``label`` (``"AN"`` or ``"MG"``); returns ``(phantom, facts)``."""
     k = rng.uniform(0.92, 1.08)
     head = np.array([70.0, 88.0, 80.0]) * k
     side = float(rng.choice([-1.0, 1.0]))  # +1: the patient's right (RAS +x)
     layers = [
-        ("fat", Ellipsoid(np.zeros(3), head, wobble=0.01, seed=_seed(rng))),
+        ("fat", Ellipsoid(np.zeros(3), head, wobble=0.01, seed=draw_seed(rng))),
         ("bone", Ellipsoid(np.zeros(3), head - 4)),
         ("csf", Ellipsoid(np.zeros(3), head - 8)),
-        ("grey", Ellipsoid(np.zeros(3), head - 10, wobble=0.02, seed=_seed(rng), lobes=6)),
+        ("grey", Ellipsoid(np.zeros(3), head - 10, wobble=0.02, seed=draw_seed(rng), lobes=6)),
         (
             "white",
             Ellipsoid(
-                np.array([0, 25.0, 0]) * k, np.array([50.0, 40.0, 60.0]) * k, wobble=0.06, seed=_seed(rng), lobes=4
+                np.array([0, 25.0, 0]) * k, np.array([50.0, 40.0, 60.0]) * k, wobble=0.06, seed=draw_seed(rng), lobes=4
             ),
         ),
         ("csf", Ellipsoid(np.array([0, -28.0, 0]) * k, np.array([56.0, 44.0, 60.0]) * k)),  # posterior fossa cisterns
@@ -58,15 +54,18 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
     for x in (-1.0, 1.0):  # cerebellar hemispheres, grey cortex around a white core
         centre = np.array([x * 25.0, -42.0, -4.0]) * k
         layers.append(
-            ("grey", Ellipsoid(centre, np.array([27.0, 29.0, 34.0]) * k, wobble=0.03, seed=_seed(rng), lobes=8))
+            ("grey", Ellipsoid(centre, np.array([27.0, 29.0, 34.0]) * k, wobble=0.03, seed=draw_seed(rng), lobes=8))
         )
         layers.append(
-            ("white", Ellipsoid(centre + [x * -4, 4, 0], np.array([12.0, 12.0, 18.0]) * k, wobble=0.1, seed=_seed(rng)))
+            (
+                "white",
+                Ellipsoid(centre + [x * -4, 4, 0], np.array([12.0, 12.0, 18.0]) * k, wobble=0.1, seed=draw_seed(rng)),
+            )
         )
     pons = np.array([0.0, -4.0, 0.0]) * k
     layers += [
         ("csf", Ellipsoid(pons + [0, 4, 0], np.array([21.0, 19.0, 60.0]) * k)),  # prepontine and CPA cisterns
-        ("white", Ellipsoid(pons, np.array([15.0, 13.0, 60.0]) * k, wobble=0.02, seed=_seed(rng))),
+        ("white", Ellipsoid(pons, np.array([15.0, 13.0, 60.0]) * k, wobble=0.02, seed=draw_seed(rng))),
         ("csf", Ellipsoid(pons + [0, -17 * k, 0], np.array([6.0, 3.0, 12.0]) * k)),  # fourth ventricle
         ("vessel", Tube([pons + [0, 15 * k, -40], pons + [0, 15 * k, 40]], 1.8)),  # basilar artery
     ]
@@ -78,7 +77,7 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
         apex = np.array([x * 16.0, 14.0, 0.0]) * k
         frame = np.column_stack([along, -face, [0, 0, 1.0]])
         layers.append(
-            ("bone", Ellipsoid(apex + along * 26 * k, np.array([30.0, 9.0, 13.0]) * k, frame, 0.04, _seed(rng)))
+            ("bone", Ellipsoid(apex + along * 26 * k, np.array([30.0, 9.0, 13.0]) * k, frame, 0.04, draw_seed(rng)))
         )
         porus = apex + along * 18 * k + face * 8.5 * k
         fundus = porus - face * 4 * k + along * 7 * k + np.array([x * 4.0, 0, 0])
@@ -102,7 +101,7 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
         layers.append(
             (
                 "tumour:an",
-                Ellipsoid(centre, axes, rotation(*rng.uniform(-1, 1, 3)), rng.uniform(0.04, 0.12), _seed(rng), 2),
+                Ellipsoid(centre, axes, rotation(*rng.uniform(-1, 1, 3)), rng.uniform(0.04, 0.12), draw_seed(rng), 2),
             )
         )
         if not atypical:  # intracanalicular part
@@ -134,7 +133,7 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
             np.array([radius * rng.uniform(1.2, 1.6), height, radius * rng.uniform(0.9, 1.2)]),
             frame,
             rng.uniform(0.02, 0.06),
-            _seed(rng),
+            draw_seed(rng),
             2,
         )
         layers.append(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from mednet.synthetic.phantom import Phantom
-from mednet.synthetic.shapes import Ellipsoid, Tube, rotation
+from mednet.synthetic.shapes import Ellipsoid, Tube, draw_seed, rotation
 
 __all__ = ["CLASSES", "DEFAULT_BALANCE", "FOV_MM", "LABELS", "LESION_LABELS", "SEQUENCES", "build"]
 
@@ -31,10 +31,6 @@ FOV_MM = (220.0, 220.0, 160.0)
 #: Slice spacing range (mm) per size; ``full`` is BraTS-like (240 x 240 x 155).
 SLICE_MM = {"small": (4.0, 6.0), "demo": (3.0, 6.0), "full": (1.03, 1.03)}
 PREFIX = "GLI"
-
-
-def _seed(rng: np.random.Generator) -> int:
-    return int(rng.integers(0, 2**31))
 
 
 def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
@@ -65,23 +61,25 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
     if label == "HGG":
         oedema_factor = rng.uniform(1.1, 1.4) if atypical else rng.uniform(1.3, 2.0)
         tumour_layers.append(
-            ("oedema", Ellipsoid(centre, axes * oedema_factor, orient, rng.uniform(0.15, 0.3), _seed(rng), 3))
+            ("oedema", Ellipsoid(centre, axes * oedema_factor, orient, rng.uniform(0.15, 0.3), draw_seed(rng), 3))
         )
-        tumour_layers.append(("enhancing", Ellipsoid(centre, axes, orient, rng.uniform(0.12, 0.3), _seed(rng), 4)))
+        tumour_layers.append(("enhancing", Ellipsoid(centre, axes, orient, rng.uniform(0.12, 0.3), draw_seed(rng), 4)))
         core = rng.uniform(0.15, 0.45) if atypical else rng.uniform(0.45, 0.8)
         offset = rng.normal(0, 0.1 * radius, 3)
-        tumour_layers.append(("necrosis", Ellipsoid(centre + offset, axes * core, orient, 0.15, _seed(rng), 3)))
+        tumour_layers.append(("necrosis", Ellipsoid(centre + offset, axes * core, orient, 0.15, draw_seed(rng), 3)))
         if atypical:
             contrast["enhancing"] = {"t1c": rng.uniform(0.48, 0.66)}
         mass_effect = radius * oedema_factor * 0.25
     else:
-        tumour_layers.append(("oedema", Ellipsoid(centre, axes * rng.uniform(1.05, 1.3), orient, 0.08, _seed(rng), 2)))
-        tumour_layers.append(("tumour", Ellipsoid(centre, axes, orient, rng.uniform(0.03, 0.1), _seed(rng), 2)))
+        tumour_layers.append(
+            ("oedema", Ellipsoid(centre, axes * rng.uniform(1.05, 1.3), orient, 0.08, draw_seed(rng), 2))
+        )
+        tumour_layers.append(("tumour", Ellipsoid(centre, axes, orient, rng.uniform(0.03, 0.1), draw_seed(rng), 2)))
         contrast["tumour"] = {"t2": rng.uniform(0.78, 0.95), "flair": rng.uniform(0.66, 0.85)}
         if atypical:
             patch = centre + rng.normal(0, 0.3 * radius, 3)
             tumour_layers.append(
-                ("enhancing", Ellipsoid(patch, axes * rng.uniform(0.2, 0.45), orient, 0.2, _seed(rng), 3))
+                ("enhancing", Ellipsoid(patch, axes * rng.uniform(0.2, 0.45), orient, 0.2, draw_seed(rng), 3))
             )
             contrast["enhancing"] = {"t1c": rng.uniform(0.5, 0.72)}
         mass_effect = radius * 0.1
@@ -95,17 +93,17 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
         size = np.array([5.0, 24.0, 9.0]) * s * rng.uniform(0.75, 1.3)
         if x == side:
             size[0] *= max(0.4, 1 - mass_effect / 12)
-        ventricles.append(("csf", Ellipsoid(v_centre, size, rotation(rx=0.15), 0.05, _seed(rng), 2)))
+        ventricles.append(("csf", Ellipsoid(v_centre, size, rotation(rx=0.15), 0.05, draw_seed(rng), 2)))
     arc = [
         np.array([0.0, head[1] * np.cos(a), 0.0]) * 0.92 + np.array([0, 0, head[2] * np.sin(a) * 0.9])
         for a in np.linspace(0.35, np.pi - 0.35, 7)
     ]
     layers = [
-        ("fat", Ellipsoid(np.zeros(3), head, tilt, 0.01, _seed(rng))),
+        ("fat", Ellipsoid(np.zeros(3), head, tilt, 0.01, draw_seed(rng))),
         ("bone", Ellipsoid(np.zeros(3), head - 4, tilt)),
         ("csf", Ellipsoid(np.zeros(3), head - 9, tilt)),
-        ("grey", Ellipsoid(np.zeros(3), brain, tilt, 0.025, _seed(rng), 7)),
-        ("white", Ellipsoid(np.zeros(3), white, tilt, 0.05, _seed(rng), 5)),
+        ("grey", Ellipsoid(np.zeros(3), brain, tilt, 0.025, draw_seed(rng), 7)),
+        ("white", Ellipsoid(np.zeros(3), white, tilt, 0.05, draw_seed(rng), 5)),
         (
             "csf",
             Ellipsoid(np.array([0.0, 0.0, 10.0]) * s, np.array([1.5, 60.0, 35.0]) * s, tilt),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from mednet.synthetic.phantom import Phantom
-from mednet.synthetic.shapes import Ellipsoid, Tube, rotation
+from mednet.synthetic.shapes import Ellipsoid, Tube, draw_seed, rotation
 
 __all__ = ["CLASSES", "DEFAULT_BALANCE", "LABELS", "LESION_LABELS", "OPTIONAL_SEQUENCES", "SEQUENCES", "build"]
 
@@ -39,10 +39,6 @@ SLICE_MM = {"small": (5.0, 7.0), "demo": (4.0, 6.0), "full": (2.0, 2.0)}
 PREFIX = "NB"
 
 
-def _seed(rng: np.random.Generator) -> int:
-    return int(rng.integers(0, 2**31))
-
-
 def _segment_distance(point: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     ab = b - a
     t = np.clip((point - a) @ ab / (ab @ ab), 0, 1)
@@ -61,9 +57,9 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
     spine_y = -0.62 * ry
     vertebra_r = 0.11 * rx
     layers = [
-        ("fat", Ellipsoid([0, 0, 0], [rx, ry, 1000], wobble=0.02, seed=_seed(rng))),
+        ("fat", Ellipsoid([0, 0, 0], [rx, ry, 1000], wobble=0.02, seed=draw_seed(rng))),
         ("muscle", Ellipsoid([0, 0, 0], [rx - 6 * k, ry - 6 * k, 1000])),
-        ("bowel", Ellipsoid([0, 0, 0], [rx - 11 * k, ry - 10 * k, 1000], wobble=0.03, seed=_seed(rng))),
+        ("bowel", Ellipsoid([0, 0, 0], [rx - 11 * k, ry - 10 * k, 1000], wobble=0.03, seed=draw_seed(rng))),
         ("retroperitoneum", Ellipsoid([0, -0.38 * ry, -25 * k], [0.5 * rx, 0.28 * ry, 85 * k])),
     ]
     for x in (-1.0, 1.0):
@@ -72,12 +68,17 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
             (
                 "lung",
                 Ellipsoid(
-                    [x * 0.42 * rx, -0.05 * ry, 115 * k], [0.36 * rx, 0.72 * ry, 75 * k], wobble=0.03, seed=_seed(rng)
+                    [x * 0.42 * rx, -0.05 * ry, 115 * k],
+                    [0.36 * rx, 0.72 * ry, 75 * k],
+                    wobble=0.03,
+                    seed=draw_seed(rng),
                 ),
             )
         )
     layers.append(("heart", Ellipsoid([-0.12 * rx, 0.22 * ry, 80 * k], [0.32 * rx, 0.38 * ry, 38 * k], rotation(0.4))))
-    liver = Ellipsoid([0.3 * rx, 0.05 * ry, 22 * k], [0.55 * rx, 0.62 * ry, 40 * k], rotation(0.2), 0.04, _seed(rng))
+    liver = Ellipsoid(
+        [0.3 * rx, 0.05 * ry, 22 * k], [0.55 * rx, 0.62 * ry, 40 * k], rotation(0.2), 0.04, draw_seed(rng)
+    )
     layers += [
         ("liver", liver),
         ("spleen", Ellipsoid([-0.55 * rx, -0.3 * ry, 22 * k], [0.17 * rx, 0.26 * ry, 28 * k], rotation(0.5))),
@@ -93,7 +94,7 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
                     np.array([0.15, 0.2, 0.0]) * [rx, ry, 0] + [0, 0, 36 * k],
                     rotation(x * 0.3),
                     0.03,
-                    _seed(rng),
+                    draw_seed(rng),
                 ),
             )
         )
@@ -148,7 +149,7 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
             radius *= 0.95
     tumour_axes = radius * rng.uniform(0.8, 1.2, 3)
     orient = rotation(*rng.uniform(-1, 1, 3))
-    layers.append(("tumour:primary", Ellipsoid(centre, tumour_axes, orient, rng.uniform(0.1, 0.25), _seed(rng), 3)))
+    layers.append(("tumour:primary", Ellipsoid(centre, tumour_axes, orient, rng.uniform(0.1, 0.25), draw_seed(rng), 3)))
     for _ in range(int(rng.integers(0, 4))):
         layers.append(
             (
@@ -157,7 +158,7 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
                     centre + rng.normal(0, 0.3 * radius, 3),
                     np.full(3, radius * rng.uniform(0.15, 0.35)),
                     wobble=0.2,
-                    seed=_seed(rng),
+                    seed=draw_seed(rng),
                 ),
             )
         )
@@ -181,7 +182,7 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
                 else:
                     spot = np.array([0, spine_y, rng.uniform(-100, 100) * k]) + rng.normal(0, 0.3 * vertebra_r, 3)
                     r = min(r, vertebra_r * 0.8)
-                lesion = ("tumour:metastasis", Ellipsoid(spot, np.full(3, r), wobble=0.1, seed=_seed(rng)))
+                lesion = ("tumour:metastasis", Ellipsoid(spot, np.full(3, r), wobble=0.1, seed=draw_seed(rng)))
                 (layers if where == "liver" else bone_metastases).append(lesion)
                 metastases.append(where)
 

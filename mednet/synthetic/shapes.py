@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Cut", "Ellipsoid", "Shape", "Tube", "rotation"]
+__all__ = ["Cut", "Ellipsoid", "Shape", "Tube", "draw_seed", "rotation"]
+
+
+def draw_seed(rng: np.random.Generator) -> int:
+    """A seed for a shape's irregular margin, drawn from the case's random stream."""
+    return int(rng.integers(0, 2**31))
 
 
 def rotation(rz: float = 0.0, ry: float = 0.0, rx: float = 0.0) -> np.ndarray:
