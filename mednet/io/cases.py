@@ -122,8 +122,7 @@ def load_case(
         image = read_image(_resolve(case[key], base_dir), kind)
         own = Grid.of(image)
         if own.matches(target):
-            # Same grid within tolerance: take the reference's affine exactly, no interpolation.
-            image.affine = reference.affine.clone()
+            image = resample_to_grid(image, reference)  # no interpolation: takes the reference's affine
             loaded.resampling.append(_record(key, image, own, resampled=False, overlap=1.0))
         else:
             overlap = fov_overlap(own, target)

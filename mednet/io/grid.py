@@ -101,7 +101,13 @@ def resample_to_grid(image: MetaTensor, reference: MetaTensor, label: bool = Fal
 
     Returns:
         ``(C, x', y', z')`` MetaTensor with ``reference``'s affine; voxels outside
-        ``image``'s field of view are 0. ``filename_or_obj`` stays ``image``'s.
+        ``image``'s field of view are 0. ``filename_or_obj`` stays ``image``'s. An
+        image already on the reference grid (see :meth:`Grid.matches`) is not
+        interpolated: a copy takes the reference's affine exactly.
     """
+    if Grid.of(image).matches(Grid.of(reference)):
+        out = image.clone()
+        out.affine = reference.affine.clone()
+        return out
     resample = ResampleToMatch(mode="nearest" if label else "bilinear", padding_mode="zeros")
     return resample(image, img_dst=reference)

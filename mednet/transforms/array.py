@@ -5,7 +5,7 @@ from __future__ import annotations
 from monai.data import MetaTensor
 from monai.transforms import Transform
 
-from mednet.io.grid import Grid, resample_to_grid
+from mednet.io.grid import resample_to_grid
 
 __all__ = ["ResampleToReference"]
 
@@ -29,8 +29,4 @@ class ResampleToReference(Transform):
 
     def __call__(self, img: MetaTensor, reference: MetaTensor) -> MetaTensor:
         """Return ``img`` (``(C, x, y, z)``) on ``reference``'s grid: ``(C, x', y', z')``."""
-        if Grid.of(img).matches(Grid.of(reference)):
-            out = img.clone()
-            out.affine = reference.affine.clone()
-            return out
         return resample_to_grid(img, reference, label=self.label)
