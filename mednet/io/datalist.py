@@ -466,12 +466,30 @@ def load_datalist(path: os.PathLike | str) -> dict:
     return doc
 
 
-def datalist_cases(path: os.PathLike | str, partition: str) -> list[dict]:
+def datalist_cases(path: os.PathLike | str, partition: str, keys: Sequence[str] | None = None) -> list[dict]:
     """One partition of a datalist file, paths absolute: for bundle configs.
 
+    Args:
+        path: the datalist JSON.
+        partition: ``training``, ``validation`` or ``test``.
+        keys: when given, each case is reduced to ``case_id`` and these keys (what a
+            dataset loads), and a case without one of them is an error naming it.
+
     Example (in a bundle config):
-        ``"train_data": "$mednet.io.datalist_cases(@datalist, 'training')"``
+        ``"train_data": "$mednet.io.datalist_cases(@datalist, 'training', @image_keys + ['label'])"``
+
+    Raises:
+        DatalistError: unknown partition, or a case lacks one of ``keys``.
     """
     if partition not in PARTITIONS:
         raise DatalistError(f"partition: expected one of {', '.join(PARTITIONS)}, found {partition!r}")
-    return load_datalist(path)[partition]
+    cases = load_datalist(path)[partition]
+    if keys is None:
+        return cases
+    keys = list(keys)
+    missing = [f"{c['case_id']} (no {', '.join(k for k in keys if k not in c)})" for c in cases if set(keys) - set(c)]
+    if missing:
+        raise DatalistError(
+            f"{path}: {partition}: {len(missing)} case(s) lack a required key: {'; '.join(missing[:5])}"
+        )
+    return [{"case_id": c["case_id"], **{k: c[k] for k in keys}} for c in cases]

@@ -1,0 +1,176 @@
+"""Write a case's localisation outputs: label map, label table and lesion table.
+
+One function, used by the segmentation bundles' post-processing (through
+:class:`mednet.transforms.WriteLocalisationd`) and by the pipeline, so that both
+write the same files:
+
+- ``<out>/<case>/<case>_labels.nii.gz``: organ and lesion labels on exactly the
+  reference input's grid (shape, sform and qform copied from its header);
+- ``<out>/<case>/<case>_labels.json``: the label table (value, name, colour);
+- ``<out>/<case>/<case>_lesions.json`` and ``.csv``: the lesion table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from scipy import ndimage
+
+from mednet.io.write import write_image
+from mednet.localisation.lesions import find_lesions, write_lesion_table
+from mednet.localisation.organs import clean_organs
+
+__all__ = ["LabelScheme", "LocalisationResult", "localise_from_probabilities", "write_localisation"]
+
+
+def _int_keys(mapping: Mapping | None) -> dict[int, object]:
+    return {int(k): v for k, v in (mapping or {}).items()}
+
+
+@dataclass
+class LabelScheme:
+    """What the values of a localisation label map mean.
+
+    Bundle configs give the mappings with string keys (JSON); they are converted here.
+
+    Args:
+        labels: label table, ``[{"value": 1, "name": "liver", "colour": "#8c564b"}, ...]``
+            (background 0 is implied).
+        lesion_classes: lesion value -> class name, e.g. ``{12: "primary_tumour"}``.
+        organ_components: organ value -> connected components to keep (1 for most,
+            2 for paired organs under one label); organs not listed are left as predicted.
+        compartments: organ name -> compartment, for the lesion table.
+        thorax_organs: organs whose lowest point bounds the thorax (e.g. ``["lungs"]``).
+        min_lesion_mm3: smaller lesion components are removed from the map and the table.
+        host_distance_mm: farthest organ that can still host a lesion touching none.
+    """
+
+    labels: Sequence[Mapping]
+    lesion_classes: Mapping = field(default_factory=dict)
+    organ_components: Mapping = field(default_factory=dict)
+    compartments: Mapping[str, str] = field(default_factory=dict)
+    thorax_organs: Sequence[str] = ()
+    min_lesion_mm3: float = 0.0
+    host_distance_mm: float = 10.0
+
+    def __post_init__(self) -> None:
+        self.labels = [
+            {"value": int(row["value"]), "name": str(row["name"]), "colour": str(row.get("colour", "#ffffff"))}
+            for row in self.labels
+        ]
+        self.lesion_classes = _int_keys(self.lesion_classes)
+        self.organ_components = _int_keys(self.organ_components)
+        values = {row["value"] for row in self.labels}
+        unknown = (set(self.lesion_classes) | set(self.organ_components)) - values
+        if unknown:
+            raise ValueError(f"label values {sorted(unknown)} are not in the label table (values {sorted(values)})")
+
+    @property
+    def organs(self) -> dict[int, str]:
+        """Non-lesion label value -> name."""
+        return {row["value"]: row["name"] for row in self.labels if row["value"] not in self.lesion_classes}
+
+
+@dataclass
+class LocalisationResult:
+    """A case's localisation: ``labels`` ``(x, y, z)`` and its lesion table ``lesions``."""
+
+    labels: np.ndarray
+    lesions: list[dict]
+
+
+def localise_from_probabilities(
+    probabilities: np.ndarray, affine: np.ndarray, scheme: LabelScheme
+) -> LocalisationResult:
+    """Turn class probabilities into a cleaned label map and its lesion table.
+
+    Args:
+        probabilities: ``(C, x, y, z)`` softmax output on the target grid, channel ``c``
+            is label value ``c`` (channel 0 background).
+        affine: 4x4 voxel -> RAS mm of that grid.
+        scheme: label meanings and post-processing settings.
+
+    Returns:
+        The argmax label map after organ clean-up (largest components, holes filled)
+        and removal of lesions under ``min_lesion_mm3``, with the lesion table
+        (mean probability = summed lesion-class probability over each lesion).
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    if probabilities.ndim != 4:
+        raise ValueError(f"probabilities: expected (C, x, y, z), found shape {probabilities.shape}")
+    labels = probabilities.argmax(axis=0).astype(np.int16)
+    labels = clean_organs(labels, scheme.organ_components)
+    lesion_probability = None
+    if scheme.lesion_classes:
+        channels = [v for v in scheme.lesion_classes if v < probabilities.shape[0]]
+        lesion_probability = probabilities[channels].sum(axis=0)
+    kwargs = {
+        "organs": scheme.organs, "compartments": scheme.compartments, "thorax_organs": scheme.thorax_organs,
+        "probability": lesion_probability, "host_distance_mm": scheme.host_distance_mm,
+    }  # fmt: skip
+    labels = _drop_small_lesions(labels, scheme, affine)
+    return LocalisationResult(labels, find_lesions(labels, affine, scheme.lesion_classes, **kwargs))
+
+
+def _drop_small_lesions(labels: np.ndarray, scheme: LabelScheme, affine: np.ndarray) -> np.ndarray:
+    """Set lesion components under ``scheme.min_lesion_mm3`` to background."""
+    if scheme.min_lesion_mm3 <= 0:
+        return labels
+    voxel_mm3 = float(abs(np.linalg.det(np.asarray(affine, dtype=float)[:3, :3])))
+    out = labels.copy()
+    for value in scheme.lesion_classes:
+        components, count = ndimage.label(out == value, structure=np.ones((3, 3, 3), dtype=bool))
+        if count:
+            sizes = ndimage.sum_labels(np.ones_like(components), components, index=np.arange(1, count + 1))
+            small = np.flatnonzero(sizes * voxel_mm3 < scheme.min_lesion_mm3) + 1
+            out[np.isin(components, small)] = 0
+    return out
+
+
+def write_localisation(
+    probabilities: np.ndarray | torch.Tensor,
+    reference: MetaTensor,
+    out_dir: os.PathLike | str,
+    case_id: str,
+    scheme: LabelScheme,
+    *,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """Post-process class probabilities on the reference grid and write the case's files.
+
+    Args:
+        probabilities: ``(C, x, y, z)`` on the reference input's grid (after ``Invertd``).
+        reference: the reference input (its file's header gives the output's sform/qform).
+        out_dir: the output root; files go to ``out_dir/<case_id>/``.
+        case_id: the case's identifier, used in the file names.
+        scheme: label meanings and post-processing settings.
+        overwrite: replace existing outputs.
+
+    Returns:
+        ``{"labels", "label_table", "lesions_json", "lesions_csv"}`` -> paths written.
+    """
+    if isinstance(probabilities, torch.Tensor):
+        probabilities = probabilities.detach().cpu().numpy()
+    result = localise_from_probabilities(probabilities, np.asarray(reference.affine, dtype=float), scheme)
+    case_dir = Path(out_dir) / case_id
+    case_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "labels": case_dir / f"{case_id}_labels.nii.gz",
+        "label_table": case_dir / f"{case_id}_labels.json",
+        "lesions_json": case_dir / f"{case_id}_lesions.json",
+        "lesions_csv": case_dir / f"{case_id}_lesions.csv",
+    }
+    write_image(result.labels, paths["labels"], reference, label=True, overwrite=overwrite)
+    table = [{"value": 0, "name": "background", "colour": "#000000"}, *scheme.labels]
+    tmp = paths["label_table"].with_name(f".{paths['label_table'].name}.tmp")
+    tmp.write_text(json.dumps({"labels": table}, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, paths["label_table"])
+    write_lesion_table(result.lesions, paths["lesions_json"], paths["lesions_csv"])
+    return paths
