@@ -1,0 +1,171 @@
+"""Train and test a segmentation bundle on a synthetic cohort; write its metrics as JSON.
+
+    python scripts/benchmark_localisation.py --disease glioma --out results.json
+    python scripts/benchmark_localisation.py --disease neuroblastoma --budget-s 1200 --out nb.json
+
+Steps: generate a ``demo`` cohort (``--cases``, seeded; the generator's datalist is
+split by patient, 70/15/15, stratified by class), train the disease's segmentation
+bundle within ``--budget-s`` seconds of wall clock (best validation checkpoint kept),
+run its ``inference.json`` + ``evaluate.json`` on the test partition, and write the
+test metrics (Dice, HD95, detection, each with a 95% bootstrap interval over
+patients), the targets and whether they are met. For neuroblastoma it also trains the
+paper's compartment classifier (CNN features + SVM) on the training partition and
+compares its accuracy with the compartment that the segmentation's lesion table gives.
+
+``--install`` copies the trained weights into the bundle's ``models/model.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mednet.bundles import bundle_path, run_bundle
+from mednet.metrics import bootstrap_ci
+from mednet.synthetic import generate_cohort
+
+BUNDLE = {
+    "glioma": "glioma_mri_segmentation",
+    "cpa": "cpa_mri_segmentation",
+    "neuroblastoma": "neuroblastoma_mri_segmentation",
+}
+#: (summary key, minimum or maximum, threshold) per disease, from the localisation issue.
+TARGETS = {
+    "glioma": [("dice_tumour", "min", 0.85)],
+    "cpa": [("dice_tumour", "min", 0.85)],
+    "neuroblastoma": [
+        ("dice_lesions", "min", 0.80),
+        ("mean_organ_dice", "min", 0.85),
+        ("detection.sensitivity", "min", 0.95),
+        ("detection.false_positives_per_scan", "max", 0.3),
+    ],
+}
+
+
+def _lookup(summary: dict, key: str) -> dict:
+    node = summary
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _best_validation(log_dir: Path) -> dict:
+    """Best validation mean Dice and the epochs run, from the TensorBoard events of training."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    best, epochs = None, 0
+    for events in log_dir.glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        scalars = acc.Tags()["scalars"]
+        if "val_mean_dice" in scalars:
+            values = acc.Scalars("val_mean_dice")
+            best = max([v.value for v in values] + ([best] if best is not None else []))
+            epochs = max(epochs, max(v.step for v in values))
+    return {"best_val_mean_dice": best, "last_validated_epoch": epochs}
+
+
+def compartment_comparison(work: Path, cohort: Path, test_pred: Path, seed: int) -> dict:
+    """Accuracy of the CNN+SVM compartment classifier vs the segmentation's compartment, on the test patients."""
+    from mednet.localisation import CompartmentClassifier, compartment_dataset
+
+    datalist, cases_json = cohort / "datalist.json", cohort / "cases.json"
+    truth = {c["case_id"]: c["site"] for c in json.loads(cases_json.read_text())}
+    x_train, y_train, _ = compartment_dataset(datalist, "training", cases_json)
+    x_test, _, ids = compartment_dataset(datalist, "testing", cases_json)
+    classifier = CompartmentClassifier()
+    start = time.perf_counter()
+    classifier.fit(x_train, y_train, seed=seed)
+    fit_s = time.perf_counter() - start
+    classifier.save(work / "compartment" / "model.pt")
+    rows = []
+    for cid in dict.fromkeys(ids):
+        picked = np.array([i == cid for i in ids])
+        cnn = classifier.predict_case(x_test[picked])
+        lesions = json.loads((test_pred / cid / f"{cid}_lesions.json").read_text())["lesions"]
+        primaries = [row for row in lesions if row["class_name"] == "primary_tumour"]
+        seg = max(primaries, key=lambda r: r["voxels"])["compartment"] if primaries else None
+        rows.append({"case_id": cid, "truth": truth[cid], "cnn_svm": cnn, "segmentation": seg})
+
+    def accuracy(key):
+        return bootstrap_ci(rows, lambda rs: float(np.mean([r[key] == r["truth"] for r in rs])) if rs else np.nan)
+
+    return {
+        "training_slices": len(y_train), "test_patients": len(rows), "fit_seconds": round(fit_s, 1),
+        "accuracy_cnn_svm": accuracy("cnn_svm"), "accuracy_segmentation": accuracy("segmentation"), "cases": rows,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--disease", required=True, choices=sorted(BUNDLE))
+    parser.add_argument("--out", default="localisation.json")
+    parser.add_argument("--cases", type=int, default=60)
+    parser.add_argument("--size", default="demo", choices=["small", "demo", "full"])
+    parser.add_argument("--budget-s", type=float, default=1200.0, help="training wall-clock budget (default 20 min)")
+    parser.add_argument("--val-interval", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", default=None, help="working folder (default: beside --out)")
+    parser.add_argument("--install", action="store_true", help="copy the weights into the bundle's models/")
+    args = parser.parse_args()
+
+    bundle = BUNDLE[args.disease]
+    work = Path(args.work) if args.work else Path(args.out).with_suffix("").parent / f"work_{args.disease}"
+    cohort = work / "cohort"
+    if not (cohort / "datalist.json").is_file():
+        generate_cohort(args.disease, args.cases, cohort, size=args.size, seed=args.seed, workers=os.cpu_count() or 1)
+    datalist = json.loads((cohort / "datalist.json").read_text())
+    split = {p: len(datalist[p]) for p in ("training", "validation", "testing")}
+
+    shutil.rmtree(work / "models", ignore_errors=True)
+    start = time.perf_counter()
+    run_bundle(bundle, ["train"], datalist=str(cohort / "datalist.json"), ckpt_dir=str(work / "models"),
+               output_dir=str(work / "train_log"), time_budget_s=args.budget_s, max_epochs=10_000,
+               val_interval=args.val_interval, seed=args.seed)  # fmt: skip
+    train_s = time.perf_counter() - start
+
+    test_dir = work / "test"
+    start = time.perf_counter()
+    run_bundle(bundle, ["inference", "evaluate"], datalist=str(cohort / "datalist.json"),
+               ckpt_path=str(work / "models" / "model.pt"), output_dir=str(test_dir))  # fmt: skip
+    test_s = time.perf_counter() - start
+    metrics = json.loads((test_dir / "metrics.json").read_text())
+
+    targets = []
+    for key, kind, threshold in TARGETS[args.disease]:
+        figure = _lookup(metrics["summary"], key)
+        value = figure["value"]
+        met = value is not None and (value >= threshold if kind == "min" else value <= threshold)
+        targets.append({"metric": key, kind: threshold, **figure, "met": bool(met)})
+    results = {
+        "disease": args.disease, "bundle": bundle, "cases": args.cases, "size": args.size, "seed": args.seed,
+        "split_by_patient": split, "budget_s": args.budget_s, "train_seconds": round(train_s, 1),
+        "test_seconds": round(test_s, 1), "training": _best_validation(work / "train_log"),
+        "machine": {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "cuda": torch.cuda.is_available(), "platform": platform.platform()},
+        "targets": targets, "all_targets_met": all(t["met"] for t in targets), "test_summary": metrics["summary"],
+    }  # fmt: skip
+    if args.disease == "neuroblastoma":
+        results["compartment"] = compartment_comparison(work, cohort, test_dir, args.seed)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    if args.install:
+        models = bundle_path(bundle) / "models"
+        models.mkdir(exist_ok=True)
+        shutil.copyfile(work / "models" / "model.pt", models / "model.pt")
+    for t in targets:
+        verdict = "met" if t["met"] else "MISSED"
+        print(f"{t['metric']}: {t['value']:.3f} (95% CI {t['ci_low']} to {t['ci_high']}), target {verdict}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

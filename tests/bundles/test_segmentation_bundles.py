@@ -1,0 +1,171 @@
+"""The three segmentation bundles: every config runs through MONAI's bundle machinery.
+
+Tiny settings (one epoch, 32 x 32 x 16 patches, four ``small`` synthetic cases): these
+tests check wiring, files and geometry, not accuracy (the benchmark measures that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from mednet.io import read_image
+from tests.bundles.helpers import BUNDLES, SEGMENTATION, TINY, config, run_bundle
+from tests.conftest import write_nifti
+
+pytestmark = pytest.mark.bundle
+
+SHARED_KEYS = ("image_keys", "label_table", "num_classes", "pixdim", "roi_size", "network_def")
+
+
+def _same_grid(written, reference) -> None:
+    out, ref = nib.load(written), nib.load(reference)
+    assert out.shape == ref.shape
+    np.testing.assert_array_equal(out.header.get_sform(), ref.header.get_sform())
+    np.testing.assert_array_equal(out.header.get_qform(), ref.header.get_qform())
+    assert int(out.header["sform_code"]) == int(ref.header["sform_code"])
+    assert int(out.header["qform_code"]) == int(ref.header["qform_code"])
+
+
+@pytest.mark.parametrize("bundle", SEGMENTATION)
+def test_configs_agree(bundle):
+    """What training and inference must share is the same in both configs and in the metadata."""
+    train, infer = config(bundle, "train"), config(bundle, "inference")
+    for key in SHARED_KEYS:
+        assert train[key] == infer[key], key
+    meta = json.loads((BUNDLES / bundle / "configs" / "metadata.json").read_text())
+    channels = meta["network_data_format"]["inputs"]["image"]["channel_def"]
+    assert [channels[str(i)].lower() for i in range(len(channels))] == train["image_keys"]
+    for name in ("LICENSE", "docs/README.md", "configs/logging.conf"):
+        assert (BUNDLES / bundle / name).is_file(), name
+
+
+@pytest.mark.parametrize("bundle", SEGMENTATION)
+def test_train_writes_checkpoint_and_curves(bundle, tiny_checkpoints):
+    """train.json: a best checkpoint that loads weights-only, TensorBoard loss and per-class Dice curves."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    work = tiny_checkpoints[bundle]
+    state = torch.load(work / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert any(k.endswith("weight") for k in state)
+    tags = set()
+    for events in (work / "eval").glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    names = [row["name"] for row in json.loads(json.dumps(_label_table(bundle)))]
+    assert "train_loss" in tags and "val_mean_dice" in tags
+    assert {f"val_dice_{n}" for n in names} <= tags
+
+
+def _label_table(bundle):
+    table = config(bundle, "train")["label_table"]
+    if isinstance(table, str):  # glioma: an expression choosing whole tumour or sub-regions
+        return [{"value": 1, "name": "tumour"}]
+    return table
+
+
+@pytest.mark.parametrize("bundle", SEGMENTATION)
+def test_inference_and_evaluate(bundle, tiny_cohorts, tiny_checkpoints, tmp_path):
+    """inference.json writes the case's files on its input grid; evaluate.json adds the metrics."""
+    datalist = tiny_cohorts[bundle]
+    ckpt = tiny_checkpoints[bundle] / "models" / "model.pt"
+    out = tmp_path / "eval"
+    run_bundle(bundle, ["inference", "evaluate"], datalist=str(datalist), ckpt_path=str(ckpt), output_dir=str(out),
+               roi_size=TINY["roi_size"])  # fmt: skip
+    case = json.loads(datalist.read_text())["testing"][0]
+    cid = case["case_id"]
+    files = {p.name for p in (out / cid).iterdir()}
+    assert files == {f"{cid}_labels.nii.gz", f"{cid}_labels.json", f"{cid}_lesions.json", f"{cid}_lesions.csv"}
+    reference = datalist.parent / case[config(bundle, "inference")["image_keys"][0]]
+    _same_grid(out / cid / f"{cid}_labels.nii.gz", reference)
+    table = json.loads((out / cid / f"{cid}_labels.json").read_text())["labels"]
+    assert table[0]["name"] == "background" and len(table) == len(_label_table(bundle)) + 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["summary"]["cases"] == 1 and metrics["cases"][0]["case_id"] == cid
+    assert (out / "metrics_cases.csv").read_text().startswith("case_id,patient_id,dice_")
+
+
+@pytest.mark.parametrize("bundle", SEGMENTATION)
+def test_multi_gpu_train_runs_under_torchrun(bundle, tiny_cohorts, tmp_path):
+    """multi_gpu_train.json under torchrun: two CPU processes (gloo) with a DistributedSampler."""
+    root = BUNDLES / bundle
+    overrides = [f"--{k} {json.dumps(v).replace(' ', '')}" for k, v in TINY.items()]
+    command = (
+        f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node=2 -m monai.bundle run "
+        f"--config_file \"['configs/train.json','configs/multi_gpu_train.json']\" --bundle_root . "
+        f"--datalist {tiny_cohorts[bundle]} --ckpt_dir {tmp_path / 'models'} --output_dir {tmp_path / 'eval'} "
+        + " ".join(overrides)
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(command, shell=True, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "models" / "model.pt").is_file()
+
+
+def _reoriented(src_case: dict, base, out_dir, orientation: str) -> dict:
+    """The case's sequences rewritten on a grid of ``orientation`` (RAS, LPS, LAS) or anisotropic voxels."""
+    case = {"case_id": f"case_{orientation}"}
+    for key, rel in src_case.items():
+        if key in ("case_id", "patient_id", "label", "class") or not isinstance(rel, str):
+            continue
+        data = np.asarray(nib.load(base / rel).dataobj).astype(np.int16)
+        spacing = {"ANISO": (0.7, 1.3, 5.0)}.get(orientation, (1.1, 1.2, 3.0))
+        signs = {"RAS": (1, 1, 1), "LPS": (-1, -1, 1), "LAS": (-1, 1, 1), "ANISO": (1, -1, 1)}[orientation]
+        flipped = data[:: signs[0], :: signs[1], :: signs[2]]
+        affine = np.diag([s * d for s, d in zip(signs, spacing, strict=True)] + [1.0])
+        affine[:3, 3] = [-s * d * (n - 1) / 2 for s, d, n in zip(signs, spacing, data.shape, strict=True)]
+        case[key] = str(write_nifti(out_dir / f"{case['case_id']}_{key}.nii.gz", flipped, affine))
+    return case
+
+
+def test_label_map_on_input_grid_for_every_orientation(tiny_cohorts, tiny_checkpoints, tmp_path):
+    """RAS, LPS, LAS and anisotropic inputs: the map has the input's shape, sform and qform, and
+    the RAS and LPS/LAS copies of one image (same voxels in world space) get the same labels."""
+    bundle = "glioma_mri_segmentation"
+    datalist = tiny_cohorts[bundle]
+    source = json.loads(datalist.read_text())["testing"][0]
+    cases = [_reoriented(source, datalist.parent, tmp_path / "in", o) for o in ("RAS", "LPS", "LAS", "ANISO")]
+    custom = tmp_path / "datalist.json"
+    custom.write_text(json.dumps({"training": [], "validation": [], "testing": cases}))
+    ckpt = tiny_checkpoints[bundle] / "models" / "model.pt"
+    # low threshold so that even an undertrained model's map has voxels to compare
+    run_bundle(bundle, ["inference"], datalist=str(custom), ckpt_path=str(ckpt), output_dir=str(tmp_path / "out"),
+               roi_size=TINY["roi_size"], min_lesion_mm3=0.0)  # fmt: skip
+    maps = {}
+    for case in cases:
+        cid = case["case_id"]
+        written = tmp_path / "out" / cid / f"{cid}_labels.nii.gz"
+        _same_grid(written, case["t1"])
+        maps[cid] = np.asarray(nib.load(written).dataobj)
+    np.testing.assert_array_equal(maps["case_LPS"][::-1, ::-1, :], maps["case_RAS"])
+    np.testing.assert_array_equal(maps["case_LAS"][::-1, :, :], maps["case_RAS"])
+
+
+def test_inference_on_real_abdominal_mri(realdata, tiny_checkpoints, tmp_path):
+    """The neuroblastoma bundle on a real limited-field abdominal MRI (LPS, 3 mm): an aligned map, no accuracy claim."""
+    bundle = "neuroblastoma_mri_segmentation"
+    image = realdata / "totalsegmentator_examples" / "example_mr_sm.nii.gz"
+    local = tmp_path / "mr" / "example_mr_t2w.nii.gz"
+    local.parent.mkdir()
+    shutil.copyfile(image, local)  # the copy in tmp_path, so the test never writes beside the shared data
+    custom = tmp_path / "datalist.json"
+    custom.write_text(json.dumps({"training": [], "validation": [], "testing": [{"case_id": "mr", "t2w": str(local)}]}))
+    ckpt = tiny_checkpoints[bundle] / "models" / "model.pt"
+    run_bundle(bundle, ["inference"], datalist=str(custom), ckpt_path=str(ckpt), output_dir=str(tmp_path / "out"),
+               roi_size=TINY["roi_size"])  # fmt: skip
+    written = tmp_path / "out" / "mr" / "mr_labels.nii.gz"
+    _same_grid(written, image)
+    labels = read_image(written, kind="label")
+    assert labels.shape[1:] == nib.load(image).shape
+    values = set(np.unique(np.asarray(labels)).astype(int).tolist())
+    assert values <= {0} | {row["value"] for row in config(bundle, "inference")["label_table"]}
+    assert (tmp_path / "out" / "mr" / "mr_lesions.csv").read_text().startswith("lesion_id,label,class_name")
