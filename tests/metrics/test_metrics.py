@@ -73,3 +73,37 @@ def test_bootstrap_interval_narrows_with_more_patients():
     assert single["value"] == 1.0 and single["ci_low"] is None
     same = bootstrap_ci([1, 2, 3], np.mean, seed=4, n_boot=200)
     assert same == bootstrap_ci([1, 2, 3], np.mean, seed=4, n_boot=200)
+
+
+def test_evaluate_localisation_known_answers(tmp_path):
+    """Two patients: perfect and half-found tumours; ground-truth labels 1 and 4 both mean tumour."""
+    import json
+
+    from mednet.metrics import evaluate_localisation
+    from tests.conftest import write_nifti
+
+    cases = []
+    for cid, found in (("A", 1.0), ("B", 0.5)):
+        truth = np.zeros((10, 10, 10), np.uint8)
+        truth[2:6, 2:6, 2:6] = 1
+        truth[2:6, 2:6, 4:6] = 4  # a second source value mapped onto the tumour
+        pred = np.zeros_like(truth)
+        pred[2:6, 2:6, 2 : 2 + int(4 * found)] = 1
+        pred[8, 8, 8] = 1  # a false lesion
+        write_nifti(tmp_path / "gt" / f"{cid}_seg.nii.gz", truth)
+        write_nifti(tmp_path / "pred" / cid / f"{cid}_labels.nii.gz", pred)
+        cases.append({"case_id": cid, "patient_id": cid, "label": f"gt/{cid}_seg.nii.gz"})
+    (tmp_path / "datalist.json").write_text(json.dumps({"training": [], "validation": [], "testing": cases}))
+    result = evaluate_localisation(
+        tmp_path / "pred", tmp_path / "datalist.json", [{"value": 1, "name": "tumour"}], {"1": "tumour"},
+        source_labels=[4], target_labels=[1], out_dir=tmp_path / "eval", n_boot=200,
+    )  # fmt: skip
+    dice = {row["case_id"]: row["dice_tumour"] for row in result["cases"]}
+    assert dice["A"] == pytest.approx(2 * 64 / (65 + 64))
+    assert dice["B"] == pytest.approx(2 * 32 / (33 + 64))
+    summary = result["summary"]
+    assert summary["dice_tumour"]["value"] == pytest.approx((dice["A"] + dice["B"]) / 2)
+    assert summary["dice_tumour"]["ci_low"] <= summary["dice_tumour"]["value"] <= summary["dice_tumour"]["ci_high"]
+    assert summary["detection"]["sensitivity"]["value"] == 1.0
+    assert summary["detection"]["false_positives_per_scan"]["value"] == 1.0
+    assert (tmp_path / "eval" / "metrics.json").is_file() and (tmp_path / "eval" / "metrics_cases.csv").is_file()

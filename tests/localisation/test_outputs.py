@@ -1,0 +1,87 @@
+"""The case files written from class probabilities: label map, label table, lesion table."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from mednet.io import read_image
+from mednet.localisation import LabelScheme, localise_from_probabilities, write_localisation
+from mednet.transforms import WriteLocalisationd
+from tests.conftest import lps_affine, write_nifti
+
+TABLE = [{"value": 1, "name": "kidney", "colour": "#ff00ff"}, {"value": 2, "name": "tumour", "colour": "#ff7f0e"}]
+
+
+def _probabilities(labels: np.ndarray, n_classes: int = 3) -> np.ndarray:
+    """One-hot probabilities with 0.9 on the labelled class."""
+    probs = np.full((n_classes, *labels.shape), 0.1 / (n_classes - 1), dtype=np.float32)
+    for c in range(n_classes):
+        probs[c][labels == c] = 0.9
+    return probs
+
+
+def test_organ_cleanup_small_lesion_removal_and_table():
+    labels = np.zeros((20, 20, 10), dtype=np.int16)
+    labels[2:10, 2:10, 2:8] = 1  # kidney
+    labels[15, 15, 5] = 1  # stray kidney voxel: removed by the clean-up
+    labels[5, 5, 4] = 0  # hole in the kidney: filled
+    labels[9:12, 9:12, 3:6] = 2  # tumour of 27 voxels touching the kidney
+    labels[17, 2, 2] = 2  # one-voxel tumour: under min_lesion_mm3
+    scheme = LabelScheme(TABLE, lesion_classes={"2": "tumour"}, organ_components={"1": 1},
+                         compartments={"kidney": "retroperitoneum"}, min_lesion_mm3=5.0)  # fmt: skip
+    result = localise_from_probabilities(_probabilities(labels), np.diag([1.0, 1.0, 2.0, 1.0]), scheme)
+    assert result.labels[15, 15, 5] == 0 and result.labels[5, 5, 4] == 1 and result.labels[17, 2, 2] == 0
+    assert len(result.lesions) == 1
+    lesion = result.lesions[0]
+    assert lesion["voxels"] == 27 and lesion["volume_ml"] == pytest.approx(0.054)
+    assert lesion["host_organ"] == "kidney" and lesion["compartment"] == "retroperitoneum"
+    assert lesion["mean_probability"] == pytest.approx(0.9)
+
+
+def test_label_scheme_rejects_values_outside_the_table():
+    with pytest.raises(ValueError, match=r"label values \[7\] are not in the label table"):
+        LabelScheme(TABLE, lesion_classes={7: "x"})
+
+
+def test_write_localisation_files_on_the_reference_grid(tmp_path):
+    reference_path = write_nifti(
+        tmp_path / "in" / "case_t2w.nii.gz", np.arange(4000, dtype=np.int16).reshape(20, 20, 10), lps_affine()
+    )
+    reference = read_image(reference_path)
+    labels = np.zeros((20, 20, 10), dtype=np.int16)
+    labels[4:9, 4:9, 2:6] = 2
+    paths = write_localisation(
+        _probabilities(labels), reference, tmp_path / "out", "case", LabelScheme(TABLE, {2: "tumour"})
+    )
+    written = nib.load(paths["labels"])
+    source = nib.load(reference_path)
+    assert written.shape == source.shape
+    np.testing.assert_array_equal(written.header.get_sform(), source.header.get_sform())
+    np.testing.assert_array_equal(written.header.get_qform(), source.header.get_qform())
+    np.testing.assert_array_equal(np.asarray(written.dataobj), labels)
+    table = json.loads(paths["label_table"].read_text())["labels"]
+    assert [row["name"] for row in table] == ["background", "kidney", "tumour"]
+    assert json.loads(paths["lesions_json"].read_text())["count"] == 1
+    with pytest.raises(Exception, match="output exists"):
+        write_localisation(
+            _probabilities(labels), reference, tmp_path / "out", "case", LabelScheme(TABLE, {2: "tumour"})
+        )
+
+
+def test_write_localisationd_names_the_case_and_needs_a_metatensor(tmp_path):
+    reference = read_image(write_nifti(tmp_path / "GLI_7_t1.nii.gz", np.arange(144, dtype=np.int16).reshape(6, 6, 4)))
+    probs = reference.clone().repeat(3, 1, 1, 1)
+    probs[:] = 0.0
+    probs[0] = 1.0
+    transform = WriteLocalisationd("pred", tmp_path / "out", TABLE, lesion_classes={"2": "tumour"})
+    out = transform({"pred": probs})
+    assert out["pred_files"]["labels"].endswith("GLI_7_t1/GLI_7_t1_labels.nii.gz")
+    out = transform({"pred": probs, "case_id": "GLI_7"})
+    assert (tmp_path / "out" / "GLI_7" / "GLI_7_lesions.csv").is_file()
+    with pytest.raises(TypeError, match="MetaTensor"):
+        transform({"pred": torch.zeros(3, 6, 6, 4)})
