@@ -1,0 +1,47 @@
+"""Grading-stage networks: the papers' classifiers, MONAI's modern ones, and per-sequence fusion.
+
+- :class:`SVGG`: the small VGG of the acoustic neuroma vs meningioma paper (sigmoid logit).
+- :class:`LeNet5`: the improved LeNet-5 of the neuroblastoma paper (softmax logits).
+- :class:`GoogLeNet`: Inception v1 in torchvision's layout for glioma grading by transfer
+  learning, with :func:`load_pretrained` and :func:`parameter_groups`.
+- :class:`MultiSequenceClassifier`: one independent branch per MRI sequence, majority vote.
+- :func:`build_classifier`: any of the above, or MONAI's DenseNet121 / ResNet, by name.
+
+Every network returns logits; sigmoid / softmax belong to the loss or the caller.
+"""
+
+from __future__ import annotations
+
+from mednet.networks.factory import CLASSIFIERS, build_classifier
+from mednet.networks.googlenet import (
+    DEFAULT_HEAD,
+    PAPER_HEAD,
+    BasicConv2d,
+    GoogLeNet,
+    Inception,
+    PretrainedWeightsError,
+    load_pretrained,
+    parameter_groups,
+)
+from mednet.networks.lenet import LeNet5
+from mednet.networks.multisequence import FUSIONS, TIE_RULES, MultiSequenceClassifier, branch_probabilities
+from mednet.networks.svgg import SVGG
+
+__all__ = [
+    "CLASSIFIERS",
+    "DEFAULT_HEAD",
+    "FUSIONS",
+    "PAPER_HEAD",
+    "SVGG",
+    "TIE_RULES",
+    "BasicConv2d",
+    "GoogLeNet",
+    "Inception",
+    "LeNet5",
+    "MultiSequenceClassifier",
+    "PretrainedWeightsError",
+    "branch_probabilities",
+    "build_classifier",
+    "load_pretrained",
+    "parameter_groups",
+]

@@ -1,0 +1,192 @@
+"""One independent classifier per MRI sequence, and a late fusion of their decisions.
+
+Papers A and B (SEEDS) train one model per sequence (s-VGG-T1 / s-VGG-T2; GoogLeNet on
+T1, T2 and FLAIR) and fuse the per-sequence decisions by voting. This module holds the
+branches together: no weights are shared between sequences, each branch has its own
+loss, and the fused decision is a majority vote (or the mean probability).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import nn
+
+__all__ = ["FUSIONS", "TIE_RULES", "MultiSequenceClassifier", "branch_probabilities"]
+
+#: Fusion rules understood by :class:`MultiSequenceClassifier`.
+FUSIONS = ("vote", "mean")
+#: Tie rules understood by :class:`MultiSequenceClassifier`.
+TIE_RULES = ("positive", "negative")
+
+
+def branch_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Probabilities of one branch's logits.
+
+    Args:
+        logits: ``(B, C)``.
+
+    Returns:
+        ``(B, 1)`` sigmoid when ``C == 1`` (probability of the positive class), else
+        ``(B, C)`` softmax over the classes.
+    """
+    if logits.ndim != 2:
+        raise ValueError(f"logits: expected shape (B, C), found {tuple(logits.shape)}")
+    return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
+
+
+class MultiSequenceClassifier(nn.Module):
+    """Independent per-sequence classifiers with a late fusion of their outputs.
+
+    Each sequence (e.g. ``"t1"``, ``"t2"``, ``"flair"``) has its own branch, an arbitrary
+    classifier mapping ``(B, in_channels, *spatial)`` to ``(B, C)`` logits. The branches
+    are held in an :class:`torch.nn.ModuleDict` and must not share any parameter.
+
+    Fusion (until a trained fusion module exists):
+
+    - ``"vote"`` (papers A and B): each branch votes for one class: with a single-logit
+      branch (``C == 1``, sigmoid) the vote is 1 when ``p >= 0.5`` (paper A's rule), else
+      0; with ``C >= 2`` (softmax) the vote is the arg-max class. ``fused`` holds the
+      fraction of votes per class and ``fused_class`` the class with most votes.
+    - ``"mean"``: ``fused`` is the mean of the branches' probabilities; ``fused_class`` is
+      1 when the mean is ``>= 0.5`` (``C == 1``) or the arg-max class (``C >= 2``).
+
+    Ties (e.g. 1 of 2 votes, 2 of 4, or a mean of exactly 0.5) follow ``tie``:
+    ``"positive"`` resolves to class 1 (paper A's DL-MDT, where 2 of 4 votes means
+    acoustic neuroma), ``"negative"`` to class 0. With ``C > 2`` classes tied for the most
+    votes, ``"positive"`` takes the highest tied class index and ``"negative"`` the lowest.
+
+    Args:
+        branches: sequence name -> classifier; at least one.
+        fusion: ``"vote"`` or ``"mean"``.
+        tie: ``"positive"`` or ``"negative"``.
+
+    Raises:
+        ValueError: no branch, an unknown fusion or tie rule, or branches sharing parameters.
+    """
+
+    def __init__(self, branches: Mapping[str, nn.Module], fusion: str = "vote", tie: str = "positive"):
+        super().__init__()
+        if not branches:
+            raise ValueError("branches: expected at least one sequence -> classifier entry, found none")
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion: expected one of {FUSIONS}, found {fusion!r}")
+        if tie not in TIE_RULES:
+            raise ValueError(f"tie: expected one of {TIE_RULES}, found {tie!r}")
+        owner: dict[int, str] = {}
+        for name, branch in branches.items():
+            for parameter in branch.parameters():
+                other = owner.setdefault(id(parameter), name)
+                if other != name:
+                    raise ValueError(
+                        f"branches {other!r} and {name!r} share parameters: each sequence needs its own model"
+                    )
+        self.branches = nn.ModuleDict(dict(branches))
+        self.fusion = fusion
+        self.tie = tie
+
+    @property
+    def sequences(self) -> tuple[str, ...]:
+        """The sequence names, in branch order."""
+        return tuple(self.branches.keys())
+
+    def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, object]:
+        """Run every branch on its sequence and fuse.
+
+        Args:
+            inputs: sequence name -> ``(B, in_channels, *spatial)``; keys that are not
+                branch names (e.g. ``"label"`` in a batch dict) are ignored.
+
+        Returns:
+            ``{"logits": {seq: (B, C)}, "probabilities": {seq: (B, C)}, "fused": (B, C),
+            "fused_class": (B,)}``: probabilities are ``(B, 1)`` sigmoids for single-logit
+            branches and softmaxes otherwise; ``fused`` are vote fractions (``"vote"``) or
+            mean probabilities (``"mean"``) with the branches' width ``C``; ``fused_class``
+            is an int64 class index (0/1 for single-logit branches).
+
+        Raises:
+            KeyError: a branch's sequence is missing from ``inputs``.
+            ValueError: branches disagree on ``C`` or on the batch size.
+        """
+        missing = [name for name in self.branches if name not in inputs]
+        if missing:
+            raise KeyError(f"inputs: missing sequence(s) {missing}; expected {list(self.branches)}")
+        logits = {name: branch(inputs[name]) for name, branch in self.branches.items()}
+        shapes = {name: tuple(value.shape) for name, value in logits.items()}
+        if len(set(shapes.values())) != 1 or any(len(s) != 2 for s in shapes.values()):
+            raise ValueError(f"branches must all return (B, C) logits of one shape, found {shapes}")
+        probabilities = {name: branch_probabilities(value) for name, value in logits.items()}
+        fused, fused_class = self.fuse(probabilities)
+        return {"logits": logits, "probabilities": probabilities, "fused": fused, "fused_class": fused_class}
+
+    def fuse(self, probabilities: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fuse per-branch probabilities with this model's fusion and tie rules.
+
+        Args:
+            probabilities: sequence name -> ``(B, C)`` probabilities (``(B, 1)`` sigmoid for binary).
+
+        Returns:
+            ``(fused, fused_class)``: ``(B, C)`` vote fractions or mean probabilities, and the
+            ``(B,)`` int64 decided class.
+        """
+        stacked = torch.stack(list(probabilities.values()))  # (N, B, C)
+        n_branches, _, n_classes = stacked.shape
+        if self.fusion == "mean":
+            fused = stacked.mean(dim=0)
+            if n_classes == 1:
+                p = fused[:, 0]
+                decided = p >= 0.5 if self.tie == "positive" else p > 0.5
+                return fused, decided.long()
+            return fused, self._argmax_with_ties(fused)
+        # majority vote on integer counts, so that ties are exact
+        if n_classes == 1:
+            positive = (stacked[..., 0] >= 0.5).sum(dim=0)  # (B,)
+            twice, total = 2 * positive, n_branches
+            decided = twice >= total if self.tie == "positive" else twice > total
+            fused = (positive.to(stacked.dtype) / n_branches)[:, None]
+            return fused, decided.long()
+        votes = torch.nn.functional.one_hot(stacked.argmax(dim=2), n_classes).sum(dim=0)  # (B, C)
+        return votes.to(stacked.dtype) / n_branches, self._argmax_with_ties(votes)
+
+    def _argmax_with_ties(self, scores: torch.Tensor) -> torch.Tensor:
+        """``(B, C)`` -> ``(B,)``: the best class; ties to the highest ("positive") or lowest index."""
+        best = scores == scores.max(dim=1, keepdim=True).values
+        index = torch.arange(scores.shape[1], device=scores.device).expand_as(scores)
+        if self.tie == "positive":
+            return torch.where(best, index, -1).max(dim=1).values
+        return torch.where(best, index, scores.shape[1]).min(dim=1).values
+
+    def loss(
+        self,
+        outputs: Mapping[str, object],
+        target: torch.Tensor | Mapping[str, torch.Tensor],
+        criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One loss per branch, and their sum for the backward pass.
+
+        Args:
+            outputs: what :meth:`forward` returned (its ``"logits"`` are used).
+            target: ``(B,)`` class indices shared by all branches, or sequence name -> target.
+                For single-logit branches a ``(B,)`` target is reshaped to ``(B, 1)`` and cast
+                to the logits' dtype, as ``BCEWithLogitsLoss`` needs.
+            criterion: ``loss(logits, target)``; default ``BCEWithLogitsLoss`` for
+                single-logit branches, ``CrossEntropyLoss`` otherwise.
+
+        Returns:
+            ``(total, {seq: loss})``: the scalar sum and each branch's scalar loss.
+        """
+        logits: Mapping[str, torch.Tensor] = outputs["logits"]  # type: ignore[assignment]
+        losses: dict[str, torch.Tensor] = {}
+        for name in self.branches:
+            branch_logits = logits[name]
+            branch_target = target[name] if isinstance(target, Mapping) else target
+            binary = branch_logits.shape[1] == 1
+            if binary and branch_target.ndim == 1:
+                branch_target = branch_target[:, None].to(branch_logits.dtype)
+            loss_fn = criterion or (
+                nn.functional.binary_cross_entropy_with_logits if binary else nn.functional.cross_entropy
+            )
+            losses[name] = loss_fn(branch_logits, branch_target)
+        total = torch.stack(list(losses.values())).sum()
+        return total, losses
