@@ -1,16 +1,28 @@
-"""Metrics at patient level with bootstrap confidence intervals: segmentation, detection."""
+"""Metrics at patient level with bootstrap confidence intervals: segmentation, detection, classification."""
 
 from mednet.metrics.bootstrap import bootstrap_ci, mean_ci
+from mednet.metrics.classification import (
+    SLICE_LEVEL_NOTE,
+    classification_summary,
+    expected_calibration_error,
+    plot_confusion,
+    plot_roc,
+)
 from mednet.metrics.detection import detection_counts, detection_summary
 from mednet.metrics.localisation import evaluate_localisation, map_labels
 from mednet.metrics.segmentation import segmentation_scores
 
 __all__ = [
+    "SLICE_LEVEL_NOTE",
     "bootstrap_ci",
+    "classification_summary",
     "detection_counts",
     "detection_summary",
     "evaluate_localisation",
+    "expected_calibration_error",
     "map_labels",
     "mean_ci",
+    "plot_confusion",
+    "plot_roc",
     "segmentation_scores",
 ]

@@ -1,0 +1,390 @@
+"""Inputs of the grading stage: the lesion's slices (2D) or the lesion's box (3D), cropped and resized.
+
+Paper B grades each patient from the axial slice with the largest tumour area and its
+neighbours, 20 slices in all, converted to 224 x 224 x 3 images for an ImageNet-pretrained
+network. :func:`extract_slices` does this; :func:`extract_volume` is the 3D alternative (one
+crop around the lesion's 3D bounding box).
+
+Where the lesion labels come from:
+
+* in **training** and evaluation they are the ground-truth label map;
+* at **inference** they are the localisation stage's predicted label map.
+
+Either way they lie on the image's voxel grid: ``labels`` has the image's spatial shape
+``(x, y, z)`` (resample the label map to the image first if it was produced on another grid).
+The ``z`` axis (the third array axis) is taken as the axial, slice axis.
+
+Orientation: slices are taken as ``image[c, :, :, z]`` and not flipped or transposed, so an
+output slice's rows (``H``) follow the array's ``x`` axis and its columns (``W``) its ``y``
+axis; use the same function in training and at inference and the orientation is consistent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from mednet.io.validation import spacing_from_affine
+
+__all__ = ["crop_box", "extract_slices", "extract_volume", "lesion_slices", "volume_crop_box"]
+
+#: Default margin around the lesion box, as a fraction of the box size.
+DEFAULT_MARGIN_FRACTION = 0.25
+#: Default smallest margin, in voxels, whatever the lesion size.
+DEFAULT_MIN_MARGIN_VOXELS = 3
+_EPS = 1e-6
+
+
+def _to_numpy(array) -> np.ndarray:
+    if isinstance(array, torch.Tensor):
+        return array.detach().cpu().as_subclass(torch.Tensor).numpy()
+    return np.asarray(array)
+
+
+def _labels_3d(labels) -> np.ndarray:
+    """Labels as an ``(x, y, z)`` array; a leading channel of size 1 (``read_image`` output) is dropped."""
+    labels = _to_numpy(labels)
+    if labels.ndim == 4 and labels.shape[0] == 1:
+        labels = labels[0]
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be (x, y, z) (or (1, x, y, z)), got shape {labels.shape}")
+    return labels
+
+
+def _lesion_mask(labels: np.ndarray, lesion_values: int | Sequence[int]) -> np.ndarray:
+    values = [lesion_values] if np.isscalar(lesion_values) else list(lesion_values)
+    if not values:
+        raise ValueError("lesion_values is empty: name the label values of the lesion")
+    mask = np.isin(labels, values)
+    if not mask.any():
+        raise ValueError(f"no lesion voxel: the label map holds none of the lesion values {values}")
+    return mask
+
+
+def _image_4d(image, labels: np.ndarray) -> np.ndarray:
+    array = _to_numpy(image)
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4:
+        raise ValueError(f"image must be (C, x, y, z), got shape {array.shape}")
+    if array.shape[1:] != labels.shape:
+        raise ValueError(
+            f"image grid {array.shape[1:]} differs from the labels' {labels.shape}: "
+            "resample the label map onto the image first"
+        )
+    return array.astype(np.float32, copy=False)
+
+
+def _spacing(image, spacing: Sequence[float] | None) -> np.ndarray:
+    if spacing is not None:
+        out = np.asarray(spacing, dtype=float)
+        if out.shape != (3,) or np.any(out <= 0) or not np.all(np.isfinite(out)):
+            raise ValueError(f"spacing must be three positive numbers (mm), got {spacing}")
+        return out
+    affine = getattr(image, "affine", None)
+    if affine is not None:
+        return spacing_from_affine(_to_numpy(affine))
+    return np.ones(3)
+
+
+def lesion_slices(labels, lesion_values: int | Sequence[int], n: int = 20) -> list[int]:
+    """The ``n`` axial slices around the slice of largest lesion area (paper B).
+
+    The window is contiguous and centred on the largest slice: for even ``n`` it holds
+    ``n // 2`` slices below the largest and ``n // 2 - 1`` above (for ``n = 20``: 10 below,
+    the largest, 9 above). Near the bottom or top of the volume the window is shifted, not
+    truncated, so that it still holds ``n`` slices. A volume with fewer than ``n`` slices
+    gives all its slices. Ties in area go to the lowest slice.
+
+    Args:
+        labels: ``(x, y, z)`` integer label map (or ``(1, x, y, z)``); ``z`` is the axial axis.
+        lesion_values: label value(s) of the lesion; their union is the lesion.
+        n: number of slices.
+
+    Returns:
+        ``min(n, z)`` slice indices, ascending.
+
+    Raises:
+        ValueError: no lesion voxel, or ``n < 1``.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    labels = _labels_3d(labels)
+    area = _lesion_mask(labels, lesion_values).sum(axis=(0, 1))
+    depth = labels.shape[2]
+    if depth <= n:
+        return list(range(depth))
+    largest = int(np.argmax(area))
+    start = min(max(largest - n // 2, 0), depth - n)
+    return list(range(start, start + n))
+
+
+def _square_box(
+    low: np.ndarray, high: np.ndarray, spacing: np.ndarray, margin_mm: float | None, margin_fraction: float, min_margin
+) -> list[tuple[int, int]]:
+    """A box, square in mm, around the inclusive voxel range ``low..high`` of each axis (half-open result)."""
+    extent = high - low + 1
+    side_mm = float(np.max(extent * spacing))
+    margin = margin_fraction * side_mm if margin_mm is None else float(margin_mm)
+    margin = max(margin, min_margin * float(np.max(spacing)))
+    total_mm = side_mm + 2 * margin
+    box = []
+    for lo, e, s in zip(low, extent, spacing, strict=True):
+        length = max(math.ceil(total_mm / s - _EPS), int(e))
+        start = int(lo) - (length - int(e)) // 2
+        box.append((start, start + length))
+    return box
+
+
+def _check_margin(margin_fraction: float | None, margin_mm: float | None, min_margin_voxels: int) -> float:
+    if margin_fraction is not None and margin_mm is not None:
+        raise ValueError("give margin_fraction or margin_mm, not both")
+    fraction = DEFAULT_MARGIN_FRACTION if margin_fraction is None else float(margin_fraction)
+    if fraction < 0 or (margin_mm is not None and margin_mm < 0) or min_margin_voxels < 0:
+        raise ValueError("margins must not be negative")
+    return fraction
+
+
+def crop_box(
+    labels,
+    lesion_values: int | Sequence[int],
+    slices: Sequence[int] | None = None,
+    *,
+    margin_fraction: float | None = None,
+    margin_mm: float | None = None,
+    spacing: Sequence[float] | None = None,
+    min_margin_voxels: int = DEFAULT_MIN_MARGIN_VOXELS,
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The in-plane crop box of :func:`extract_slices`: square, around the lesion, with a margin.
+
+    The lesion's in-plane bounding box is taken over ``slices`` (all slices when None). The
+    crop is a square (in mm when ``spacing`` is given, else in voxels) centred on it whose side
+    is the bounding box's longer side plus a margin on each side: ``margin_mm``, or else
+    ``margin_fraction`` (default 0.25) of that longer side, and never less than
+    ``min_margin_voxels`` voxels. The box may extend past the image (the crop is then
+    zero-padded).
+
+    Args:
+        labels: ``(x, y, z)`` integer label map (or ``(1, x, y, z)``).
+        lesion_values: label value(s) of the lesion.
+        slices: axial slice indices the bounding box is taken over.
+        margin_fraction: margin as a fraction of the bounding box's longer side.
+        margin_mm: margin in mm (in voxels when no ``spacing``); excludes ``margin_fraction``.
+        spacing: voxel size ``(x, y, z)`` in mm.
+        min_margin_voxels: smallest margin, in voxels.
+
+    Returns:
+        ``((x_start, x_stop), (y_start, y_stop))``, half-open voxel ranges, possibly outside the image.
+
+    Raises:
+        ValueError: no lesion voxel in ``slices``, both margins given, or a negative margin.
+    """
+    fraction = _check_margin(margin_fraction, margin_mm, min_margin_voxels)
+    labels = _labels_3d(labels)
+    if slices is not None:
+        labels = labels[:, :, list(slices)]
+    mask = _lesion_mask(labels, lesion_values).any(axis=2)
+    index = np.argwhere(mask)
+    step = _spacing(None, spacing)[:2]
+    box = _square_box(index.min(axis=0), index.max(axis=0), step, margin_mm, fraction, min_margin_voxels)
+    return box[0], box[1]
+
+
+def volume_crop_box(
+    labels,
+    lesion_values: int | Sequence[int],
+    *,
+    margin_fraction: float = DEFAULT_MARGIN_FRACTION,
+    min_margin_voxels: int = DEFAULT_MIN_MARGIN_VOXELS,
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """The 3D crop box of :func:`extract_volume`: the lesion's bounding box with a margin per axis.
+
+    Along each axis the margin is ``margin_fraction`` of the bounding box's extent on that
+    axis (rounded up), at least ``min_margin_voxels``, on each side.
+
+    Args:
+        labels: ``(x, y, z)`` integer label map (or ``(1, x, y, z)``).
+        lesion_values: label value(s) of the lesion.
+        margin_fraction: margin as a fraction of the extent.
+        min_margin_voxels: smallest margin, in voxels.
+
+    Returns:
+        Three half-open ``(start, stop)`` voxel ranges, possibly outside the image.
+
+    Raises:
+        ValueError: no lesion voxel, or a negative margin.
+    """
+    if margin_fraction < 0 or min_margin_voxels < 0:
+        raise ValueError("margins must not be negative")
+    index = np.argwhere(_lesion_mask(_labels_3d(labels), lesion_values))
+    box = []
+    for lo, hi in zip(index.min(axis=0), index.max(axis=0), strict=True):
+        margin = max(math.ceil(margin_fraction * (hi - lo + 1) - _EPS), min_margin_voxels)
+        box.append((int(lo) - margin, int(hi) + 1 + margin))
+    return box[0], box[1], box[2]
+
+
+def _crop(array: np.ndarray, box: Sequence[tuple[int, int]]) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """Crop the trailing axes of ``array`` to ``box``, zero-padding; also where the image lies in the crop."""
+    lead = array.shape[: array.ndim - len(box)]
+    out = np.zeros(lead + tuple(stop - start for start, stop in box), dtype=array.dtype)
+    source, target = [], []
+    for (start, stop), size in zip(box, array.shape[len(lead) :], strict=True):
+        lo, hi = max(start, 0), min(stop, size)
+        source.append(slice(lo, max(hi, lo)))
+        target.append(slice(lo - start, lo - start + max(hi - lo, 0)))
+    keep = (Ellipsis, *target)
+    out[keep] = array[(Ellipsis, *source)]
+    return out, tuple(target)
+
+
+def _zscore(crop: np.ndarray, inside: tuple[slice, ...], channel_axis: int) -> np.ndarray:
+    """Z-score each channel over the image voxels of the crop; the padding becomes 0 (the mean)."""
+    real = crop[(Ellipsis, *inside)]
+    axes = tuple(a for a in range(crop.ndim) if a != channel_axis)
+    mean = real.mean(axis=axes, keepdims=True, dtype=np.float64)
+    std = real.std(axis=axes, keepdims=True, dtype=np.float64)
+    std = np.where(std > 0, std, 1.0)
+    out = np.zeros_like(crop)
+    out[(Ellipsis, *inside)] = ((real - mean) / std).astype(crop.dtype)
+    return out
+
+
+def _channels(array: np.ndarray, channels_out: int | None, axis: int) -> np.ndarray:
+    have = array.shape[axis]
+    if channels_out is None or channels_out == have:
+        return array
+    if have == 1:
+        return np.repeat(array, channels_out, axis=axis)
+    raise ValueError(f"cannot make {channels_out} channels from {have}: only a single channel is replicated")
+
+
+def extract_slices(
+    image,
+    labels,
+    lesion_values: int | Sequence[int],
+    n: int = 20,
+    size: tuple[int, int] = (224, 224),
+    *,
+    margin_fraction: float | None = None,
+    margin_mm: float | None = None,
+    spacing: Sequence[float] | None = None,
+    min_margin_voxels: int = DEFAULT_MIN_MARGIN_VOXELS,
+    channels_out: int | None = None,
+    zscore: bool = True,
+) -> np.ndarray:
+    """The lesion's axial slices, cropped around the lesion and resized (paper B's grading input).
+
+    Steps: :func:`lesion_slices` picks ``n`` slices around the slice of largest lesion area;
+    :func:`crop_box` gives one square box around the lesion's in-plane bounding box over those
+    slices plus a margin, used for every slice (so the slices stay aligned); the crop is
+    zero-padded where the box leaves the image, z-scored (below), and resized to ``size`` with
+    bilinear interpolation (antialiased when shrinking).
+
+    Intensity: with ``zscore`` (default) each channel is standardised with the mean and
+    standard deviation of the image voxels inside the crop over the whole stack of selected
+    slices (one pair of numbers per channel and patient, not per slice, so slices of one
+    patient stay comparable); a constant channel is only centred. Padding is 0, i.e. the
+    crop's mean. With ``zscore=False`` the intensities are left raw and the padding is 0.
+
+    Args:
+        image: ``(C, x, y, z)`` array or tensor (e.g. a ``MetaTensor`` from
+            :func:`mednet.io.read_image`; its affine gives the spacing); ``(x, y, z)`` is one channel.
+        labels: ``(x, y, z)`` (or ``(1, x, y, z)``) label map on the image's grid: the ground
+            truth in training, the localisation stage's output at inference.
+        lesion_values: label value(s) of the lesion.
+        n: number of slices (fewer when the volume has fewer).
+        size: output ``(H, W)``.
+        margin_fraction: margin as a fraction of the lesion box's longer side (default 0.25).
+        margin_mm: margin in mm instead; excludes ``margin_fraction``.
+        spacing: voxel size ``(x, y, z)`` in mm; default: from ``image.affine``, else 1 mm.
+            With anisotropic in-plane voxels the box is square in mm.
+        min_margin_voxels: smallest margin, in voxels.
+        channels_out: e.g. 3 for ImageNet weights: a single channel is replicated; None keeps ``C``.
+        zscore: standardise intensities (see above); False leaves them raw.
+
+    Returns:
+        ``(n, C', H, W)`` float32 array, slices in ascending ``z``; ``H`` follows ``x``, ``W`` ``y``.
+
+    Raises:
+        ValueError: no lesion voxel, shapes that disagree, or a channel count that cannot be made.
+    """
+    labels_3d = _labels_3d(labels)
+    array = _image_4d(image, labels_3d)
+    step = _spacing(image, spacing)
+    slices = lesion_slices(labels_3d, lesion_values, n)
+    box_x, box_y = crop_box(
+        labels_3d,
+        lesion_values,
+        slices,
+        margin_fraction=margin_fraction,
+        margin_mm=margin_mm,
+        spacing=step,
+        min_margin_voxels=min_margin_voxels,
+    )
+    stack = np.moveaxis(array[:, :, :, slices], 3, 0)  # (n, C, x, y)
+    crop, inside = _crop(stack, (box_x, box_y))
+    if zscore:
+        crop = _zscore(crop, inside, channel_axis=1)
+    tensor = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))
+    shrink = any(out < have for out, have in zip(size, tensor.shape[2:], strict=True))
+    resized = F.interpolate(tensor, size=tuple(size), mode="bilinear", align_corners=False, antialias=shrink)
+    return _channels(resized.numpy(), channels_out, axis=1)
+
+
+def extract_volume(
+    image,
+    labels,
+    lesion_values: int | Sequence[int],
+    size: tuple[int, int, int] = (64, 64, 32),
+    margin_fraction: float = DEFAULT_MARGIN_FRACTION,
+    *,
+    min_margin_voxels: int = DEFAULT_MIN_MARGIN_VOXELS,
+    channels_out: int | None = None,
+    zscore: bool = True,
+) -> np.ndarray:
+    """The lesion's 3D box, cropped and resized (3D grading input).
+
+    The crop is :func:`volume_crop_box` (the lesion's 3D bounding box with a margin on each
+    axis), zero-padded where it leaves the image, z-scored per channel over the image voxels
+    of the crop (as in :func:`extract_slices`) unless ``zscore=False``, and resized to ``size``
+    with trilinear interpolation. The crop's aspect ratio is not kept: each axis is stretched
+    to its output size. Torch has no antialiased trilinear mode, so an axis that shrinks is
+    first smoothed with a Gaussian of sigma ``(factor - 1) / 2`` voxels (as scikit-image does).
+
+    Args:
+        image: ``(C, x, y, z)`` array or tensor (``(x, y, z)`` is one channel).
+        labels: ``(x, y, z)`` (or ``(1, x, y, z)``) label map on the image's grid: the ground
+            truth in training, the localisation stage's output at inference.
+        lesion_values: label value(s) of the lesion.
+        size: output ``(X, Y, Z)``.
+        margin_fraction: margin on each side as a fraction of the lesion's extent on that axis.
+        min_margin_voxels: smallest margin, in voxels.
+        channels_out: e.g. 3 to replicate a single channel; None keeps ``C``.
+        zscore: standardise intensities; False leaves them raw.
+
+    Returns:
+        ``(C', X, Y, Z)`` float32 array.
+
+    Raises:
+        ValueError: no lesion voxel, shapes that disagree, or a channel count that cannot be made.
+    """
+    labels_3d = _labels_3d(labels)
+    array = _image_4d(image, labels_3d)
+    box = volume_crop_box(
+        labels_3d, lesion_values, margin_fraction=margin_fraction, min_margin_voxels=min_margin_voxels
+    )
+    crop, inside = _crop(array, box)
+    if zscore:
+        crop = _zscore(crop, inside, channel_axis=0)
+    sigma = [0.0] + [max(0.0, (have / out - 1) / 2) for have, out in zip(crop.shape[1:], size, strict=True)]
+    if any(sigma):
+        crop = ndimage.gaussian_filter(crop, sigma=sigma, mode="nearest")
+    tensor = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))[None]
+    resized = F.interpolate(tensor, size=tuple(size), mode="trilinear", align_corners=False)[0]
+    return _channels(resized.numpy(), channels_out, axis=0)

@@ -1,0 +1,415 @@
+"""Classification metrics at patient level, each with a bootstrap confidence interval over patients.
+
+Papers A and B report slice-level figures on slices split without regard to patients;
+mednet reports patient-level figures (one aggregated probability per patient, see
+:func:`mednet.grading.patient_probabilities`) as the primary result, and labels any
+slice-level figure as secondary. Every figure carries a 95% percentile bootstrap interval
+over the rows (patients), from :func:`mednet.metrics.bootstrap_ci`.
+
+Conventions:
+
+* a figure whose denominator is empty is NaN (e.g. sensitivity with no positive patient,
+  AUC with a single class); bootstrap resamples giving NaN are skipped;
+* binary prediction is positive when the probability is ``>= threshold`` (paper A's rule);
+  multi-class prediction is the most probable class;
+* the ROC AUC is the Mann-Whitney statistic with ties counted one half, the same number as
+  :func:`sklearn.metrics.roc_auc_score`, computed directly so that thousands of resamples
+  stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import rankdata
+
+from mednet.metrics.bootstrap import bootstrap_ci
+
+__all__ = ["classification_summary", "expected_calibration_error", "plot_confusion", "plot_roc"]
+
+SLICE_LEVEL_NOTE = "slice-level figures are secondary: slices of one patient are not independent"
+_LEVELS = ("patient", "slice")
+_NAN = float("nan")
+
+
+def _probabilities(y_prob) -> np.ndarray:
+    """``(N,)`` positive-class probabilities or ``(N, C)`` class probabilities; ``(N, 1)`` and ``(N, 2)`` are binary."""
+    p = np.asarray(y_prob, dtype=float)
+    if p.ndim == 2 and p.shape[1] == 1:
+        p = p[:, 0]
+    elif p.ndim == 2 and p.shape[1] == 2:
+        p = p[:, 1]
+    if p.ndim not in (1, 2):
+        raise ValueError(f"y_prob must be (N,) or (N, C), got shape {p.shape}")
+    if not np.all(np.isfinite(p)) or (p.size and (p.min() < 0 or p.max() > 1)):
+        raise ValueError("y_prob must hold finite probabilities within [0, 1]")
+    return p
+
+
+def _truth(y_true, n_classes: int, classes: Sequence[str] | None) -> np.ndarray:
+    """Class indices ``(N,)`` from indices, booleans or class names."""
+    raw = np.asarray(y_true)
+    if raw.ndim != 1:
+        raise ValueError(f"y_true must be (N,), got shape {raw.shape}")
+    if raw.dtype.kind in "USO":
+        names = [str(c) for c in classes] if classes is not None else []
+        unknown = sorted({str(v) for v in raw.tolist()} - set(names))
+        if unknown:
+            raise ValueError(f"y_true holds names {unknown} not among classes {names}")
+        return np.array([names.index(str(v)) for v in raw.tolist()], dtype=int)
+    if raw.dtype.kind == "f" and not np.all(np.isfinite(raw) & (raw == np.round(raw))):
+        raise ValueError("y_true must hold class indices (integers), not fractions or NaN")
+    y = raw.astype(int)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"y_true must hold class indices 0..{n_classes - 1}, got values {sorted(set(y.tolist()))}")
+    return y
+
+
+def _inputs(y_true, y_prob, classes) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    p = _probabilities(y_prob)
+    n_classes = 2 if p.ndim == 1 else p.shape[1]
+    if classes is None:
+        classes = ("negative", "positive") if n_classes == 2 else tuple(f"class_{i}" for i in range(n_classes))
+    classes = tuple(str(c) for c in classes)
+    if len(classes) != n_classes:
+        raise ValueError(f"{len(classes)} class names for {n_classes} classes")
+    y = _truth(y_true, n_classes, classes)
+    if len(y) != len(p):
+        raise ValueError(f"y_true has {len(y)} rows but y_prob {len(p)}")
+    return y, p, classes
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else _NAN
+
+
+def _auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC (Mann-Whitney, ties one half); NaN without both classes."""
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if not n_pos or not n_neg:
+        return _NAN
+    ranks = rankdata(score)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _one_vs_rest(positive: np.ndarray, predicted: np.ndarray, score: np.ndarray, name: str) -> float:
+    """One binary figure from boolean truth and prediction (and scores, for the AUC)."""
+    tp = int(np.sum(positive & predicted))
+    fp = int(np.sum(~positive & predicted))
+    fn = int(np.sum(positive & ~predicted))
+    tn = int(np.sum(~positive & ~predicted))
+    if name == "sensitivity":
+        return _ratio(tp, tp + fn)
+    if name == "specificity":
+        return _ratio(tn, tn + fp)
+    if name == "precision":
+        return _ratio(tp, tp + fp)
+    if name == "f1":
+        return _ratio(2 * tp, 2 * tp + fp + fn)
+    if name == "auc":
+        return _auc(positive, score)
+    raise KeyError(name)
+
+
+def expected_calibration_error(y_true, y_prob, bins: int = 10) -> float:
+    """Expected calibration error over equal-width probability bins.
+
+    Binary (``y_prob`` of shape ``(N,)``): the positive-class probability against the
+    outcome. Multi-class (``(N, C)``, C > 2): top-label calibration, the highest probability
+    against whether that class is right. Bin ``i`` holds confidences in
+    ``[i / bins, (i + 1) / bins)``, the last bin also 1.0. ECE is the sum over bins of the bin's
+    share of the rows times ``|observed frequency - mean confidence|``.
+
+    Args:
+        y_true: ``(N,)`` class indices (0/1 for binary).
+        y_prob: ``(N,)`` or ``(N, C)`` probabilities (``(N, 2)`` counts as binary, column 1).
+        bins: number of bins.
+
+    Returns:
+        ECE in ``[0, 1]``; NaN for no rows.
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    p = _probabilities(y_prob)
+    y = _truth(y_true, 2 if p.ndim == 1 else p.shape[1], None)
+    return _ece(y, p, bins)
+
+
+def _ece(y: np.ndarray, p: np.ndarray, bins: int) -> float:
+    if not len(y):
+        return _NAN
+    if p.ndim == 1:
+        confidence, outcome = p, (y == 1).astype(float)
+    else:
+        confidence, outcome = p.max(axis=1), (p.argmax(axis=1) == y).astype(float)
+    index = np.minimum((confidence * bins).astype(int), bins - 1)
+    gap = np.bincount(index, weights=outcome - confidence, minlength=bins)
+    return float(np.abs(gap).sum() / len(y))
+
+
+def _brier(y: np.ndarray, p: np.ndarray) -> float:
+    if p.ndim == 1:
+        return float(np.mean((p - (y == 1)) ** 2))
+    onehot = np.eye(p.shape[1])[y]
+    return float(np.mean(np.sum((p - onehot) ** 2, axis=1)))
+
+
+def _confusion(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> list[list[int]]:
+    counts = np.bincount(y * n_classes + predicted, minlength=n_classes * n_classes)
+    return counts.reshape(n_classes, n_classes).tolist()
+
+
+def _binary_figures(threshold: float, bins: int) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    def ovr(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
+        return lambda y, p: _one_vs_rest(y == 1, p >= threshold, p, name)
+
+    return {
+        "accuracy": lambda y, p: float(np.mean((p >= threshold) == (y == 1))) if len(y) else _NAN,
+        **{name: ovr(name) for name in ("sensitivity", "specificity", "precision", "f1", "auc")},
+        "brier": _brier,
+        "ece": lambda y, p: _ece(y, p, bins),
+    }
+
+
+def _macro(y: np.ndarray, p: np.ndarray, name: str) -> float:
+    """Mean over classes of a one-vs-rest figure; NaN unless every class occurs in ``y``."""
+    n_classes = p.shape[1]
+    if len(np.unique(y)) < n_classes:
+        return _NAN
+    predicted = p.argmax(axis=1)
+    values = []
+    for c in range(n_classes):
+        value = _one_vs_rest(y == c, predicted == c, p[:, c], name)
+        values.append(0.0 if name == "precision" and np.isnan(value) else value)  # sklearn's zero_division=0
+    return float(np.mean(values))
+
+
+def _multiclass_figures(bins: int) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    def macro(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
+        return lambda y, p: _macro(y, p, name)
+
+    return {
+        "accuracy": lambda y, p: float(np.mean(p.argmax(axis=1) == y)) if len(y) else _NAN,
+        **{f"macro_{name}": macro(name) for name in ("sensitivity", "specificity", "precision", "f1", "auc")},
+        "brier": _brier,
+        "ece": lambda y, p: _ece(y, p, bins),
+    }
+
+
+def _per_class_figure(c: int, name: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    return lambda y, p: _one_vs_rest(y == c, p.argmax(axis=1) == c, p[:, c], name)
+
+
+def classification_summary(
+    y_true,
+    y_prob,
+    *,
+    classes: Sequence[str] | None = None,
+    threshold: float = 0.5,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    level: str = "patient",
+    bins: int = 10,
+) -> dict:
+    """Classification figures with bootstrap confidence intervals over the rows (patients).
+
+    Binary (``y_prob`` of shape ``(N,)``, the positive class's probability; ``(N, 2)`` uses
+    column 1): ``accuracy``, ``sensitivity`` (recall), ``specificity``, ``precision``, ``f1``,
+    ``auc`` (ROC), ``brier`` (mean squared error of the probability) and ``ece``
+    (:func:`expected_calibration_error`), the prediction being positive when
+    ``probability >= threshold``.
+
+    Multi-class (``(N, C)``, C > 2; prediction: the most probable class): ``accuracy``,
+    ``macro_sensitivity`` (balanced accuracy), ``macro_specificity``, ``macro_precision``,
+    ``macro_f1``, ``macro_auc`` (one-vs-rest), ``brier`` (sum over classes, range 0..2) and
+    ``ece`` (top-label), plus ``per_class[name]`` with the one-vs-rest ``sensitivity``,
+    ``specificity``, ``precision``, ``f1`` and ``auc``. Macro figures are NaN for a (re)sample
+    lacking a class (such resamples are skipped); a class never predicted counts as precision
+    0 in ``macro_precision`` (sklearn's ``zero_division=0``) but is NaN in ``per_class``.
+
+    Every figure is a :func:`mednet.metrics.bootstrap_ci` dict ``{"value", "ci_low",
+    "ci_high", "n"}``; all figures use the same resamples (one seed).
+
+    Args:
+        y_true: ``(N,)`` true class indices (0 negative, 1 positive for binary), booleans, or
+            names from ``classes``.
+        y_prob: ``(N,)`` or ``(N, C)`` probabilities, one row per patient (or slice).
+        classes: class names, index order; default ``("negative", "positive")`` or ``class_i``.
+        threshold: binary decision threshold (ignored for multi-class).
+        n_boot: bootstrap resamples.
+        confidence: interval coverage.
+        seed: bootstrap seed.
+        level: ``"patient"`` (primary) or ``"slice"`` (secondary: adds a ``"note"`` saying so).
+        bins: bins of the calibration error.
+
+    Returns:
+        The figures above and ``"confusion_matrix"`` (counts, rows true class, columns
+        predicted, in ``classes`` order: binary ``[[TN, FP], [FN, TP]]``), ``"classes"``,
+        ``"support"`` (true count per class), ``"threshold"`` (None for multi-class), ``"n"``,
+        ``"level"`` and, for slices, ``"note"``.
+
+    Raises:
+        ValueError: unknown level, mismatched or invalid inputs, no rows.
+    """
+    if level not in _LEVELS:
+        raise ValueError(f"level must be one of {_LEVELS}, got {level!r}")
+    y, p, classes = _inputs(y_true, y_prob, classes)
+    if not len(y):
+        raise ValueError("no rows to evaluate")
+    binary = p.ndim == 1
+    rows = list(range(len(y)))
+
+    def ci(figure: Callable[[np.ndarray, np.ndarray], float]) -> dict:
+        def statistic(sample: Sequence[int]) -> float:
+            index = np.asarray(sample, dtype=int)
+            return figure(y[index], p[index])
+
+        return bootstrap_ci(rows, statistic, n_boot=n_boot, confidence=confidence, seed=seed)
+
+    out: dict = {"level": level}
+    if level == "slice":
+        out["note"] = SLICE_LEVEL_NOTE
+    out.update({"n": len(y), "classes": list(classes), "threshold": float(threshold) if binary else None})
+    n_classes = len(classes)
+    out["support"] = np.bincount(y, minlength=n_classes).tolist()
+    predicted = (p >= threshold).astype(int) if binary else p.argmax(axis=1)
+    out["confusion_matrix"] = _confusion(y, predicted, n_classes)
+    figures = _binary_figures(threshold, bins) if binary else _multiclass_figures(bins)
+    out.update({name: ci(figure) for name, figure in figures.items()})
+    if not binary:
+        names = ("sensitivity", "specificity", "precision", "f1", "auc")
+        out["per_class"] = {
+            cls: {name: ci(_per_class_figure(c, name)) for name in names} for c, cls in enumerate(classes)
+        }
+    return out
+
+
+def _save(figure, path: os.PathLike | str) -> Path:
+    """Write a matplotlib figure as PNG atomically (temporary file beside it, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            figure.savefig(stream, format="png", dpi=120)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _new_figure(size: tuple[float, float]):
+    """A figure on its own Agg canvas: no pyplot, no global backend state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _roc_points(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+    order = np.argsort(-score, kind="mergesort")
+    score, positive = score[order], positive[order]
+    last = np.r_[np.flatnonzero(np.diff(score)), len(score) - 1]
+    tp = np.cumsum(positive)[last]
+    fp = (last + 1) - tp
+    return np.r_[0.0, fp / fp[-1]], np.r_[0.0, tp / tp[-1]]
+
+
+def plot_roc(
+    y_true, y_prob, path: os.PathLike | str, title: str = "ROC curve", classes: Sequence[str] | None = None
+) -> Path:
+    """Plot the ROC curve (one-vs-rest, one curve per class, for multi-class) to a PNG, atomically.
+
+    Args:
+        y_true: ``(N,)`` true class indices (or names from ``classes``).
+        y_prob: ``(N,)`` positive-class probabilities or ``(N, C)`` class probabilities.
+        path: the PNG to write (folders are created).
+        title: the plot's title.
+        classes: class names for the legend.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: no class has both positive and negative rows (no curve can be drawn).
+    """
+    y, p, classes = _inputs(y_true, y_prob, classes)
+    scores = [p] if p.ndim == 1 else list(p.T)
+    targets = [y == 1] if p.ndim == 1 else [y == c for c in range(len(classes))]
+    names = classes[1:] if p.ndim == 1 else classes
+    curves = [
+        (name, positive, score)
+        for name, positive, score in zip(names, targets, scores, strict=True)
+        if 0 < positive.sum() < len(positive)
+    ]
+    if not curves:
+        raise ValueError("the ROC curve needs both positive and negative rows")
+    figure = _new_figure((5.0, 5.0))
+    axes = figure.add_subplot()
+    for name, positive, score in curves:
+        fpr, tpr = _roc_points(positive, score)
+        label = f"AUC {_auc(positive, score):.3f}" if p.ndim == 1 else f"{name} (AUC {_auc(positive, score):.3f})"
+        axes.plot(fpr, tpr, linewidth=1.5, label=label)
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
+    axes.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity", ylabel="sensitivity", title=title)
+    axes.set_aspect("equal")
+    axes.legend(loc="lower right", fontsize="small")
+    return _save(figure, path)
+
+
+def plot_confusion(matrix, classes: Sequence[str], path: os.PathLike | str, title: str = "Confusion matrix") -> Path:
+    """Plot a confusion matrix of counts (rows true, columns predicted) to a PNG, atomically.
+
+    Each cell shows its count and its share of the true class (row percentage); colours
+    follow the row share so that small classes stay readable.
+
+    Args:
+        matrix: ``(C, C)`` counts.
+        classes: the ``C`` class names.
+        path: the PNG to write (folders are created).
+        title: the plot's title.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: the matrix is not square or does not match ``classes``.
+    """
+    counts = np.asarray(matrix, dtype=float)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] != len(classes):
+        raise ValueError(
+            f"need a {len(classes)} x {len(classes)} matrix for {len(classes)} classes, got {counts.shape}"
+        )
+    totals = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    size = 1.2 + 1.1 * len(classes)
+    figure = _new_figure((size + 1.0, size))
+    axes = figure.add_subplot()
+    image = axes.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(counts.shape[0]):
+        for j in range(counts.shape[1]):
+            axes.text(
+                j,
+                i,
+                f"{int(counts[i, j])}\n{100 * share[i, j]:.0f}%",
+                ha="center",
+                va="center",
+                color="white" if share[i, j] > 0.5 else "black",
+                fontsize="small",
+            )
+    ticks = np.arange(len(classes))
+    axes.set_xticks(ticks, labels=list(classes))
+    axes.set_yticks(ticks, labels=list(classes))
+    axes.set(xlabel="predicted", ylabel="true", title=title)
+    figure.colorbar(image, ax=axes, label="share of true class")
+    return _save(figure, path)

@@ -1,0 +1,159 @@
+"""Slice selection, crop boxes and the 2D / 3D grading inputs on hand-made volumes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from mednet.grading import crop_box, extract_slices, extract_volume, lesion_slices, volume_crop_box
+
+
+def _labels(depth: int, largest: int, shape=(30, 30)) -> np.ndarray:
+    """A lesion (label 2) over several slices, largest (6 x 6) at ``largest``, 2 x 2 elsewhere."""
+    labels = np.zeros((*shape, depth), np.int16)
+    for z in range(max(largest - 3, 0), min(largest + 4, depth)):
+        labels[10:12, 12:14, z] = 2
+    labels[8:14, 10:16, largest] = 2
+    return labels
+
+
+def test_lesion_slices_centred_on_largest():
+    slices = lesion_slices(_labels(40, 25), [2])
+    assert slices == list(range(15, 35))  # 10 below, the largest, 9 above
+    assert lesion_slices(_labels(40, 25), 2, n=5) == [23, 24, 25, 26, 27]
+    assert lesion_slices(torch.as_tensor(_labels(40, 25))[None], [2], n=1) == [25]  # (1, x, y, z) tensors too
+
+
+def test_lesion_slices_shifted_at_edges_and_short_volumes():
+    assert lesion_slices(_labels(40, 3), [2]) == list(range(20))  # bottom: shifted up, still 20
+    assert lesion_slices(_labels(40, 38), [2]) == list(range(20, 40))  # top: shifted down
+    assert lesion_slices(_labels(12, 5), [2]) == list(range(12))  # fewer than n slices: all of them
+    assert lesion_slices(_labels(20, 19), [2]) == list(range(20))
+
+
+def test_lesion_slices_union_of_values_ties_and_errors():
+    labels = np.zeros((10, 10, 30), np.uint8)
+    labels[2:5, 2:5, 8] = 1
+    labels[2:4, 2:4, 20] = 1
+    labels[5:7, 5:7, 20] = 3  # 4 + 4 = 8 voxels of {1, 3} on slice 20 vs 9 on slice 8
+    assert lesion_slices(labels, [1], n=3) == [7, 8, 9]
+    labels[7, 7, 20] = 3
+    labels[8, 8, 20] = 3
+    assert lesion_slices(labels, [1, 3], n=3) == [19, 20, 21]
+    tie = np.zeros((4, 4, 10), np.uint8)
+    tie[0, 0, [3, 6]] = 1  # equal areas: the lowest slice
+    assert lesion_slices(tie, 1, n=1) == [3]
+    with pytest.raises(ValueError, match="no lesion voxel"):
+        lesion_slices(np.zeros((5, 5, 5), np.uint8), [1])
+    with pytest.raises(ValueError, match="n must be"):
+        lesion_slices(tie, 1, n=0)
+
+
+def test_crop_box_square_with_margin():
+    labels = np.zeros((40, 40, 6), np.uint8)
+    labels[10:20, 20:25, 2] = 1  # 10 x 5 voxels
+    (x0, x1), (y0, y1) = crop_box(labels, [1])
+    assert x1 - x0 == y1 - y0 == 10 + 2 * 3  # margin: 0.25 * 10 = 2.5 < the minimum of 3 voxels
+    assert x0 <= 10 - 3 and x1 >= 20 + 3 and y0 <= 20 - 3 and y1 >= 25 + 3
+    labels[:] = 0
+    labels[4:24, 10:22, 3] = 1  # 20 x 12
+    (x0, x1), (y0, y1) = crop_box(labels, [1], margin_fraction=0.25)
+    assert (x0, x1) == (-1, 29) and y1 - y0 == 30  # margin 5 each side; may leave the image
+    assert y0 <= 10 - 5 and y1 >= 22 + 5
+    (x0, x1), _ = crop_box(labels, [1], margin_fraction=0.0, min_margin_voxels=0)
+    assert (x0, x1) == (4, 24)
+
+
+def test_crop_box_in_mm_and_over_selected_slices():
+    labels = np.zeros((40, 40, 6), np.uint8)
+    labels[10:20, 20:25, 2] = 1  # 10 x 5 voxels = 10 x 10 mm at 1 x 2 mm
+    labels[0:40, 0:40, 5] = 1  # outside the selected slices
+    (x0, x1), (y0, y1) = crop_box(labels, [1], [1, 2, 3], spacing=(1.0, 2.0, 3.0))
+    assert x1 - x0 == 22 and y1 - y0 == 11  # 10 mm + 2 x 6 mm (3 voxels of the coarser 2 mm), square in mm
+    assert x0 <= 10 - 3 and x1 >= 20 + 3 and y0 <= 20 - 3 and y1 >= 25 + 3
+    (x0, x1), _ = crop_box(labels, [1], [2], margin_mm=4.0, spacing=(0.5, 0.5, 2.0))
+    assert x1 - x0 == 10 + 2 * 8  # 4 mm = 8 voxels of 0.5 mm
+    with pytest.raises(ValueError, match="not both"):
+        crop_box(labels, [1], margin_fraction=0.1, margin_mm=2.0)
+    with pytest.raises(ValueError, match="no lesion voxel"):
+        crop_box(labels, [1], [0])
+
+
+def test_extract_slices_is_the_crop_when_no_resizing(rng):
+    image = rng.normal(50, 10, (2, 40, 40, 30)).astype(np.float32)
+    labels = _labels(30, 12, shape=(40, 40))
+    slices = lesion_slices(labels, [2], n=6)
+    (x0, x1), (y0, y1) = crop_box(labels, [2], slices)
+    assert x0 >= 0 and x1 <= 40 and y0 >= 0 and y1 <= 40
+    raw = extract_slices(image, labels, [2], n=6, size=(x1 - x0, y1 - y0), zscore=False)
+    assert raw.shape == (6, 2, x1 - x0, y1 - y0) and raw.dtype == np.float32
+    expected = np.moveaxis(image[:, x0:x1, y0:y1][..., slices], 3, 0)
+    np.testing.assert_allclose(raw, expected, rtol=1e-6)
+    standard = extract_slices(image, labels, [2], n=6, size=(x1 - x0, y1 - y0))
+    mean = expected.mean(axis=(0, 2, 3), keepdims=True)
+    std = expected.std(axis=(0, 2, 3), keepdims=True)
+    np.testing.assert_allclose(standard, (expected - mean) / std, rtol=1e-4, atol=1e-4)
+
+
+def test_extract_slices_pads_with_zeros_at_the_image_edge():
+    image = np.full((1, 20, 20, 10), 5.0, np.float32)
+    labels = np.zeros((20, 20, 10), np.uint8)
+    labels[0:4, 8:12, 4] = 1  # touches x = 0
+    (x0, x1), (y0, y1) = crop_box(labels, [1], list(range(10)))
+    assert x0 < 0
+    out = extract_slices(image, labels, [1], n=20, size=(x1 - x0, y1 - y0), zscore=False)
+    assert out.shape == (10, 1, x1 - x0, y1 - y0)  # only 10 slices in the volume
+    assert np.all(out[:, :, :-x0] == 0) and np.all(out[:, :, -x0:] == 5.0)
+    centred = extract_slices(image, labels, [1], n=20, size=(x1 - x0, y1 - y0))
+    assert np.all(centred == 0)  # a constant image is only centred; the padding is the mean, 0
+
+
+def test_extract_slices_resizes_and_replicates_channels(rng):
+    image = rng.normal(0, 1, (1, 60, 50, 24)).astype(np.float32)
+    labels = _labels(24, 10, shape=(60, 50))
+    out = extract_slices(image, labels, [2], channels_out=3)
+    assert out.shape == (20, 3, 224, 224) and np.isfinite(out).all()
+    assert np.array_equal(out[:, 0], out[:, 1]) and np.array_equal(out[:, 0], out[:, 2])
+    labels[5:55, 5:45, 10] = 2  # a large lesion: the crop shrinks (antialiased) to 16 x 16
+    small = extract_slices(torch.as_tensor(image), labels, [2], n=4, size=(16, 16))
+    assert small.shape == (4, 1, 16, 16)
+    with pytest.raises(ValueError, match="single channel"):
+        extract_slices(np.repeat(image, 2, axis=0), labels, [2], n=4, size=(8, 8), channels_out=3)
+    with pytest.raises(ValueError, match="differs from the labels"):
+        extract_slices(image[:, :30], labels, [2])
+
+
+def test_extract_slices_spacing_from_metatensor(rng):
+    data = rng.normal(0, 1, (1, 40, 40, 12)).astype(np.float32)
+    labels = _labels(12, 6, shape=(40, 40))
+    affine = torch.diag(torch.tensor([1.0, 2.0, 3.0, 1.0], dtype=torch.float64))
+    image = MetaTensor(torch.from_numpy(data), affine=affine)
+    from_affine = extract_slices(image, MetaTensor(torch.from_numpy(labels)[None]), [2], n=4, size=(24, 24))
+    explicit = extract_slices(data, labels, [2], n=4, size=(24, 24), spacing=(1.0, 2.0, 3.0))
+    isotropic = extract_slices(data, labels, [2], n=4, size=(24, 24))
+    np.testing.assert_array_equal(from_affine, explicit)
+    assert not np.allclose(explicit, isotropic)
+
+
+def test_volume_crop_box_and_extract_volume(rng):
+    labels = np.zeros((40, 40, 20), np.uint8)
+    labels[10:20, 15:23, 8:12] = 4  # 10 x 8 x 4
+    box = volume_crop_box(labels, [4])
+    assert box == ((7, 23), (12, 26), (5, 15))  # margins ceil(2.5) = 3, ceil(2) -> 3, ceil(1) -> 3 (the minimum)
+    image = rng.normal(0, 1, (1, 40, 40, 20)).astype(np.float32)
+    out = extract_volume(image, labels, [4])
+    assert out.shape == (1, 64, 64, 32) and out.dtype == np.float32 and np.isfinite(out).all()
+    assert extract_volume(image, labels, 4, size=(8, 8, 4), channels_out=3).shape == (3, 8, 8, 4)
+    same = extract_volume(image, labels, [4], size=(16, 14, 10), zscore=False)
+    np.testing.assert_allclose(same, image[:, 7:23, 12:26, 5:15], rtol=1e-6)
+    labels[:] = 0
+    labels[0:3, 0:3, 0:2] = 4  # at the corner: padded
+    box = volume_crop_box(labels, [4], margin_fraction=0.5)
+    assert box == ((-3, 6), (-3, 6), (-3, 5))
+    constant = extract_volume(np.ones((1, 40, 40, 20), np.float32), labels, [4], size=(9, 9, 8), margin_fraction=0.5,
+                              zscore=False)  # fmt: skip
+    assert constant[0, 0, 0, 0] == 0 and constant[0, -1, -1, -1] == 1
+    with pytest.raises(ValueError, match="no lesion voxel"):
+        extract_volume(image, np.zeros_like(labels), [4])
