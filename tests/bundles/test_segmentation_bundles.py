@@ -151,14 +151,17 @@ def test_label_map_on_input_grid_for_every_orientation(tiny_cohorts, tiny_checkp
 
 
 def test_inference_on_real_abdominal_mri(realdata, tiny_checkpoints, tmp_path):
-    """The neuroblastoma bundle on a real limited-field abdominal MRI (LPS, 3 mm): an aligned map, no accuracy claim."""
+    """The neuroblastoma bundle on a real limited-field abdominal MRI (LPS, 3 mm): an aligned map, no accuracy claim.
+
+    The scan is one sequence; it stands in for both of the bundle's channels (T2w, T1c).
+    """
     bundle = "neuroblastoma_mri_segmentation"
     image = realdata / "totalsegmentator_examples" / "example_mr_sm.nii.gz"
     local = tmp_path / "mr" / "example_mr_t2w.nii.gz"
     local.parent.mkdir()
     shutil.copyfile(image, local)  # the copy in tmp_path, so the test never writes beside the shared data
     custom = tmp_path / "datalist.json"
-    custom.write_text(json.dumps({"training": [], "validation": [], "testing": [{"case_id": "mr", "t2w": str(local)}]}))
+    custom.write_text(json.dumps({"training": [], "validation": [], "testing": [{"case_id": "mr", "t2w": str(local), "t1c": str(local)}]}))
     ckpt = tiny_checkpoints[bundle] / "models" / "model.pt"
     run_bundle(bundle, ["inference"], datalist=str(custom), ckpt_path=str(ckpt), output_dir=str(tmp_path / "out"),
                roi_size=TINY["roi_size"])  # fmt: skip
