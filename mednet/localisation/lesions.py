@@ -61,23 +61,51 @@ def largest_diameter_mm(index: np.ndarray, affine: np.ndarray) -> float:
 
 def _host(
     lesion: np.ndarray, labels: np.ndarray, organs: Mapping[int, str], spacing: np.ndarray, max_distance_mm: float
-) -> tuple[str | None, float | None]:
-    """The organ most overlapped by the lesion dilated by one voxel, else the nearest within reach."""
+) -> tuple[str | None, float | None, list[str]]:
+    """The organ most overlapped by the lesion dilated by one voxel, else the nearest within reach.
+
+    Returns ``(host, distance_mm, touching)``: ``touching`` names every organ the dilated lesion overlaps.
+    """
     ring = ndimage.binary_dilation(lesion, _FULL_CONNECTIVITY) & ~lesion
     values, counts = np.unique(labels[ring], return_counts=True)
     touching = {int(v): int(c) for v, c in zip(values, counts, strict=True) if int(v) in organs}
     if touching:
         best = max(touching, key=lambda v: (touching[v], -v))
-        return organs[best], 0.0
+        return organs[best], 0.0, [organs[v] for v in sorted(touching, key=lambda v: (-touching[v], v))]
     present = [v for v in organs if np.any(labels == v)]
     if not present:
-        return None, None
+        return None, None, []
     distance = ndimage.distance_transform_edt(~lesion, sampling=spacing)
     nearest = {v: float(distance[labels == v].min()) for v in present}
     best = min(nearest, key=lambda v: (nearest[v], v))
     if nearest[best] > max_distance_mm:
-        return None, None
-    return organs[best], round(nearest[best], 2)
+        return None, None, []
+    return organs[best], round(nearest[best], 2), []
+
+
+def _compartment(
+    centroid_z: float,
+    host: str | None,
+    touching: Sequence[str],
+    compartments: Mapping[str, str],
+    priority: Sequence[str],
+    tops: Mapping[str, tuple[float, str]],
+) -> str:
+    """A lesion's compartment (the thorax rule is applied by the caller).
+
+    In order: a lesion touching an organ of ``tops`` with its centroid above that
+    organ's highest point takes the compartment given there (a suprarenal mass is
+    adrenal); then the first compartment of ``priority`` among the touched organs';
+    then the host organ's compartment; else ``"other"``.
+    """
+    for name in touching:
+        if name in tops and centroid_z > tops[name][0]:
+            return tops[name][1]
+    touched = {compartments[n] for n in touching if n in compartments}
+    for compartment in priority:
+        if compartment in touched:
+            return compartment
+    return compartments.get(host, "other") if host else "other"
 
 
 def find_lesions(
@@ -88,6 +116,8 @@ def find_lesions(
     organs: Mapping[int, str] | None = None,
     compartments: Mapping[str, str] | None = None,
     thorax_organs: Sequence[str] = (),
+    compartment_priority: Sequence[str] = (),
+    above_organs: Mapping[str, str] | None = None,
     probability: np.ndarray | None = None,
     min_volume_mm3: float = 0.0,
     host_distance_mm: float = 10.0,
@@ -105,6 +135,12 @@ def find_lesions(
         compartments: organ name -> compartment (e.g. ``"adrenal_left": "adrenal"``).
         thorax_organs: organs whose lowest point marks the thorax (e.g. ``["lungs"]``):
             a lesion whose centroid lies above it is in the ``"thorax"`` compartment.
+        compartment_priority: when a lesion touches organs of several compartments, the
+            first listed wins (``["adrenal", "retroperitoneum"]``: a mass touching the
+            adrenal gland and the kidney is adrenal) over the host organ's compartment.
+        above_organs: organ name -> compartment of a lesion that touches the organ with
+            its centroid above the organ's highest point (``{"kidney_left": "adrenal"}``:
+            a suprarenal mass, even when it has replaced the adrenal gland).
         probability: ``(x, y, z)`` lesion probability, for each lesion's mean.
         min_volume_mm3: smaller components are dropped.
         host_distance_mm: farthest an organ may be from a lesion that touches none
@@ -127,6 +163,11 @@ def find_lesions(
     voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
     organs = dict(organs or {})
     compartments = dict(compartments or {})
+    tops = {}
+    for name, compartment in (above_organs or {}).items():
+        index = np.argwhere(np.isin(labels, [v for v, n in organs.items() if n == name]))
+        if len(index):
+            tops[name] = (float(_world(affine, index.astype(float))[:, 2].max()), compartment)
     thorax_floor = None
     for name in thorax_organs:
         values = [v for v, n in organs.items() if n == name]
@@ -147,11 +188,13 @@ def find_lesions(
             centroid = _world(affine, index.mean(axis=0))
             low, high = index.min(axis=0), index.max(axis=0)
             corners = _world(affine, np.array(np.meshgrid(*zip(low - 0.5, high + 0.5, strict=True))).reshape(3, -1).T)
-            host, distance = _host(mask, labels, organs, spacing, host_distance_mm) if organs else (None, None)
+            host, distance, touching = (
+                _host(mask, labels, organs, spacing, host_distance_mm) if organs else (None, None, [])
+            )
             if thorax_floor is not None and centroid[2] > thorax_floor:
                 compartment = "thorax"
             else:
-                compartment = compartments.get(host, "other") if host else "other"
+                compartment = _compartment(centroid[2], host, touching, compartments, compartment_priority, tops)
             rows.append({
                 "label": int(value), "class_name": class_name, "voxels": len(index),
                 "volume_ml": round(volume / 1000.0, 4),

@@ -48,6 +48,8 @@ class LabelScheme:
             2 for paired organs under one label); organs not listed are left as predicted.
         compartments: organ name -> compartment, for the lesion table.
         thorax_organs: organs whose lowest point bounds the thorax (e.g. ``["lungs"]``).
+        compartment_priority: compartments in the order they win when a lesion touches several.
+        above_organs: organ name -> compartment of a lesion touching it from above (suprarenal).
         min_lesion_mm3: smaller lesion components are removed from the map and the table.
         host_distance_mm: farthest organ that can still host a lesion touching none.
     """
@@ -57,6 +59,8 @@ class LabelScheme:
     organ_components: Mapping = field(default_factory=dict)
     compartments: Mapping[str, str] = field(default_factory=dict)
     thorax_organs: Sequence[str] = ()
+    compartment_priority: Sequence[str] = ()
+    above_organs: Mapping[str, str] = field(default_factory=dict)
     min_lesion_mm3: float = 0.0
     host_distance_mm: float = 10.0
 
@@ -113,6 +117,7 @@ def localise_from_probabilities(
         lesion_probability = probabilities[channels].sum(axis=0)
     kwargs = {
         "organs": scheme.organs, "compartments": scheme.compartments, "thorax_organs": scheme.thorax_organs,
+        "compartment_priority": scheme.compartment_priority, "above_organs": scheme.above_organs,
         "probability": lesion_probability, "host_distance_mm": scheme.host_distance_mm,
     }  # fmt: skip
     labels = _drop_small_lesions(labels, scheme, affine)

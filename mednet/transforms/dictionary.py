@@ -73,6 +73,8 @@ class WriteLocalisationd(MapTransform):
         organ_components: organ value -> connected components to keep.
         compartments: organ name -> compartment.
         thorax_organs: organs whose lowest point bounds the thorax.
+        compartment_priority: compartments in the order they win when a lesion touches several.
+        above_organs: organ name -> compartment of a lesion touching it from above.
         min_lesion_mm3: smaller lesions are removed.
         host_distance_mm: farthest organ that can host a lesion touching none.
         overwrite: replace existing outputs.
@@ -91,6 +93,8 @@ class WriteLocalisationd(MapTransform):
         organ_components: Mapping | None = None,
         compartments: Mapping[str, str] | None = None,
         thorax_organs: Sequence[str] = (),
+        compartment_priority: Sequence[str] = (),
+        above_organs: Mapping[str, str] | None = None,
         min_lesion_mm3: float = 0.0,
         host_distance_mm: float = 10.0,
         overwrite: bool = False,
@@ -100,7 +104,7 @@ class WriteLocalisationd(MapTransform):
         self.output_dir = Path(output_dir)
         self.scheme = LabelScheme(
             labels, lesion_classes or {}, organ_components or {}, compartments or {}, thorax_organs,
-            min_lesion_mm3, host_distance_mm,
+            compartment_priority, above_organs or {}, min_lesion_mm3, host_distance_mm,
         )  # fmt: skip
         self.overwrite = overwrite
 

@@ -161,7 +161,11 @@ def test_inference_on_real_abdominal_mri(realdata, tiny_checkpoints, tmp_path):
     local.parent.mkdir()
     shutil.copyfile(image, local)  # the copy in tmp_path, so the test never writes beside the shared data
     custom = tmp_path / "datalist.json"
-    custom.write_text(json.dumps({"training": [], "validation": [], "testing": [{"case_id": "mr", "t2w": str(local), "t1c": str(local)}]}))
+    custom.write_text(
+        json.dumps(
+            {"training": [], "validation": [], "testing": [{"case_id": "mr", "t2w": str(local), "t1c": str(local)}]}
+        )
+    )
     ckpt = tiny_checkpoints[bundle] / "models" / "model.pt"
     run_bundle(bundle, ["inference"], datalist=str(custom), ckpt_path=str(ckpt), output_dir=str(tmp_path / "out"),
                roi_size=TINY["roi_size"])  # fmt: skip

@@ -61,6 +61,28 @@ def test_lesion_on_an_organ_boundary_gets_the_most_overlapped_host():
     )
     assert table[0]["host_organ"] == "kidney_left" and table[0]["compartment"] == "retroperitoneum"
     assert table[0]["host_distance_mm"] == 0.0
+    # with adrenal ranked first, touching the adrenal decides the compartment, the host stays the kidney
+    table = find_lesions(
+        labels,
+        np.eye(4),
+        LESION,
+        organs=organs,
+        compartments={"adrenal_left": "adrenal", "kidney_left": "retroperitoneum"},
+        compartment_priority=["adrenal", "retroperitoneum"],
+    )
+    assert table[0]["host_organ"] == "kidney_left" and table[0]["compartment"] == "adrenal"
+
+
+def test_suprarenal_mass_is_adrenal_even_without_an_adrenal_label():
+    labels = np.zeros((20, 20, 30), np.uint8)
+    box(labels, (5, 5, 0), (15, 15, 12), 1)  # kidney up to z = 11
+    box(labels, (6, 6, 12), (14, 14, 20), 5)  # mass sitting on the kidney's upper pole
+    box(labels, (6, 6, 2), (9, 9, 5), 5)  # a mass touching the kidney low down (not above it)
+    organs = {1: "kidney_left"}
+    kwargs = {"organs": organs, "compartments": {"kidney_left": "retroperitoneum"}}
+    table = find_lesions(labels, np.eye(4), LESION, above_organs={"kidney_left": "adrenal"}, **kwargs)
+    assert [t["compartment"] for t in table] == ["adrenal", "retroperitoneum"]
+    assert [t["compartment"] for t in find_lesions(labels, np.eye(4), LESION, **kwargs)] == ["retroperitoneum"] * 2
 
 
 def test_nearest_organ_within_reach_on_anisotropic_grid():
