@@ -12,7 +12,9 @@ patients), the targets and whether they are met. For neuroblastoma it also train
 paper's compartment classifier (CNN features + SVM) on the training partition and
 compares its accuracy with the compartment that the segmentation's lesion table gives.
 
-``--install`` copies the trained weights into the bundle's ``models/model.pt``.
+``--install`` copies the trained weights into the bundle's ``models/model.pt``;
+``--readme`` writes the figures into the bundle's ``docs/README.md``. To redo only
+that from an existing results file: ``--from-json results.json --readme``.
 """
 
 from __future__ import annotations
@@ -104,6 +106,57 @@ def compartment_comparison(work: Path, cohort: Path, test_pred: Path, seed: int)
     }  # fmt: skip
 
 
+def _fmt(figure: dict, digits: int = 3) -> str:
+    if figure.get("value") is None:
+        return "n/a"
+    low, high = figure.get("ci_low"), figure.get("ci_high")
+    ci = f" ({low:.{digits}f} to {high:.{digits}f})" if low is not None and high is not None else ""
+    return f"{figure['value']:.{digits}f}{ci}"
+
+
+def markdown(results: dict) -> str:
+    """The benchmark as a Markdown table for the bundle's README (values with 95% CIs)."""
+    summary = results["test_summary"]
+    lines = [
+        f"Measured {results['date']} on {results['machine']['cores']} CPU cores: "
+        f"{results['split_by_patient']['testing']} test patients, training stopped after "
+        f"{results['train_seconds'] / 60:.1f} min (budget {results['budget_s'] / 60:.0f} min, "
+        f"{results['training']['last_validated_epoch']} epochs).",
+        "",
+        "| metric (test patients) | value (95% CI) | target |",
+        "|---|---|---|",
+    ]
+    targets = {t["metric"]: t for t in results["targets"]}
+    keys = [k for k in summary if k.startswith("dice_")] + (["mean_organ_dice"] if "mean_organ_dice" in summary else [])
+    keys += [k for k in summary if k.startswith("hd95_mm_")]
+    keys += [f"detection.{k}" for k in summary.get("detection", {})]
+    for key in keys:
+        target = targets.get(key)
+        goal = ""
+        if target:
+            goal = f"{'>=' if 'min' in target else '<='} {target.get('min', target.get('max'))}: "
+            goal += "met" if target["met"] else "**not met**"
+        lines.append(f"| {key} | {_fmt(_lookup(summary, key), 1 if 'hd95' in key else 3)} | {goal} |")
+    if "compartment" in results:
+        comp = results["compartment"]
+        lines += [
+            "",
+            f"Compartment of the primary tumour ({comp['test_patients']} test patients): accuracy "
+            f"{_fmt(comp['accuracy_cnn_svm'])} for the CNN + SVM classifier, "
+            f"{_fmt(comp['accuracy_segmentation'])} for the lesion table's compartment.",
+        ]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, disease: str, text: str) -> None:
+    """Replace the text between ``<!-- benchmark:D -->`` and ``<!-- /benchmark:D -->``."""
+    start, end = f"<!-- benchmark:{disease} -->", f"<!-- /benchmark:{disease} -->"
+    content = readme.read_text()
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--disease", required=True, choices=sorted(BUNDLE))
@@ -115,9 +168,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=None, help="working folder (default: beside --out)")
     parser.add_argument("--install", action="store_true", help="copy the weights into the bundle's models/")
+    parser.add_argument("--readme", action="store_true", help="write the figures into the bundle's docs/README.md")
+    parser.add_argument("--evaluate-only", action="store_true", help="reuse --work's trained weights")
+    parser.add_argument("--from-json", default=None, help="skip the run: read results from this file")
     args = parser.parse_args()
 
     bundle = BUNDLE[args.disease]
+    if args.from_json:
+        update_readme(bundle_path(bundle) / "docs" / "README.md", args.disease,
+                      markdown(json.loads(Path(args.from_json).read_text())))  # fmt: skip
+        return
     work = Path(args.work) if args.work else Path(args.out).with_suffix("").parent / f"work_{args.disease}"
     cohort = work / "cohort"
     if not (cohort / "datalist.json").is_file():
@@ -125,12 +185,16 @@ def main() -> None:
     datalist = json.loads((cohort / "datalist.json").read_text())
     split = {p: len(datalist[p]) for p in ("training", "validation", "testing")}
 
-    shutil.rmtree(work / "models", ignore_errors=True)
-    start = time.perf_counter()
-    run_bundle(bundle, ["train"], datalist=str(cohort / "datalist.json"), ckpt_dir=str(work / "models"),
-               output_dir=str(work / "train_log"), time_budget_s=args.budget_s, max_epochs=10_000,
-               val_interval=args.val_interval, seed=args.seed)  # fmt: skip
-    train_s = time.perf_counter() - start
+    if args.evaluate_only:  # reuse the weights and training record of an earlier run in --work
+        training = json.loads((work / "training.json").read_text())
+    else:
+        shutil.rmtree(work / "models", ignore_errors=True)
+        start = time.perf_counter()
+        run_bundle(bundle, ["train"], datalist=str(cohort / "datalist.json"), ckpt_dir=str(work / "models"),
+                   output_dir=str(work / "train_log"), time_budget_s=args.budget_s, max_epochs=10_000,
+                   val_interval=args.val_interval, seed=args.seed)  # fmt: skip
+        training = {"train_seconds": round(time.perf_counter() - start, 1), **_best_validation(work / "train_log")}
+        (work / "training.json").write_text(json.dumps(training, indent=2) + "\n")
 
     test_dir = work / "test"
     start = time.perf_counter()
@@ -146,9 +210,10 @@ def main() -> None:
         met = value is not None and (value >= threshold if kind == "min" else value <= threshold)
         targets.append({"metric": key, kind: threshold, **figure, "met": bool(met)})
     results = {
-        "disease": args.disease, "bundle": bundle, "cases": args.cases, "size": args.size, "seed": args.seed,
-        "split_by_patient": split, "budget_s": args.budget_s, "train_seconds": round(train_s, 1),
-        "test_seconds": round(test_s, 1), "training": _best_validation(work / "train_log"),
+        "disease": args.disease, "bundle": bundle, "date": time.strftime("%Y-%m-%d"),
+        "cases": args.cases, "size": args.size, "seed": args.seed,
+        "split_by_patient": split, "budget_s": args.budget_s, "train_seconds": training["train_seconds"],
+        "test_seconds": round(test_s, 1), "training": {k: v for k, v in training.items() if k != "train_seconds"},
         "machine": {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "cuda": torch.cuda.is_available(), "platform": platform.platform()},
         "targets": targets, "all_targets_met": all(t["met"] for t in targets), "test_summary": metrics["summary"],
@@ -157,6 +222,8 @@ def main() -> None:
         results["compartment"] = compartment_comparison(work, cohort, test_dir, args.seed)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    if args.readme:
+        update_readme(bundle_path(bundle) / "docs" / "README.md", args.disease, markdown(results))
     if args.install:
         models = bundle_path(bundle) / "models"
         models.mkdir(exist_ok=True)
