@@ -121,7 +121,7 @@ def markdown(results: dict) -> str:
         f"Measured {results['date']} on {results['machine']['cores']} CPU cores: "
         f"{results['split_by_patient']['testing']} test patients, training stopped after "
         f"{results['train_seconds'] / 60:.1f} min (budget {results['budget_s'] / 60:.0f} min, "
-        f"{results['training']['last_validated_epoch']} epochs).",
+        f"last validation at epoch {results['training']['last_validated_epoch']}).",
         "",
         "| metric (test patients) | value (95% CI) | target |",
         "|---|---|---|",
