@@ -24,7 +24,8 @@ from mednet.networks.googlenet import (
     parameter_groups,
 )
 from mednet.networks.lenet import LeNet5
-from mednet.networks.multisequence import FUSIONS, TIE_RULES, MultiSequenceClassifier, branch_probabilities
+from mednet.networks.multisequence import FUSIONS, TIE_RULES, MultiSequenceClassifier
+from mednet.networks.probabilities import ProbabilityMixin, branch_probabilities
 from mednet.networks.svgg import SVGG
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "LeNet5",
     "MultiSequenceClassifier",
     "PretrainedWeightsError",
+    "ProbabilityMixin",
     "branch_probabilities",
     "build_classifier",
     "load_pretrained",

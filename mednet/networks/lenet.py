@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mednet.networks.probabilities import ProbabilityMixin
+
 __all__ = ["LeNet5"]
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
@@ -20,7 +22,7 @@ _ADAPTIVE = {2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
 POOLED_SIZE = 5
 
 
-class LeNet5(nn.Module):
+class LeNet5(ProbabilityMixin, nn.Module):
     """LeNet-5 with ReLU activations and dropout, for 2D slices or 3D volumes.
 
     Layout (LeNet-5's C1 S2 C3 S4 C5 F6 OUTPUT)::
@@ -90,22 +92,3 @@ class LeNet5(nn.Module):
             ``(B, out_channels)`` logits (no softmax).
         """
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
-
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Softmax probabilities, computed in eval mode (the training mode is restored afterwards).
-
-        Args:
-            x: ``(B, in_channels, *spatial)``.
-
-        Returns:
-            ``(B, out_channels)`` probabilities summing to 1 per row (a sigmoid ``(B, 1)``
-            when ``out_channels == 1``).
-        """
-        was_training = self.training
-        self.eval()
-        try:
-            logits = self(x)
-        finally:
-            self.train(was_training)
-        return torch.sigmoid(logits) if self.out_channels == 1 else torch.softmax(logits, dim=1)

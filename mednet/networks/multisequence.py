@@ -13,27 +13,14 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
-__all__ = ["FUSIONS", "TIE_RULES", "MultiSequenceClassifier", "branch_probabilities"]
+from mednet.networks.probabilities import branch_probabilities
+
+__all__ = ["FUSIONS", "TIE_RULES", "MultiSequenceClassifier"]
 
 #: Fusion rules understood by :class:`MultiSequenceClassifier`.
 FUSIONS = ("vote", "mean")
 #: Tie rules understood by :class:`MultiSequenceClassifier`.
 TIE_RULES = ("positive", "negative")
-
-
-def branch_probabilities(logits: torch.Tensor) -> torch.Tensor:
-    """Probabilities of one branch's logits.
-
-    Args:
-        logits: ``(B, C)``.
-
-    Returns:
-        ``(B, 1)`` sigmoid when ``C == 1`` (probability of the positive class), else
-        ``(B, C)`` softmax over the classes.
-    """
-    if logits.ndim != 2:
-        raise ValueError(f"logits: expected shape (B, C), found {tuple(logits.shape)}")
-    return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
 
 
 class MultiSequenceClassifier(nn.Module):

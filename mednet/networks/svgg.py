@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from mednet.networks.probabilities import ProbabilityMixin
+
 __all__ = ["SVGG"]
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
@@ -30,7 +32,7 @@ def _check_spatial_dims(spatial_dims: int) -> None:
         raise ValueError(f"spatial_dims: expected 2 or 3, found {spatial_dims!r}")
 
 
-class SVGG(nn.Module):
+class SVGG(ProbabilityMixin, nn.Module):
     """Small VGG ("s-VGG") for 2D slices or 3D volumes.
 
     Layout, for each entry ``c`` of ``channels`` (one stack per entry)::
@@ -122,22 +124,3 @@ class SVGG(nn.Module):
             ``(B, out_channels)`` logits (no sigmoid / softmax).
         """
         return self.head(torch.flatten(self.avgpool(self.features(x)), 1))
-
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Probabilities, computed in eval mode (the training mode is restored afterwards).
-
-        Args:
-            x: ``(B, in_channels, *spatial)``.
-
-        Returns:
-            ``(B, 1)`` sigmoid probabilities of the positive class when ``out_channels == 1``,
-            else ``(B, out_channels)`` softmax probabilities.
-        """
-        was_training = self.training
-        self.eval()
-        try:
-            logits = self(x)
-        finally:
-            self.train(was_training)
-        return torch.sigmoid(logits) if self.out_channels == 1 else torch.softmax(logits, dim=1)
