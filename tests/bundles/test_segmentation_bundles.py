@@ -61,7 +61,7 @@ def test_train_writes_checkpoint_and_curves(bundle, tiny_checkpoints):
         accumulator = EventAccumulator(str(events))
         accumulator.Reload()
         tags |= set(accumulator.Tags()["scalars"])
-    names = [row["name"] for row in json.loads(json.dumps(_label_table(bundle)))]
+    names = [row["name"] for row in _label_table(bundle)]
     assert "train_loss" in tags and "val_mean_dice" in tags
     assert {f"val_dice_{n}" for n in names} <= tags
 
