@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 
+import pytest
 import torch
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 
 from mednet.engines import TimeBudget, per_class_dice
 
@@ -46,3 +49,40 @@ def test_per_class_dice_scores_each_class_channel():
     state = engine.run([0], max_epochs=1)
     assert state.metrics["val_dice_liver"] == 1.0
     assert abs(state.metrics["val_dice_spleen"] - 2 * 16 / (16 + 32)) < 1e-6
+
+
+def _lr_trace(engine: Engine, optimizer: torch.optim.Optimizer) -> list[float]:
+    seen: list[float] = []
+    engine.add_event_handler(Events.ITERATION_STARTED, lambda e: seen.append(optimizer.param_groups[0]["lr"]))
+    return seen
+
+
+def test_cosine_anneal_over_epochs_without_a_budget():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    engine = _engine(0.0)
+    budget = TimeBudget(0, optimizer=optimizer, anneal="cosine", min_lr_fraction=0.0)
+    budget.attach(engine)
+    seen = _lr_trace(engine, optimizer)
+    engine.run([0], max_epochs=5)
+    expected = [0.1 * 0.5 * (1 + math.cos(math.pi * e / 5)) for e in range(5)]
+    assert seen == pytest.approx(expected)
+
+
+def test_cosine_anneal_over_the_budget_ends_low_and_keeps_group_ratios():
+    weights, head = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([{"params": [weights], "lr": 1e-4}, {"params": [head], "lr": 1e-3}])
+    engine = _engine(0.04)
+    TimeBudget(0.4, optimizer=optimizer, anneal="cosine", min_lr_fraction=0.01).attach(engine)
+    seen = _lr_trace(engine, optimizer)
+    engine.run([0], max_epochs=100)
+    assert seen[0] == pytest.approx(1e-4)
+    assert all(a >= b for a, b in itertools.pairwise(seen))  # never goes up
+    assert seen[-1] < 0.25e-4  # the last epoch starts late in the budget
+    assert optimizer.param_groups[1]["lr"] / optimizer.param_groups[0]["lr"] == pytest.approx(10)
+
+
+def test_anneal_needs_an_optimizer_and_a_known_schedule():
+    with pytest.raises(ValueError, match="needs the optimizer"):
+        TimeBudget(10, anneal="cosine")
+    with pytest.raises(ValueError, match="expected 'cosine'"):
+        TimeBudget(10, optimizer=torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), anneal="linear")
