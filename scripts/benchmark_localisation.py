@@ -12,6 +12,8 @@ patients), the targets and whether they are met. For neuroblastoma it also train
 paper's compartment classifier (CNN features + SVM) on the training partition and
 compares its accuracy with the compartment that the segmentation's lesion table gives.
 
+``--tune`` first chooses the lesion post-processing (``lesion_threshold``,
+``min_lesion_mm3``) on the validation partition and tests with that choice.
 ``--install`` copies the trained weights into the bundle's ``models/model.pt``;
 ``--readme`` writes the figures into the bundle's ``docs/README.md``. To redo only
 that from an existing results file: ``--from-json results.json --readme``.
@@ -106,6 +108,41 @@ def compartment_comparison(work: Path, cohort: Path, test_pred: Path, seed: int)
     }  # fmt: skip
 
 
+#: Post-processing settings tried on the validation partition when a disease has lesion targets.
+LESION_THRESHOLDS = (None, 0.4, 0.3, 0.2)
+MIN_LESION_MM3 = (100.0, 200.0, 400.0)
+
+
+def tune_postprocessing(bundle: str, work: Path, datalist: Path) -> dict:
+    """Choose ``lesion_threshold`` and ``min_lesion_mm3`` on the validation partition (never the test).
+
+    Every pair is scored on the validation patients; among the pairs with at most 0.3
+    false positives per scan the one with the highest lesion sensitivity, then the fewest
+    false positives, then the highest lesion Dice, wins (with none under 0.3, the fewest
+    false positives wins).
+    """
+    trials = []
+    for threshold in LESION_THRESHOLDS:
+        for min_mm3 in MIN_LESION_MM3:
+            out = work / "validation_sweep" / f"t{threshold}_m{int(min_mm3)}"
+            run_bundle(bundle, ["inference", "evaluate"], datalist=str(datalist), partition="validation",
+                       ckpt_path=str(work / "models" / "model.pt"), output_dir=str(out),
+                       lesion_threshold=threshold, min_lesion_mm3=min_mm3)  # fmt: skip
+            summary = json.loads((out / "metrics.json").read_text())["summary"]
+            trials.append({
+                "lesion_threshold": threshold, "min_lesion_mm3": min_mm3,
+                "sensitivity": summary["detection"]["sensitivity"]["value"],
+                "false_positives_per_scan": summary["detection"]["false_positives_per_scan"]["value"],
+                "dice_lesions": summary["dice_lesions"]["value"],
+            })  # fmt: skip
+    allowed = [t for t in trials if t["false_positives_per_scan"] <= 0.3]
+    if allowed:
+        best = max(allowed, key=lambda t: (t["sensitivity"], -t["false_positives_per_scan"], t["dice_lesions"]))
+    else:
+        best = min(trials, key=lambda t: (t["false_positives_per_scan"], -t["sensitivity"]))
+    return {"chosen": {k: best[k] for k in ("lesion_threshold", "min_lesion_mm3")}, "trials": trials}
+
+
 def _fmt(figure: dict, digits: int = 3) -> str:
     if figure.get("value") is None:
         return "n/a"
@@ -137,6 +174,12 @@ def markdown(results: dict) -> str:
             goal = f"{'>=' if 'min' in target else '<='} {target.get('min', target.get('max'))}: "
             goal += "met" if target["met"] else "**not met**"
         lines.append(f"| {key} | {_fmt(_lookup(summary, key), 1 if 'hd95' in key else 3)} | {goal} |")
+    tuning = results.get("postprocessing_tuned_on_validation")
+    if tuning:
+        chosen = tuning["chosen"]
+        lines += ["", f"Post-processing chosen on the validation patients (not the test): lesion_threshold "
+                  f"{chosen['lesion_threshold']}, min_lesion_mm3 {chosen['min_lesion_mm3']:g} "
+                  f"({len(tuning['trials'])} settings tried; the bundle's inference.json carries them)."]  # fmt: skip
     if "compartment" in results:
         comp = results["compartment"]
         lines += [
@@ -170,6 +213,9 @@ def main() -> None:
     parser.add_argument("--install", action="store_true", help="copy the weights into the bundle's models/")
     parser.add_argument("--readme", action="store_true", help="write the figures into the bundle's docs/README.md")
     parser.add_argument("--evaluate-only", action="store_true", help="reuse --work's trained weights")
+    parser.add_argument(
+        "--tune", action="store_true", help="choose lesion_threshold and min_lesion_mm3 on the validation partition"
+    )
     parser.add_argument("--from-json", default=None, help="skip the run: read results from this file")
     args = parser.parse_args()
 
@@ -196,10 +242,15 @@ def main() -> None:
         training = {"train_seconds": round(time.perf_counter() - start, 1), **_best_validation(work / "train_log")}
         (work / "training.json").write_text(json.dumps(training, indent=2) + "\n")
 
+    tuning = None
+    if args.tune:
+        tuning = tune_postprocessing(bundle, work, cohort / "datalist.json")
+        print(f"chosen on validation: {tuning['chosen']}")
     test_dir = work / "test"
     start = time.perf_counter()
     run_bundle(bundle, ["inference", "evaluate"], datalist=str(cohort / "datalist.json"),
-               ckpt_path=str(work / "models" / "model.pt"), output_dir=str(test_dir))  # fmt: skip
+               ckpt_path=str(work / "models" / "model.pt"), output_dir=str(test_dir),
+               **(tuning["chosen"] if tuning else {}))  # fmt: skip
     test_s = time.perf_counter() - start
     metrics = json.loads((test_dir / "metrics.json").read_text())
 
@@ -216,6 +267,7 @@ def main() -> None:
         "test_seconds": round(test_s, 1), "training": {k: v for k, v in training.items() if k != "train_seconds"},
         "machine": {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "cuda": torch.cuda.is_available(), "platform": platform.platform()},
+        "postprocessing_tuned_on_validation": tuning,
         "targets": targets, "all_targets_met": all(t["met"] for t in targets), "test_summary": metrics["summary"],
     }  # fmt: skip
     if args.disease == "neuroblastoma":

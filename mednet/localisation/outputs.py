@@ -52,6 +52,10 @@ class LabelScheme:
         above_organs: organ name -> compartment of a lesion touching it from above (suprarenal).
         min_lesion_mm3: smaller lesion components are removed from the map and the table.
         host_distance_mm: farthest organ that can still host a lesion touching none.
+        lesion_threshold: when set, a voxel whose summed lesion-class probability reaches
+            it is a lesion (of its most likely lesion class) even where a non-lesion class
+            has the larger probability; ``None`` keeps the plain arg-max. Lower values find
+            faint lesions at the price of false positives: choose it on validation data.
     """
 
     labels: Sequence[Mapping]
@@ -63,8 +67,13 @@ class LabelScheme:
     above_organs: Mapping[str, str] = field(default_factory=dict)
     min_lesion_mm3: float = 0.0
     host_distance_mm: float = 10.0
+    lesion_threshold: float | None = None
 
     def __post_init__(self) -> None:
+        if self.lesion_threshold is not None and not 0.0 < float(self.lesion_threshold) <= 1.0:
+            raise ValueError(
+                f"lesion_threshold: expected a probability in (0, 1] or None, found {self.lesion_threshold}"
+            )
         self.labels = [
             {"value": int(row["value"]), "name": str(row["name"]), "colour": str(row.get("colour", "#ffffff"))}
             for row in self.labels
@@ -102,19 +111,23 @@ def localise_from_probabilities(
         scheme: label meanings and post-processing settings.
 
     Returns:
-        The argmax label map after organ clean-up (largest components, holes filled)
-        and removal of lesions under ``min_lesion_mm3``, with the lesion table
-        (mean probability = summed lesion-class probability over each lesion).
+        The argmax label map (lesions where their summed probability reaches
+        ``scheme.lesion_threshold``, when set) after organ clean-up (largest components,
+        holes filled) and removal of lesions under ``min_lesion_mm3``, with the lesion
+        table (mean probability = summed lesion-class probability over each lesion).
     """
     probabilities = np.asarray(probabilities, dtype=np.float32)
     if probabilities.ndim != 4:
         raise ValueError(f"probabilities: expected (C, x, y, z), found shape {probabilities.shape}")
     labels = probabilities.argmax(axis=0).astype(np.int16)
-    labels = clean_organs(labels, scheme.organ_components)
     lesion_probability = None
-    if scheme.lesion_classes:
-        channels = [v for v in scheme.lesion_classes if v < probabilities.shape[0]]
+    channels = [v for v in scheme.lesion_classes if v < probabilities.shape[0]]
+    if channels:
         lesion_probability = probabilities[channels].sum(axis=0)
+        if scheme.lesion_threshold is not None:
+            likeliest = np.asarray(channels, dtype=np.int16)[probabilities[channels].argmax(axis=0)]
+            labels = np.where(lesion_probability >= scheme.lesion_threshold, likeliest, labels)
+    labels = clean_organs(labels, scheme.organ_components)
     kwargs = {
         "organs": scheme.organs, "compartments": scheme.compartments, "thorax_organs": scheme.thorax_organs,
         "compartment_priority": scheme.compartment_priority, "above_organs": scheme.above_organs,

@@ -9,6 +9,7 @@ from mednet.metrics.classification import (
     plot_roc,
 )
 from mednet.metrics.detection import detection_counts, detection_summary
+from mednet.metrics.grading import evaluate_grading
 from mednet.metrics.localisation import evaluate_localisation, map_labels
 from mednet.metrics.segmentation import segmentation_scores
 
@@ -18,6 +19,7 @@ __all__ = [
     "classification_summary",
     "detection_counts",
     "detection_summary",
+    "evaluate_grading",
     "evaluate_localisation",
     "expected_calibration_error",
     "map_labels",

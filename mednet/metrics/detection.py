@@ -13,7 +13,11 @@ _FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 
 
 def detection_counts(
-    prediction: np.ndarray, reference: np.ndarray, lesion_values: Sequence[int], min_overlap_voxels: int = 1
+    prediction: np.ndarray,
+    reference: np.ndarray,
+    lesion_values: Sequence[int],
+    min_overlap_voxels: int = 1,
+    min_reference_voxels: int = 0,
 ) -> dict[str, int]:
     """Count detected, missed and false lesions in one scan.
 
@@ -21,6 +25,10 @@ def detection_counts(
     ``lesion_values``. A reference lesion is detected when a predicted lesion overlaps
     it by at least ``min_overlap_voxels``; a predicted lesion that overlaps no
     reference lesion is a false detection.
+
+    Reference components under ``min_reference_voxels`` (e.g. a two-voxel fragment that
+    partial volume split off a tumour) are below the detection floor: they are not
+    lesions to find, and a predicted lesion overlapping one is not a false detection.
 
     Returns:
         ``{"reference", "detected", "predicted", "false"}``.
@@ -30,9 +38,13 @@ def detection_counts(
     both = (pred > 0) & (ref > 0)
     pairs, overlap = np.unique(np.stack([ref[both], pred[both]]), axis=1, return_counts=True)
     matched = pairs[:, overlap >= min_overlap_voxels]
+    below: set[int] = set()
+    if min_reference_voxels > 0 and n_ref:
+        sizes = np.bincount(ref.ravel(), minlength=n_ref + 1)[1:]
+        below = set((np.flatnonzero(sizes < min_reference_voxels) + 1).tolist())
     return {
-        "reference": int(n_ref),
-        "detected": len(set(matched[0].tolist())),
+        "reference": int(n_ref - len(below)),
+        "detected": len(set(matched[0].tolist()) - below),
         "predicted": int(n_pred),
         "false": int(n_pred - len(set(matched[1].tolist()))),
     }

@@ -53,6 +53,7 @@ def evaluate_localisation(
     target_labels: Sequence[int] = (),
     out_dir: os.PathLike | str | None = None,
     n_boot: int = 2000,
+    min_reference_mm3: float = 0.0,
 ) -> dict:
     """Per-case and summary segmentation and detection metrics at patient level.
 
@@ -67,6 +68,9 @@ def evaluate_localisation(
         target_labels: ...into these values.
         out_dir: when given, ``metrics_cases.csv`` and ``metrics.json`` are written there.
         n_boot: bootstrap resamples for the 95% intervals.
+        min_reference_mm3: detection floor: ground-truth lesion components smaller than
+            this are not counted as lesions to detect (see
+            :func:`mednet.metrics.detection_counts`); Dice and HD95 still use every voxel.
 
     Returns:
         ``{"cases": [per-case rows], "summary": {...}}``. The summary has, for each class
@@ -105,7 +109,10 @@ def evaluate_localisation(
             row[f"hd95_mm_{name}"] = score["hd95_mm"]
         if organ_names:
             row["mean_organ_dice"] = _finite_mean([scores[n]["dice"] for n in organ_names])
-        row.update(detection_counts(pred, ref, lesion_values) if lesion_values else {})
+        if lesion_values:
+            voxel_mm3 = float(np.prod(spacing))
+            floor = int(np.ceil(min_reference_mm3 / voxel_mm3)) if min_reference_mm3 > 0 else 0
+            row.update(detection_counts(pred, ref, lesion_values, min_reference_voxels=floor))
         rows.append(row)
 
     patients = _per_patient(rows)

@@ -5,14 +5,16 @@
 - :class:`GoogLeNet`: Inception v1 in torchvision's layout for glioma grading by transfer
   learning, with :func:`load_pretrained` and :func:`parameter_groups`.
 - :class:`MultiSequenceClassifier`: one independent branch per MRI sequence, majority vote.
-- :func:`build_classifier`: any of the above, or MONAI's DenseNet121 / ResNet, by name.
+- :func:`build_classifier`: any of the above, or MONAI's DenseNet121 / ResNet, by name;
+  :func:`build_multisequence`: one of them per sequence (optionally :class:`WithFeatures`).
 
 Every network returns logits; sigmoid / softmax belong to the loss or the caller.
 """
 
 from __future__ import annotations
 
-from mednet.networks.factory import CLASSIFIERS, build_classifier
+from mednet.networks.factory import CLASSIFIERS, build_classifier, build_multisequence, optimizer_groups
+from mednet.networks.features import WithFeatures
 from mednet.networks.googlenet import (
     DEFAULT_HEAD,
     PAPER_HEAD,
@@ -42,8 +44,11 @@ __all__ = [
     "MultiSequenceClassifier",
     "PretrainedWeightsError",
     "ProbabilityMixin",
+    "WithFeatures",
     "branch_probabilities",
     "build_classifier",
+    "build_multisequence",
     "load_pretrained",
+    "optimizer_groups",
     "parameter_groups",
 ]

@@ -8,7 +8,7 @@ loss, and the fused decision is a majority vote (or the mean probability).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -48,12 +48,21 @@ class MultiSequenceClassifier(nn.Module):
         branches: sequence name -> classifier; at least one.
         fusion: ``"vote"`` or ``"mean"``.
         tie: ``"positive"`` or ``"negative"``.
+        extra_inputs: input names passed to every branch after its sequence (e.g.
+            ``["features"]`` for :class:`~mednet.networks.WithFeatures` branches that also
+            take the lesion table's features).
 
     Raises:
         ValueError: no branch, an unknown fusion or tie rule, or branches sharing parameters.
     """
 
-    def __init__(self, branches: Mapping[str, nn.Module], fusion: str = "vote", tie: str = "positive"):
+    def __init__(
+        self,
+        branches: Mapping[str, nn.Module],
+        fusion: str = "vote",
+        tie: str = "positive",
+        extra_inputs: Sequence[str] = (),
+    ):
         super().__init__()
         if not branches:
             raise ValueError("branches: expected at least one sequence -> classifier entry, found none")
@@ -72,6 +81,7 @@ class MultiSequenceClassifier(nn.Module):
         self.branches = nn.ModuleDict(dict(branches))
         self.fusion = fusion
         self.tie = tie
+        self.extra_inputs = tuple(extra_inputs)
 
     @property
     def sequences(self) -> tuple[str, ...]:
@@ -96,10 +106,11 @@ class MultiSequenceClassifier(nn.Module):
             KeyError: a branch's sequence is missing from ``inputs``.
             ValueError: branches disagree on ``C`` or on the batch size.
         """
-        missing = [name for name in self.branches if name not in inputs]
+        missing = [name for name in (*self.branches, *self.extra_inputs) if name not in inputs]
         if missing:
-            raise KeyError(f"inputs: missing sequence(s) {missing}; expected {list(self.branches)}")
-        logits = {name: branch(inputs[name]) for name, branch in self.branches.items()}
+            raise KeyError(f"inputs: missing {missing}; expected {[*self.branches, *self.extra_inputs]}")
+        extra = [inputs[name] for name in self.extra_inputs]
+        logits = {name: branch(inputs[name], *extra) for name, branch in self.branches.items()}
         shapes = {name: tuple(value.shape) for name, value in logits.items()}
         if len(set(shapes.values())) != 1 or any(len(s) != 2 for s in shapes.values()):
             raise ValueError(f"branches must all return (B, C) logits of one shape, found {shapes}")

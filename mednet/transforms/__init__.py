@@ -1,6 +1,15 @@
-"""MONAI transform pairs: array classes in ``array``, dictionary classes (``...d``) in ``dictionary``."""
+"""MONAI transforms: array classes in ``array``, dictionary classes (``...d``) in ``dictionary`` and ``grading``."""
 
 from mednet.transforms.array import ResampleToReference
 from mednet.transforms.dictionary import ResampleToReferenced, WriteLocalisationd
+from mednet.transforms.grading import ClassIndexd, LesionCropd, LesionFeaturesd, LesionSlicesd
 
-__all__ = ["ResampleToReference", "ResampleToReferenced", "WriteLocalisationd"]
+__all__ = [
+    "ClassIndexd",
+    "LesionCropd",
+    "LesionFeaturesd",
+    "LesionSlicesd",
+    "ResampleToReference",
+    "ResampleToReferenced",
+    "WriteLocalisationd",
+]

@@ -77,6 +77,7 @@ class WriteLocalisationd(MapTransform):
         above_organs: organ name -> compartment of a lesion touching it from above.
         min_lesion_mm3: smaller lesions are removed.
         host_distance_mm: farthest organ that can host a lesion touching none.
+        lesion_threshold: summed lesion probability that makes a voxel a lesion (None: arg-max).
         overwrite: replace existing outputs.
 
     Example:
@@ -97,6 +98,7 @@ class WriteLocalisationd(MapTransform):
         above_organs: Mapping[str, str] | None = None,
         min_lesion_mm3: float = 0.0,
         host_distance_mm: float = 10.0,
+        lesion_threshold: float | None = None,
         overwrite: bool = False,
         allow_missing_keys: bool = False,
     ):
@@ -104,7 +106,7 @@ class WriteLocalisationd(MapTransform):
         self.output_dir = Path(output_dir)
         self.scheme = LabelScheme(
             labels, lesion_classes or {}, organ_components or {}, compartments or {}, thorax_organs,
-            compartment_priority, above_organs or {}, min_lesion_mm3, host_distance_mm,
+            compartment_priority, above_organs or {}, min_lesion_mm3, host_distance_mm, lesion_threshold,
         )  # fmt: skip
         self.overwrite = overwrite
 

@@ -43,6 +43,26 @@ def test_organ_cleanup_small_lesion_removal_and_table():
     assert lesion["mean_probability"] == pytest.approx(0.9)
 
 
+def test_lesion_threshold_finds_a_faint_lesion_that_argmax_misses():
+    table = [*TABLE, {"value": 3, "name": "metastasis", "colour": "#ffdd00"}]
+    probs = np.zeros((4, 12, 12, 6), dtype=np.float32)
+    probs[0] = 1.0
+    probs[:, 2:6, 2:6, 1:4] = np.array([0.1, 0.5, 0.25, 0.15])[:, None, None, None]  # kidney wins the arg-max
+    probs[:, 8:10, 8:10, 1:3] = np.array([0.6, 0.0, 0.1, 0.3])[:, None, None, None]  # metastasis-like, 0.4 lesion
+    affine = np.eye(4)
+    plain = LabelScheme(table, lesion_classes={2: "tumour", 3: "metastasis"})
+    assert localise_from_probabilities(probs, affine, plain).lesions == []
+    lowered = LabelScheme(table, lesion_classes={2: "tumour", 3: "metastasis"}, lesion_threshold=0.35)
+    result = localise_from_probabilities(probs, affine, lowered)
+    assert [(r["class_name"], r["voxels"]) for r in result.lesions] == [("tumour", 48), ("metastasis", 8)]
+    assert np.all(result.labels[2:6, 2:6, 1:4] == 2) and np.all(result.labels[8:10, 8:10, 1:3] == 3)
+    assert result.lesions[0]["mean_probability"] == pytest.approx(0.4)
+    strict = LabelScheme(table, lesion_classes={2: "tumour", 3: "metastasis"}, lesion_threshold=0.45)
+    assert localise_from_probabilities(probs, affine, strict).lesions == []
+    with pytest.raises(ValueError, match="lesion_threshold"):
+        LabelScheme(table, lesion_classes={2: "tumour"}, lesion_threshold=1.5)
+
+
 def test_label_scheme_rejects_values_outside_the_table():
     with pytest.raises(ValueError, match=r"label values \[7\] are not in the label table"):
         LabelScheme(TABLE, lesion_classes={7: "x"})

@@ -44,6 +44,13 @@ def test_detection_counts():
     pred[2:4, 25:27, 2:4] = 13  # false
     assert detection_counts(pred, ref, [12, 13]) == {"reference": 3, "detected": 2, "predicted": 4, "false": 2}
     assert detection_counts(pred, ref, [12, 13], min_overlap_voxels=2)["detected"] == 1
+    # the detection floor: a two-voxel fragment beside the first lesion is not a lesion to find,
+    # and a prediction touching only it is not a false detection
+    ref[7, 2:4, 2] = 12
+    pred[7, 3, 2] = 12
+    assert detection_counts(pred, ref, [12, 13]) == {"reference": 4, "detected": 3, "predicted": 5, "false": 2}
+    floored = detection_counts(pred, ref, [12, 13], min_reference_voxels=3)
+    assert floored == {"reference": 3, "detected": 2, "predicted": 5, "false": 2}
 
 
 def test_detection_summary_pools_lesions_and_bootstraps_patients():

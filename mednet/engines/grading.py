@@ -1,0 +1,265 @@
+"""Engine pieces for the classification bundles: multi-sequence batches, branch losses, metrics, outputs.
+
+MONAI's ``SupervisedTrainer`` / ``SupervisedEvaluator`` pass ``batch["image"]`` to the
+network. A :class:`mednet.networks.MultiSequenceClassifier` takes one tensor per
+sequence instead, so the bundles give the engines:
+
+- :class:`SequenceBatch` as ``prepare_batch``: the sequences (and extra inputs such as
+  lesion features) as a dict, the class index as the target;
+- :class:`BranchLoss` as ``loss_function``: one loss per branch, summed;
+- :func:`branch_metrics`: slice-level ROC AUC per branch and for the fused output,
+  ``val_slice_auc_<sequence>``, which the TensorBoard handler draws one curve each;
+- :class:`GradingWriter`: an evaluator handler that collects every slice's probabilities
+  with its case and writes slice rows and patient-level (aggregated) predictions.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+from monai.handlers import ROCAUC
+from monai.utils import CommonKeys
+
+from mednet.grading.aggregate import aggregate
+from mednet.grading.losses import make_criterion
+
+__all__ = ["BranchLoss", "GradingWriter", "SequenceBatch", "branch_metrics", "fused_probabilities"]
+
+
+class SequenceBatch:
+    """``prepare_batch`` for multi-sequence classifiers: ``({seq: tensor}, target)`` on the device.
+
+    Args:
+        keys: the batch keys the network takes (sequence names, plus e.g. ``"features"``).
+        target_key: the class index key (from :class:`mednet.transforms.ClassIndexd`); a
+            batch without it (inference) gets no target.
+    """
+
+    def __init__(self, keys: Sequence[str], target_key: str = "target"):
+        self.keys, self.target_key = list(keys), target_key
+
+    def __call__(self, batch: Mapping, device=None, non_blocking: bool = False, **kwargs):
+        """Move the inputs (and the target) to ``device``."""
+        missing = [k for k in self.keys if k not in batch]
+        if missing:
+            raise KeyError(f"batch lacks {missing}; it has {sorted(map(str, batch))}")
+        inputs = {k: torch.as_tensor(batch[k]).to(device=device, non_blocking=non_blocking) for k in self.keys}
+        target = batch.get(self.target_key)
+        if target is not None:
+            target = torch.as_tensor(target).to(device=device, non_blocking=non_blocking)
+        return inputs, target
+
+
+class BranchLoss:
+    """``loss_function`` for a multi-sequence classifier: each branch's loss, summed.
+
+    Args:
+        network: the :class:`~mednet.networks.MultiSequenceClassifier` (its ``loss`` is used).
+        imbalance: ``"none"``, ``"weights"`` (class-weighted cross-entropy) or ``"focal"``
+            (see :func:`mednet.grading.make_criterion`); ``"sampler"`` is handled by the
+            data loader and leaves the loss plain.
+        class_counts: training cases per class, for ``"weights"``.
+        gamma: focal loss exponent.
+
+    The last call's per-branch losses are kept in ``last`` (sequence -> float).
+    """
+
+    def __init__(self, network, imbalance: str = "none", class_counts: Sequence[int] | None = None, gamma: float = 2.0):
+        self.network = network
+        self.criterion = make_criterion(imbalance, class_counts, gamma)
+        self.last: dict[str, float] = {}
+
+    def __call__(self, outputs: Mapping, target: torch.Tensor) -> torch.Tensor:
+        """The summed loss of the branches."""
+        criterion = self.criterion
+        if criterion is not None and hasattr(criterion, "to"):
+            criterion = criterion.to(target.device)
+        total, losses = self.network.loss(outputs, target, criterion)
+        self.last = {name: float(value.detach()) for name, value in losses.items()}
+        return total
+
+
+def fused_probabilities(outputs: Mapping) -> torch.Tensor:
+    """``(B, C)`` fused output of a multi-sequence classifier: mean of the branches' probabilities.
+
+    The vote fractions a voting classifier returns as ``fused`` are coarse (3 branches give 4
+    levels), so ROC curves use the mean probability; the decided class stays the vote's.
+    """
+    return torch.stack(list(outputs["probabilities"].values())).mean(dim=0)
+
+
+class _Pick:
+    """Output transform: one branch's (or the fused) probabilities and the one-hot target."""
+
+    def __init__(self, branch: str | None, n_classes: int):
+        self.branch, self.n_classes = branch, n_classes
+
+    def __call__(self, output) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        outputs = output[0][CommonKeys.PRED] if isinstance(output, list) else output[CommonKeys.PRED]
+        target = output[0][CommonKeys.LABEL] if isinstance(output, list) else output[CommonKeys.LABEL]
+        probs = fused_probabilities(outputs) if self.branch is None else outputs["probabilities"][self.branch]
+        if probs.shape[1] == 1:
+            y = target.reshape(-1, 1).float()
+        else:
+            y = torch.nn.functional.one_hot(target.reshape(-1).long(), self.n_classes).float()
+        return list(probs.detach()), list(y)
+
+
+def branch_metrics(branches: Sequence[str], n_classes: int) -> dict[str, ROCAUC]:
+    """Slice-level ROC AUC for each branch and for the fused mean probability.
+
+    Names: ``val_slice_auc_<branch>`` and ``val_slice_auc_fused`` (slice level: a secondary
+    figure for choosing the checkpoint; the bundles' ``evaluate.json`` reports patient level).
+
+    Args:
+        branches: the sequence names.
+        n_classes: 1 for a single sigmoid logit, else the softmax width.
+    """
+    metrics = {f"val_slice_auc_{name}": ROCAUC(output_transform=_Pick(name, n_classes)) for name in branches}
+    metrics["val_slice_auc_fused"] = ROCAUC(output_transform=_Pick(None, n_classes))
+    return metrics
+
+
+class GradingWriter:
+    """Collect every slice's probabilities in an evaluator and write them per slice and per patient.
+
+    Files in ``output_dir``:
+
+    - ``grading_slices.csv``: one row per slice (secondary, slice level): case, patient,
+      slice index, true class (when known), each branch's probability per class;
+    - ``grading.csv`` / ``grading.json``: one row per case: each branch's probability per
+      class aggregated over the case's slices (``aggregation``), the fused probabilities
+      (mean of the branches' aggregated probabilities), the fused class by the network's
+      fusion rule applied to the aggregated branch probabilities, and the true class.
+
+    Args:
+        output_dir: where the files go (created).
+        classes: class names, in target order (``classes[1]`` is the positive class of a
+            binary single-logit network).
+        network: the multi-sequence classifier (its ``fuse`` rule decides the fused class).
+        aggregation: ``mean``, ``median``, ``max``, ``vote`` or ``logit_mean``.
+        case_key / patient_key / slice_key: batch keys naming each slice's case.
+        overwrite: replace existing files (else an existing ``grading.csv`` is an error).
+    """
+
+    def __init__(
+        self,
+        output_dir: os.PathLike | str,
+        classes: Sequence[str],
+        network,
+        aggregation: str = "mean",
+        case_key: str = "case_id",
+        patient_key: str = "patient_id",
+        slice_key: str = "slice_index",
+        overwrite: bool = False,
+    ):
+        self.output_dir = Path(output_dir)
+        self.classes = [str(c) for c in classes]
+        self.network, self.aggregation = network, aggregation
+        self.case_key, self.patient_key, self.slice_key = case_key, patient_key, slice_key
+        self.overwrite = overwrite
+        self.rows: list[dict] = []
+        self.single_logit = False
+
+    def attach(self, engine: Engine) -> None:
+        """Collect after each iteration; write when the run completes."""
+        engine.add_event_handler(Events.STARTED, lambda e: self.rows.clear())
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
+        engine.add_event_handler(Events.COMPLETED, self.write)
+
+    def _class_probabilities(self, probs: torch.Tensor) -> np.ndarray:
+        """``(B, 1)`` sigmoid -> ``(B, 2)`` [1 - p, p]; ``(B, C)`` unchanged."""
+        p = probs.detach().float().cpu().numpy()
+        return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p
+
+    def collect(self, engine: Engine) -> None:
+        """Add the current batch's slices."""
+        batch, output = engine.state.batch, engine.state.output
+        outputs = output[CommonKeys.PRED]
+        target = output.get(CommonKeys.LABEL)
+        self.single_logit = next(iter(outputs["probabilities"].values())).shape[1] == 1
+        branch_probs = {name: self._class_probabilities(p) for name, p in outputs["probabilities"].items()}
+        n = next(iter(branch_probs.values())).shape[0]
+        for i in range(n):
+            row = {
+                "case_id": str(_item(batch.get(self.case_key), i, f"case{len(self.rows)}")),
+                "patient_id": str(_item(batch.get(self.patient_key), i, _item(batch.get(self.case_key), i, ""))),
+                "slice_index": int(_item(batch.get(self.slice_key), i, -1)),
+                "true_class": self.classes[int(target[i])] if target is not None else "",
+                "probabilities": {name: p[i].tolist() for name, p in branch_probs.items()},
+            }
+            self.rows.append(row)
+
+    def patients(self) -> list[dict]:
+        """One row per case: aggregated branch probabilities, fused probabilities and class."""
+        cases: dict[str, list[dict]] = {}
+        for row in self.rows:
+            cases.setdefault(row["case_id"], []).append(row)
+        out = []
+        for case_id, rows in cases.items():
+            branches = {
+                name: np.asarray(aggregate(np.array([r["probabilities"][name] for r in rows]), self.aggregation))
+                for name in rows[0]["probabilities"]
+            }
+            fused_class = self._fused_class(branches)
+            fused = np.mean(np.stack(list(branches.values())), axis=0)
+            out.append({
+                "case_id": case_id, "patient_id": rows[0]["patient_id"], "slices": len(rows),
+                "true_class": rows[0]["true_class"],
+                "branches": {name: dict(zip(self.classes, map(float, p), strict=True)) for name, p in branches.items()},
+                "fused": dict(zip(self.classes, map(float, fused), strict=True)),
+                "fused_class": self.classes[fused_class],
+                "aggregation": self.aggregation,
+            })  # fmt: skip
+        return out
+
+    def _fused_class(self, branches: Mapping[str, np.ndarray]) -> int:
+        as_tensor = {}
+        for name, p in branches.items():
+            t = torch.as_tensor(p, dtype=torch.float32)[None]
+            as_tensor[name] = t[:, 1:] if self.single_logit else t
+        return int(self.network.fuse(as_tensor)[1][0])
+
+    def write(self, engine: Engine | None = None) -> dict[str, Path]:
+        """Write the slice rows and the per-case predictions."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        target = self.output_dir / "grading.csv"
+        if target.exists() and not self.overwrite:
+            raise FileExistsError(f"{target} exists; set overwrite to replace it")
+        patients = self.patients()
+        branches = list(self.rows[0]["probabilities"]) if self.rows else []
+        with (self.output_dir / "grading_slices.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["case_id", "patient_id", "slice_index", "true_class"]
+                            + [f"p_{b}_{c}" for b in branches for c in self.classes])  # fmt: skip
+            for r in self.rows:
+                writer.writerow([r["case_id"], r["patient_id"], r["slice_index"], r["true_class"]]
+                                + [f"{v:.6f}" for b in branches for v in r["probabilities"][b]])  # fmt: skip
+        with target.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["case_id", "patient_id", "slices", "true_class", "fused_class"]
+                            + [f"p_{b}_{c}" for b in [*branches, "fused"] for c in self.classes])  # fmt: skip
+            for p in patients:
+                values = [p["branches"][b][c] for b in branches for c in self.classes]
+                values += [p["fused"][c] for c in self.classes]
+                writer.writerow([p["case_id"], p["patient_id"], p["slices"], p["true_class"], p["fused_class"]]
+                                + [f"{v:.6f}" for v in values])  # fmt: skip
+        (self.output_dir / "grading.json").write_text(
+            json.dumps({"classes": self.classes, "aggregation": self.aggregation, "cases": patients}, indent=2) + "\n"
+        )
+        return {"slices": self.output_dir / "grading_slices.csv", "cases": target}
+
+
+def _item(values, i: int, default):
+    if values is None:
+        return default
+    if isinstance(values, torch.Tensor):
+        return values[i].item() if values.ndim else values.item()
+    return values[i]

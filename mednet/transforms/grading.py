@@ -1,0 +1,247 @@
+"""Dictionary transforms that make the grading stage's inputs from a loaded case.
+
+A case dict after ``LoadImaged`` + ``EnsureChannelFirstd`` (+ ``ResampleToReferenced`` and
+``Orientationd``) holds one ``(1, x, y, z)`` image per sequence key and a label map. These
+transforms cut the lesion out of it:
+
+- :class:`LesionSlicesd` (2D mode, paper B): the ``n`` axial slices around the slice of
+  largest lesion area, one output dict per slice (MONAI flattens the list, as it does for
+  ``RandCropByPosNegLabeld``'s samples), each sequence ``(C', H, W)``;
+- :class:`LesionCropd` (3D mode): one box around the lesion, each sequence ``(C', X, Y, Z)``;
+- :class:`ClassIndexd`: the case's class name -> integer target;
+- :class:`LesionFeaturesd`: the staging features of the label map (neuroblastoma).
+
+The label map is the ground truth in training and the localisation stage's output at
+inference; either way it must lie on the images' grid.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform
+
+from mednet.grading.features import lesion_features
+from mednet.grading.roi import _labels_3d, _to_numpy, extract_slices, extract_volume, lesion_slices
+from mednet.io.validation import spacing_from_affine
+
+__all__ = ["ClassIndexd", "LesionCropd", "LesionFeaturesd", "LesionSlicesd"]
+
+
+def _labels(d: Mapping, label_key: str, case: str) -> np.ndarray:
+    if label_key not in d:
+        raise KeyError(f"{case}: no {label_key!r} label map to find the lesion in")
+    return _to_numpy(d[label_key])
+
+
+def _case(d: Mapping) -> str:
+    return str(d.get("case_id", "case"))
+
+
+def _lesion_error(error: ValueError, case: str, label_key: str, lesion_values) -> ValueError:
+    return ValueError(f"{case}: cannot cut the lesion out of {label_key!r} (lesion values {lesion_values}): {error}")
+
+
+class LesionSlicesd(MapTransform):
+    """The lesion's ``n`` axial slices per sequence, one output dict per slice (2D grading input).
+
+    For each key, :func:`mednet.grading.extract_slices` on that sequence and the label map
+    (all sequences get the same slices and the same in-plane box, as they share the label
+    map's grid). Each output dict holds every non-image entry of the input (``case_id``,
+    ``patient_id``, the class, ...), each key's slice as a ``(C', H, W)`` float tensor,
+    ``slice_index`` (the ``z`` of the slice in the volume) and ``slice_rank`` (0 to n - 1);
+    the label map and the volumes are not copied into the slices.
+
+    Args:
+        keys: the sequence keys, each ``(C, x, y, z)`` after ``EnsureChannelFirstd``.
+        label_key: the label map, ``(1, x, y, z)`` or ``(x, y, z)``, on the sequences' grid.
+        lesion_values: the lesion's label value(s).
+        n: slices per case (paper B: 20).
+        size: ``(H, W)`` of each slice (paper B: 224 x 224).
+        margin_fraction: margin around the lesion box (see ``extract_slices``).
+        channels_out: e.g. 3 to replicate a single channel for ImageNet weights.
+        zscore: standardise each sequence over its crop.
+        drop_keys: further keys not copied into the slices (e.g. other volumes).
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        label_key: str,
+        lesion_values: int | Sequence[int],
+        n: int = 20,
+        size: Sequence[int] = (224, 224),
+        margin_fraction: float | None = None,
+        channels_out: int | None = None,
+        zscore: bool = True,
+        drop_keys: Sequence[str] = (),
+    ):
+        super().__init__(keys)
+        self.label_key = label_key
+        self.lesion_values = lesion_values
+        self.n, self.size = int(n), tuple(int(s) for s in size)
+        self.margin_fraction, self.channels_out, self.zscore = margin_fraction, channels_out, zscore
+        self.drop = {label_key, *self.keys, *drop_keys}
+
+    def __call__(self, data: Mapping[Hashable, object]) -> list[dict]:
+        """One dict per selected slice."""
+        d = dict(data)
+        case = _case(d)
+        labels = _labels(d, self.label_key, case)
+        stacks = {}
+        for key in self.key_iterator(d):
+            try:
+                stacks[key] = extract_slices(
+                    d[key], labels, self.lesion_values, self.n, self.size, margin_fraction=self.margin_fraction,
+                    channels_out=self.channels_out, zscore=self.zscore,
+                )  # fmt: skip
+            except ValueError as error:
+                raise _lesion_error(error, case, self.label_key, self.lesion_values) from error
+        slice_index = lesion_slices(_labels_3d(labels), self.lesion_values, self.n)
+        shared = {k: v for k, v in d.items() if k not in self.drop and not str(k).endswith("_meta_dict")}
+        return [
+            {
+                **shared,
+                **{key: torch.from_numpy(stack[rank]) for key, stack in stacks.items()},
+                "slice_index": int(z),
+                "slice_rank": rank,
+            }
+            for rank, z in enumerate(slice_index)
+        ]
+
+
+class LesionCropd(MapTransform):
+    """The lesion's 3D box per sequence, cropped and resized (3D grading input).
+
+    For each key, :func:`mednet.grading.extract_volume` on that sequence and the label map;
+    the result replaces the volume as a ``(C', X, Y, Z)`` float tensor. The label map is
+    removed.
+
+    Args:
+        keys: the sequence keys.
+        label_key: the label map on the sequences' grid.
+        lesion_values: the lesion's label value(s).
+        size: output ``(X, Y, Z)``.
+        margin_fraction: margin on each side, as a fraction of the lesion's extent.
+        channels_out: e.g. 3 to replicate a single channel.
+        zscore: standardise each sequence over its crop.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        label_key: str,
+        lesion_values: int | Sequence[int],
+        size: Sequence[int] = (64, 64, 32),
+        margin_fraction: float = 0.25,
+        channels_out: int | None = None,
+        zscore: bool = True,
+    ):
+        super().__init__(keys)
+        self.label_key, self.lesion_values = label_key, lesion_values
+        self.size, self.margin_fraction = tuple(int(s) for s in size), margin_fraction
+        self.channels_out, self.zscore = channels_out, zscore
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        """The case with each sequence replaced by its lesion crop."""
+        d = dict(data)
+        case = _case(d)
+        labels = _labels(d, self.label_key, case)
+        for key in self.key_iterator(d):
+            try:
+                crop = extract_volume(
+                    d[key], labels, self.lesion_values, self.size, self.margin_fraction,
+                    channels_out=self.channels_out, zscore=self.zscore,
+                )  # fmt: skip
+            except ValueError as error:
+                raise _lesion_error(error, case, self.label_key, self.lesion_values) from error
+            d[key] = torch.from_numpy(crop)
+        d.pop(self.label_key, None)
+        return d
+
+
+class ClassIndexd(MapTransform):
+    """Class name -> integer target (``torch.long`` scalar), in the order of ``classes``.
+
+    Args:
+        keys: the key holding the class name (e.g. ``"class"``).
+        classes: the class names; index 0 is the first (the negative class of a binary task).
+        target_key: where to put the index (default ``"target"``).
+
+    Raises:
+        ValueError: a class that is not in ``classes`` (with the closest match).
+    """
+
+    def __init__(self, keys: KeysCollection, classes: Sequence[str], target_key: str = "target"):
+        super().__init__(keys)
+        self.classes = [str(c) for c in classes]
+        if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
+            raise ValueError(f"classes: expected at least two distinct names, found {self.classes}")
+        self.target_key = target_key
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        """The data with ``target_key`` set."""
+        d = dict(data)
+        for key in self.key_iterator(d):
+            name = str(d[key])
+            if name not in self.classes:
+                close = difflib.get_close_matches(name, self.classes, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"{_case(d)}: class {name!r} is not one of {self.classes}{hint}")
+            d[self.target_key] = torch.tensor(self.classes.index(name), dtype=torch.long)
+        return d
+
+
+class LesionFeaturesd(MapTransform):
+    """The label map's staging features (:func:`mednet.grading.lesion_features`) as ``(F,)`` float32.
+
+    Args:
+        keys: the label map key (a MetaTensor, whose affine gives the spacing, or an array
+            with ``spacing`` given).
+        primary: the primary tumour's label value(s).
+        metastasis: the distant lesions' label value(s).
+        vessels: the great vessels' label values.
+        compartments: organ label value -> compartment name.
+        min_lesion_mm3: smaller metastasis components are not counted.
+        features_key: where the features go (default ``"features"``).
+        spacing: voxel size when the label map carries no affine.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        primary: int | Sequence[int],
+        metastasis: int | Sequence[int],
+        vessels: Sequence[int] = (),
+        compartments: Mapping | None = None,
+        min_lesion_mm3: float = 0.0,
+        features_key: str = "features",
+        spacing: Sequence[float] | None = None,
+    ):
+        super().__init__(keys)
+        self.primary, self.metastasis, self.vessels = primary, metastasis, vessels
+        self.compartments = {int(k): str(v) for k, v in (compartments or {}).items()}
+        self.min_lesion_mm3, self.features_key, self.spacing = min_lesion_mm3, features_key, spacing
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        """The data with ``features_key`` set."""
+        d = dict(data)
+        for key in self.key_iterator(d):
+            labels = d[key]
+            if self.spacing is not None:
+                spacing = self.spacing
+            elif isinstance(labels, MetaTensor):
+                spacing = spacing_from_affine(np.asarray(labels.affine, dtype=float))
+            else:
+                raise ValueError(f"{_case(d)}: {key!r} has no affine; give LesionFeaturesd a spacing")
+            values = lesion_features(
+                _to_numpy(labels), spacing, primary=self.primary, metastasis=self.metastasis, vessels=self.vessels,
+                compartments=self.compartments, min_lesion_mm3=self.min_lesion_mm3,
+            )  # fmt: skip
+            d[self.features_key] = torch.from_numpy(values)
+        return d
