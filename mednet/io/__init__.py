@@ -9,6 +9,7 @@ through :func:`write_image`; every cohort enters through :func:`discover_cases` 
 from mednet.io.cases import LoadedCase, load_case
 from mednet.io.datalist import (
     Discovery,
+    SliceSplitWarning,
     build_datalist,
     datalist_cases,
     discover_cases,
@@ -21,7 +22,7 @@ from mednet.io.nifti_reader import NiftiReader
 from mednet.io.read import ImageKind, load_raw, read_image
 from mednet.io.sequences import LABEL_KEY, SEQUENCE_KEYS, normalise_sequence_key
 from mednet.io.sitk_reader import SimpleITKReader
-from mednet.io.splits import PARTITIONS, check_no_leakage, select_fold, split_cases
+from mednet.io.splits import PARTITIONS, check_no_leakage, select_fold, slice_split_partitions, split_cases
 from mednet.io.write import write_image
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "LoadedCase",
     "NiftiReader",
     "SimpleITKReader",
+    "SliceSplitWarning",
     "build_datalist",
     "check_no_leakage",
     "datalist_cases",
@@ -48,6 +50,7 @@ __all__ = [
     "resample_to_grid",
     "save_datalist",
     "select_fold",
+    "slice_split_partitions",
     "split_cases",
     "write_image",
 ]

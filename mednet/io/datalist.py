@@ -27,8 +27,10 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
+import logging
 import os
 import re
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -438,12 +440,18 @@ def save_datalist(datalist: Mapping, out: os.PathLike | str) -> Path:
     return out
 
 
-def load_datalist(path: os.PathLike | str) -> dict:
+def load_datalist(path: os.PathLike | str, *, slice_split: bool = False) -> dict:
     """Read a datalist, resolve its relative paths, and check it for patient leakage.
+
+    Args:
+        path: the datalist JSON.
+        slice_split: accept a patient in several partitions (a slice-level split, see
+            :func:`mednet.io.slice_split_datalist`), with a loud :class:`SliceSplitWarning`.
+            Only for reproducing papers that split slices: their test figures are inflated.
 
     Raises:
         DatalistError: missing or malformed file.
-        PatientLeakageError: a patient in two partitions.
+        PatientLeakageError: a patient in two partitions (without ``slice_split``).
     """
     path = Path(path).resolve()
     try:
@@ -462,18 +470,40 @@ def load_datalist(path: os.PathLike | str) -> dict:
             for key in _path_keys(case):
                 if not Path(case[key]).is_absolute():
                     case[key] = str(path.parent / case[key])
-    check_no_leakage({n: doc[n] for n in PARTITIONS})
+    if slice_split:
+        warn_slice_split(path)
+    else:
+        check_no_leakage({n: doc[n] for n in PARTITIONS})
     return doc
 
 
-def datalist_cases(path: os.PathLike | str, partition: str, keys: Sequence[str] | None = None) -> list[dict]:
+class SliceSplitWarning(UserWarning):
+    """A slice-level split is in use: slices of one patient in training and test."""
+
+
+def warn_slice_split(path: os.PathLike | str) -> None:
+    """Warn, as loudly as Python can, that ``path`` is used with a slice-level split."""
+    message = (
+        f"SLICE-LEVEL SPLIT ({path}): slices of the same patient are in training and in test. "
+        "Test figures from this split are inflated and must not be reported as a model's performance; "
+        "use it only to reproduce papers that split this way. The patient-level split is the default."
+    )
+    logging.getLogger("mednet").warning("!" * 20 + " " + message + " " + "!" * 20)
+    warnings.warn(message, SliceSplitWarning, stacklevel=3)
+
+
+def datalist_cases(
+    path: os.PathLike | str, partition: str, keys: Sequence[str] | None = None, *, slice_split: bool = False
+) -> list[dict]:
     """One partition of a datalist file, paths absolute: for bundle configs.
 
     Args:
         path: the datalist JSON.
         partition: ``training``, ``validation`` or ``test``.
         keys: when given, each case is reduced to ``case_id`` and these keys (what a
-            dataset loads), and a case without one of them is an error naming it.
+            dataset loads), and a case without one of them is an error naming it. A
+            case's ``slice_ranks`` (slice-level splits) is kept too.
+        slice_split: accept a slice-level split, warning loudly (see :func:`load_datalist`).
 
     Example (in a bundle config):
         ``"train_data": "$mednet.io.datalist_cases(@datalist, 'training', @image_keys + ['label'])"``
@@ -483,7 +513,7 @@ def datalist_cases(path: os.PathLike | str, partition: str, keys: Sequence[str] 
     """
     if partition not in PARTITIONS:
         raise DatalistError(f"partition: expected one of {', '.join(PARTITIONS)}, found {partition!r}")
-    cases = load_datalist(path)[partition]
+    cases = load_datalist(path, slice_split=slice_split)[partition]
     if keys is None:
         return cases
     keys = list(keys)
@@ -492,4 +522,5 @@ def datalist_cases(path: os.PathLike | str, partition: str, keys: Sequence[str] 
         raise DatalistError(
             f"{path}: {partition}: {len(missing)} case(s) lack a required key: {'; '.join(missing[:5])}"
         )
-    return [{"case_id": c["case_id"], **{k: c[k] for k in keys}} for c in cases]
+    extra = ["slice_ranks"]
+    return [{"case_id": c["case_id"], **{k: c[k] for k in [*keys, *extra] if k in c}} for c in cases]

@@ -23,6 +23,7 @@ __all__ = [
     "largest_remainder",
     "patient_of",
     "select_fold",
+    "slice_split_partitions",
     "split_cases",
     "summarise",
 ]
@@ -212,4 +213,35 @@ def select_fold(datalist: Mapping, fold: int) -> dict:
     out["training"] = [c for c in pool if c["fold"] != fold]
     out["validation"] = [c for c in pool if c["fold"] == fold]
     out["split"] = dict(datalist["split"], validation_fold=fold, counts=summarise({n: out[n] for n in PARTITIONS}))
+    return out
+
+
+def slice_split_partitions(
+    partitions: Mapping[str, Sequence[Mapping]], n_slices: int, ratios: Sequence[float] = DEFAULT_RATIOS, seed: int = 0
+) -> dict[str, list[dict]]:
+    """The papers' slice-level split, for measuring how much it inflates test figures.
+
+    Every case of every partition is cut into ``n_slices`` slice ranks (the ranks of
+    :class:`mednet.transforms.LesionSlicesd`); each case's ranks are shuffled and shared out
+    over training, validation and testing by ``ratios``, so that every partition holds
+    slices of every patient, as when a paper splits a pool of slices at random. Each
+    output case carries ``slice_ranks``.
+
+    Args:
+        partitions: the patient-level partitions (their union is re-split).
+        n_slices: slices per case.
+        ratios: training, validation, testing shares of each case's slices.
+        seed: random seed.
+    """
+    rng = np.random.default_rng(seed)
+    shares = largest_remainder(n_slices, _normalise_ratios(ratios))
+    out: dict[str, list[dict]] = {name: [] for name in PARTITIONS}
+    for case in (c for name in PARTITIONS for c in partitions.get(name, [])):
+        order = rng.permutation(n_slices)
+        start = 0
+        for name, share in zip(PARTITIONS, shares, strict=True):
+            ranks = sorted(int(r) for r in order[start : start + share])
+            start += share
+            if ranks:
+                out[name].append({**case, "slice_ranks": ranks})
     return out

@@ -67,6 +67,8 @@ class LesionSlicesd(MapTransform):
         channels_out: e.g. 3 to replicate a single channel for ImageNet weights.
         zscore: standardise each sequence over its crop.
         drop_keys: further keys not copied into the slices (e.g. other volumes).
+        ranks_key: when a case has this key (a slice-level split, see
+            :func:`mednet.io.slice_split_partitions`), only the slices of those ranks are kept.
     """
 
     def __init__(
@@ -80,13 +82,15 @@ class LesionSlicesd(MapTransform):
         channels_out: int | None = None,
         zscore: bool = True,
         drop_keys: Sequence[str] = (),
+        ranks_key: str = "slice_ranks",
     ):
         super().__init__(keys)
+        self.ranks_key = ranks_key
         self.label_key = label_key
         self.lesion_values = lesion_values
         self.n, self.size = int(n), tuple(int(s) for s in size)
         self.margin_fraction, self.channels_out, self.zscore = margin_fraction, channels_out, zscore
-        self.drop = {label_key, *self.keys, *drop_keys}
+        self.drop = {label_key, ranks_key, *self.keys, *drop_keys}
 
     def __call__(self, data: Mapping[Hashable, object]) -> list[dict]:
         """One dict per selected slice."""
@@ -104,6 +108,7 @@ class LesionSlicesd(MapTransform):
                 raise _lesion_error(error, case, self.label_key, self.lesion_values) from error
         slice_index = lesion_slices(_labels_3d(labels), self.lesion_values, self.n)
         shared = {k: v for k, v in d.items() if k not in self.drop and not str(k).endswith("_meta_dict")}
+        keep = set(d[self.ranks_key]) if self.ranks_key in d else None
         return [
             {
                 **shared,
@@ -112,6 +117,7 @@ class LesionSlicesd(MapTransform):
                 "slice_rank": rank,
             }
             for rank, z in enumerate(slice_index)
+            if keep is None or rank in keep
         ]
 
 
@@ -172,13 +178,20 @@ class ClassIndexd(MapTransform):
         keys: the key holding the class name (e.g. ``"class"``).
         classes: the class names; index 0 is the first (the negative class of a binary task).
         target_key: where to put the index (default ``"target"``).
+        allow_missing_keys: leave a case without the class alone (inference on unlabelled data).
 
     Raises:
         ValueError: a class that is not in ``classes`` (with the closest match).
     """
 
-    def __init__(self, keys: KeysCollection, classes: Sequence[str], target_key: str = "target"):
-        super().__init__(keys)
+    def __init__(
+        self,
+        keys: KeysCollection,
+        classes: Sequence[str],
+        target_key: str = "target",
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, allow_missing_keys)
         self.classes = [str(c) for c in classes]
         if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
             raise ValueError(f"classes: expected at least two distinct names, found {self.classes}")
