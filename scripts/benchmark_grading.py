@@ -59,11 +59,12 @@ PAPER = {
                "network_kwargs": {"head": [1024, 12]}, "backbone_lr": 1e-4, "learning_rate": 1e-3,
                "imbalance": "none", "lr_anneal": None, "batch_size": 6},
     # paper A: s-VGG, sigmoid + BCE, lr 1e-3, rotations by 90/180/270 degrees, no class weights.
-    "cpa": {"network_name": "svgg", "slice_size": [128, 128], "imbalance": "none", "lr_anneal": None,
-            "learning_rate": 1e-3,
+    "cpa": {"network_name": "svgg", "network_kwargs": {}, "slice_size": [128, 128], "imbalance": "none",
+            "lr_anneal": None, "learning_rate": 1e-3,
             "train#augmentation": [{"_target_": "RandRotate90d", "keys": "@sequences", "prob": 0.75, "max_k": 3}]},
     # paper C: the improved LeNet-5 (ReLU, dropout, softmax) on the lesion slices, no lesion features.
-    "neuroblastoma": {"network_name": "lenet5", "n_features": 0, "imbalance": "none", "lr_anneal": None},
+    "neuroblastoma": {"network_name": "lenet5", "network_kwargs": {}, "n_features": 0, "imbalance": "none",
+                      "lr_anneal": None},
 }  # fmt: skip
 
 

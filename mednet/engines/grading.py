@@ -72,7 +72,7 @@ class BranchLoss:
     """
 
     def __init__(self, network, imbalance: str = "none", class_counts: Sequence[int] | None = None, gamma: float = 2.0):
-        self.network = network
+        self.network = getattr(network, "module", network)  # DistributedDataParallel holds it as .module
         self.criterion = make_criterion(imbalance, class_counts, gamma)
         self.last: dict[str, float] = {}
 
@@ -162,7 +162,7 @@ class GradingWriter:
     ):
         self.output_dir = Path(output_dir)
         self.classes = [str(c) for c in classes]
-        self.network, self.aggregation = network, aggregation
+        self.network, self.aggregation = getattr(network, "module", network), aggregation
         self.case_key, self.patient_key, self.slice_key = case_key, patient_key, slice_key
         self.overwrite = overwrite
         self.rows: list[dict] = []

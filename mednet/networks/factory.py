@@ -133,6 +133,7 @@ def optimizer_groups(network: nn.Module, lr: float, backbone_lr: float | None = 
         lr: the learning rate (of the heads, with ``backbone_lr``).
         backbone_lr: the pretrained backbone's rate, or None for one rate everywhere.
     """
+    network = getattr(network, "module", network)  # DistributedDataParallel
     if backbone_lr is None:
         return [{"name": "all", "params": list(network.parameters()), "lr": lr}]
     branches = network.branches.values() if isinstance(network, MultiSequenceClassifier) else [network]

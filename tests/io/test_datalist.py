@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from mednet.errors import DatalistError, PatientLeakageError
-from mednet.io import build_datalist, discover_cases, load_datalist, read_manifest, save_datalist
+from mednet.io import (
+    SliceSplitWarning,
+    build_datalist,
+    discover_cases,
+    load_datalist,
+    read_manifest,
+    save_datalist,
+    slice_split_partitions,
+)
 from mednet.io.datalist import datalist_cases
 from mednet.io.sequences import normalise_sequence_key
 from tests.conftest import write_nifti
@@ -190,6 +198,24 @@ def test_load_datalist_refuses_a_leaking_file(tmp_path):
     path.write_text("{not json")
     with pytest.raises(DatalistError, match="not valid JSON"):
         load_datalist(path)
+
+
+def test_slice_split_is_accepted_only_when_asked_and_then_warns_loudly(tmp_path, caplog):
+    patients = {"training": [{"case_id": f"c{i}", "patient_id": f"P{i}"} for i in range(3)],
+                "testing": [{"case_id": "c9", "patient_id": "P9"}]}  # fmt: skip
+    sliced = slice_split_partitions(patients, n_slices=20, seed=1)
+    for case in ("c0", "c1", "c2", "c9"):  # every patient is in every partition, its 20 slices shared out 14/3/3
+        ranks = {p: next(c["slice_ranks"] for c in sliced[p] if c["case_id"] == case) for p in sliced}
+        assert [len(ranks[p]) for p in ("training", "validation", "testing")] == [14, 3, 3]
+        assert sorted(r for p in ranks for r in ranks[p]) == list(range(20))
+    path = tmp_path / "sliced.json"
+    path.write_text(json.dumps(sliced))
+    with pytest.raises(PatientLeakageError):
+        datalist_cases(path, "training")
+    with pytest.warns(SliceSplitWarning, match="SLICE-LEVEL SPLIT"):
+        cases = datalist_cases(path, "testing", ["patient_id"], slice_split=True)
+    assert len(cases) == 4 and all(len(c["slice_ranks"]) == 3 for c in cases)
+    assert "inflated" in caplog.text
 
 
 def test_empty_folder_cannot_make_a_datalist(tmp_path):

@@ -1,0 +1,114 @@
+"""The three classification bundles: every config runs through MONAI's bundle machinery.
+
+Tiny settings (one epoch, four 16 x 16 slices per case, ``small`` synthetic cases with
+every class in every partition): these tests check wiring, files and the leakage guard,
+not accuracy (``scripts/benchmark_grading.py`` measures that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mednet.errors import PatientLeakageError
+from tests.bundles.helpers import BUNDLES, CLASSIFICATION, TINY_GRADING, config, run_bundle
+
+pytestmark = pytest.mark.bundle
+
+SHARED_KEYS = ("sequences", "lesion_values", "classes", "num_logits", "network_name", "network_kwargs", "in_channels",
+               "n_slices", "slice_size", "margin_fraction", "input_keys")  # fmt: skip
+
+
+@pytest.mark.parametrize("bundle", CLASSIFICATION)
+def test_configs_agree(bundle):
+    """What training and inference must share is the same in both configs and in the metadata."""
+    train, infer = config(bundle, "train"), config(bundle, "inference")
+    for key in SHARED_KEYS:
+        assert train[key] == infer[key], key
+    # the same network; only training loads pretrained weights (inference loads the checkpoint)
+    assert train["network_def"].replace("pretrained=@pretrained, ", "") == infer["network_def"]
+    meta = json.loads((BUNDLES / bundle / "configs" / "metadata.json").read_text())
+    assert list(meta["network_data_format"]["inputs"])[: len(train["sequences"])] == train["sequences"]
+    assert train["classes"] == CLASSIFICATION[bundle][1]
+    for name in ("LICENSE", "docs/README.md", "configs/logging.conf", "configs/multi_gpu_train.json"):
+        assert (BUNDLES / bundle / name).is_file(), name
+
+
+@pytest.mark.parametrize("bundle", CLASSIFICATION)
+def test_train_writes_checkpoint_and_per_branch_curves(bundle, grading_checkpoints):
+    """train.json: a weights-only checkpoint and TensorBoard curves for each branch and the fusion."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    work = grading_checkpoints[bundle]
+    state = torch.load(work / "models" / "model.pt", map_location="cpu", weights_only=True)
+    sequences = config(bundle, "train")["sequences"]
+    assert {k.split(".")[1] for k in state} == set(sequences)  # branches.<sequence>.*: one model per sequence
+    tags = set()
+    for events in (work / "eval").glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    assert {"train_loss", "val_slice_auc_fused"} <= tags
+    assert {f"val_slice_auc_{s}" for s in sequences} <= tags
+    assert {f"train_loss_{s}" for s in sequences} <= tags
+
+
+@pytest.mark.parametrize("bundle", CLASSIFICATION)
+def test_inference_and_evaluate(bundle, grading_cohorts, grading_checkpoints, tmp_path):
+    """inference.json writes per-slice and per-case predictions; evaluate.json the patient-level metrics."""
+    datalist = grading_cohorts[bundle]
+    out = tmp_path / "eval"
+    tiny = {k: TINY_GRADING[k] for k in ("n_slices", "slice_size", "num_workers")}
+    run_bundle(bundle, ["inference", "evaluate"], datalist=str(datalist), output_dir=str(out), n_boot=50,
+               ckpt_path=str(grading_checkpoints[bundle] / "models" / "model.pt"), **tiny)  # fmt: skip
+    classes = CLASSIFICATION[bundle][1]
+    doc = json.loads((out / "grading.json").read_text())
+    assert doc["classes"] == classes
+    assert [c["case_id"] for c in doc["cases"]] == [c["case_id"] for c in json.loads(datalist.read_text())["testing"]]
+    for case in doc["cases"]:
+        assert case["slices"] == TINY_GRADING["n_slices"] and case["fused_class"] in classes
+        for probabilities in case["branches"].values():
+            assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["patients"] == len(classes)
+    assert set(metrics["patient_level"]) == {*config(bundle, "train")["sequences"], "fused"}
+    assert all(s["level"] == "slice" for s in metrics["slice_level"].values())
+    assert (out / "roc_fused.png").is_file() and (out / "confusion_fused.png").is_file()
+
+
+def test_training_refuses_a_leaking_datalist(grading_cohorts, tmp_path):
+    """A patient in training and in validation stops training before it starts."""
+    doc = json.loads(grading_cohorts["cpa_mri_classification"].read_text())
+    doc["validation"] = [*doc["validation"], doc["training"][0]]
+    leaking = grading_cohorts["cpa_mri_classification"].parent / "leaking.json"
+    leaking.write_text(json.dumps(doc))
+    with pytest.raises(Exception) as error:  # MONAI wraps the error while instantiating the dataset
+        run_bundle("cpa_mri_classification", ["train"], datalist=str(leaking), ckpt_dir=str(tmp_path / "m"),
+                   output_dir=str(tmp_path / "e"), **TINY_GRADING)  # fmt: skip
+    chain, seen = [], error.value
+    while seen is not None:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    assert any(isinstance(e, PatientLeakageError) for e in chain)
+
+
+@pytest.mark.parametrize("bundle", ["neuroblastoma_mri_classification"])
+def test_multi_gpu_train_runs_under_torchrun(bundle, grading_cohorts, tmp_path):
+    """multi_gpu_train.json under torchrun: two CPU processes (gloo) with a DistributedSampler."""
+    overrides = [f"--{k} {json.dumps(v).replace(' ', '')}" for k, v in TINY_GRADING.items()]
+    command = (
+        f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node=2 -m monai.bundle run "
+        f"--config_file \"['configs/train.json','configs/multi_gpu_train.json']\" --bundle_root . "
+        f"--datalist {grading_cohorts[bundle]} --ckpt_dir {tmp_path / 'models'} --output_dir {tmp_path / 'eval'} "
+        + " ".join(overrides)
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(command, shell=True, cwd=BUNDLES / bundle, env=env, capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "models" / "model.pt").is_file()

@@ -1,0 +1,92 @@
+"""Engine pieces of the classification bundles, and the patient-level evaluation of their output."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Engine
+from sklearn.metrics import roc_auc_score
+
+from mednet.engines import BranchLoss, GradingWriter, SequenceBatch, branch_metrics
+from mednet.metrics import evaluate_grading
+from mednet.networks import build_multisequence
+
+
+def test_sequence_batch_gives_a_dict_and_the_target():
+    batch = {"t1": torch.ones(2, 1, 4, 4), "t2": torch.zeros(2, 1, 4, 4), "target": torch.tensor([0, 1]), "x": "y"}
+    inputs, target = SequenceBatch(["t1", "t2"])(batch, torch.device("cpu"))
+    assert set(inputs) == {"t1", "t2"} and target.tolist() == [0, 1]
+    assert SequenceBatch(["t1"])({"t1": torch.ones(1, 1, 2, 2)})[1] is None  # inference: no target
+    with pytest.raises(KeyError, match="batch lacks \\['flair'\\]"):
+        SequenceBatch(["t1", "flair"])(batch)
+
+
+def test_branch_loss_sums_the_branches_and_keeps_each():
+    torch.manual_seed(0)
+    net = build_multisequence(["t1", "t2"], "svgg", 2, 1, 1, channels=[4], hidden=0)
+    inputs = {"t1": torch.randn(4, 1, 8, 8), "t2": torch.randn(4, 1, 8, 8)}
+    target = torch.tensor([0, 1, 1, 0])
+    loss = BranchLoss(net)
+    total = loss(net(inputs), target)
+    assert set(loss.last) == {"t1", "t2"}
+    assert total.item() == pytest.approx(sum(loss.last.values()), rel=1e-6)
+    total.backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_grading_writer_aggregates_slices_per_case_and_votes(tmp_path):
+    net = build_multisequence(["t1", "t2", "flair"], "svgg", 2, 1, 1, channels=[4], hidden=0)
+    cases = ["a", "a", "b", "b"]
+    probs = {"t1": np.array([0.9, 0.7, 0.2, 0.4]), "t2": np.array([0.6, 0.6, 0.3, 0.9]),
+             "flair": np.array([0.1, 0.3, 0.1, 0.1])}  # fmt: skip
+    engine = Engine(lambda e, batch: {"pred": {"probabilities": {k: torch.tensor(v)[:, None] for k, v in probs.items()}},
+                                      "label": torch.tensor([1, 1, 0, 0])})  # fmt: skip
+    writer = GradingWriter(tmp_path, ["LGG", "HGG"], net)
+    writer.attach(engine)
+    engine.run([{"case_id": cases, "patient_id": cases, "slice_index": torch.tensor([3, 4, 7, 8])}], max_epochs=1)
+    doc = json.loads((tmp_path / "grading.json").read_text())
+    a, b = doc["cases"]
+    assert a["branches"]["t1"]["HGG"] == pytest.approx(0.8) and a["branches"]["flair"]["HGG"] == pytest.approx(0.2)
+    assert a["fused_class"] == "HGG"  # t1 and t2 vote HGG, flair LGG
+    assert b["branches"]["t2"]["HGG"] == pytest.approx(0.6) and b["fused_class"] == "LGG"  # only t2 votes HGG
+    assert a["fused"]["HGG"] == pytest.approx((0.8 + 0.6 + 0.2) / 3)
+    assert a["true_class"] == "HGG" and a["slices"] == 2
+    with (tmp_path / "grading_slices.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["slice_index"] for r in rows] == ["3", "4", "7", "8"]
+    with pytest.raises(FileExistsError, match="overwrite"):
+        writer.write()
+
+
+def test_evaluate_grading_patient_level_matches_sklearn(tmp_path):
+    rng = np.random.default_rng(0)
+    truth = [1] * 12 + [0] * 8
+    p = np.clip(np.array(truth) * 0.4 + rng.uniform(0, 0.6, 20), 0, 1)
+    doc = {"classes": ["LGG", "HGG"], "aggregation": "mean", "cases": [
+        {"case_id": f"c{i}", "patient_id": f"p{i}", "slices": 1, "true_class": ["LGG", "HGG"][t],
+         "branches": {"t1": {"LGG": 1 - q, "HGG": q}}, "fused": {"LGG": 1 - q, "HGG": q},
+         "fused_class": "HGG" if q >= 0.5 else "LGG"} for i, (t, q) in enumerate(zip(truth, p, strict=True))]}  # fmt: skip
+    (tmp_path / "grading.json").write_text(json.dumps(doc))
+    result = evaluate_grading(tmp_path, n_boot=200)
+    assert result["patients"] == 20
+    assert result["patient_level"]["t1"]["auc"]["value"] == pytest.approx(roc_auc_score(truth, p))
+    assert result["patient_level"]["fused"]["level"] == "patient"
+    assert result["fused_decision"]["accuracy"]["value"] == pytest.approx(np.mean((p >= 0.5) == np.array(truth)))
+    assert (tmp_path / "roc_t1.png").stat().st_size > 0 and (tmp_path / "confusion_fused.png").is_file()
+    assert json.loads((tmp_path / "metrics.json").read_text())["patients"] == 20
+
+
+def test_branch_metrics_score_each_branch_and_the_fusion():
+    metrics = branch_metrics(["t1", "t2"], 1)
+    assert set(metrics) == {"val_slice_auc_t1", "val_slice_auc_t2", "val_slice_auc_fused"}
+    probs = {"t1": torch.tensor([[0.9], [0.2], [0.8], [0.1]]), "t2": torch.tensor([[0.4], [0.6], [0.3], [0.7]])}
+    engine = Engine(lambda e, b: {"pred": {"probabilities": probs}, "label": torch.tensor([1, 0, 1, 0])})
+    for name, metric in metrics.items():
+        metric.attach(engine, name)
+    state = engine.run([0], max_epochs=1)
+    assert state.metrics["val_slice_auc_t1"] == 1.0 and state.metrics["val_slice_auc_t2"] == 0.0
+    assert state.metrics["val_slice_auc_fused"] == pytest.approx(roc_auc_score([1, 0, 1, 0], [0.65, 0.4, 0.55, 0.4]))
