@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["BUNDLES_DIR", "bundle_path", "list_bundles", "run_bundle"]
+__all__ = ["BUNDLES_DIR", "bundle_path", "list_bundles", "run_bundle", "write_benchmark_section"]
 
 #: The repository's bundle folder (beside the ``mednet`` package in a clone).
 BUNDLES_DIR = Path(__file__).resolve().parents[1] / "bundles"
@@ -63,3 +63,29 @@ def run_bundle(name: str, configs: Sequence[str], *, root: os.PathLike | str | N
             logging_file=str(path / "configs" / "logging.conf"),
             **{"bundle_root": str(path), **override},
         )
+
+
+def write_benchmark_section(bundle: str, marker: str, text: str, root: os.PathLike | str | None = None) -> Path:
+    """Replace the text between ``<!-- benchmark:M -->`` and ``<!-- /benchmark:M -->`` in a model card.
+
+    Args:
+        bundle: the bundle's folder name.
+        marker: ``M``, e.g. the disease.
+        text: the new section (Markdown).
+        root: the bundles folder (default :data:`BUNDLES_DIR`).
+
+    Returns:
+        The model card's path (``docs/README.md``).
+
+    Raises:
+        ValueError: the card lacks the markers.
+    """
+    readme = bundle_path(bundle, root) / "docs" / "README.md"
+    start, end = f"<!-- benchmark:{marker} -->", f"<!-- /benchmark:{marker} -->"
+    content = readme.read_text()
+    if start not in content or end not in content:
+        raise ValueError(f"{readme}: no {start} ... {end} section to replace")
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+    return readme

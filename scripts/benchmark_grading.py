@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from mednet.bundles import bundle_path, run_bundle
+from mednet.bundles import bundle_path, run_bundle, write_benchmark_section
 from mednet.io import SliceSplitWarning, load_datalist, slice_split_partitions
 from mednet.synthetic import generate_cohort
 
@@ -154,14 +154,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, disease: str, text: str) -> None:
-    """Replace the text between ``<!-- benchmark:D -->`` and ``<!-- /benchmark:D -->``."""
-    start, end = f"<!-- benchmark:{disease} -->", f"<!-- /benchmark:{disease} -->"
-    head, rest = readme.read_text().split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--disease", required=True, choices=sorted(BUNDLE))
@@ -179,9 +171,8 @@ def main() -> None:
     args = parser.parse_args()
 
     bundle = BUNDLE[args.disease]
-    readme = bundle_path(bundle) / "docs" / "README.md"
     if args.from_json:
-        update_readme(readme, args.disease, markdown(json.loads(Path(args.from_json).read_text())))
+        write_benchmark_section(bundle, args.disease, markdown(json.loads(Path(args.from_json).read_text())))
         return
     work = Path(args.work) if args.work else Path(args.out).with_suffix("").parent / f"grading_{args.disease}"
     cohort = work / "cohort"
@@ -225,7 +216,7 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     if args.readme:
-        update_readme(readme, args.disease, markdown(results))
+        write_benchmark_section(bundle, args.disease, markdown(results))
     if args.install and "best" in results["configs"]:
         (bundle_path(bundle) / "models").mkdir(exist_ok=True)
         shutil.copyfile(work / "best" / "models" / "model.pt", bundle_path(bundle) / "models" / "model.pt")

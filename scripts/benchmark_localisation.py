@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mednet.bundles import bundle_path, run_bundle
+from mednet.bundles import bundle_path, run_bundle, write_benchmark_section
 from mednet.metrics import bootstrap_ci
 from mednet.synthetic import generate_cohort
 
@@ -191,15 +191,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, disease: str, text: str) -> None:
-    """Replace the text between ``<!-- benchmark:D -->`` and ``<!-- /benchmark:D -->``."""
-    start, end = f"<!-- benchmark:{disease} -->", f"<!-- /benchmark:{disease} -->"
-    content = readme.read_text()
-    head, rest = content.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--disease", required=True, choices=sorted(BUNDLE))
@@ -221,8 +212,8 @@ def main() -> None:
 
     bundle = BUNDLE[args.disease]
     if args.from_json:
-        update_readme(bundle_path(bundle) / "docs" / "README.md", args.disease,
-                      markdown(json.loads(Path(args.from_json).read_text())))  # fmt: skip
+        results = json.loads(Path(args.from_json).read_text())
+        write_benchmark_section(bundle, args.disease, markdown(results))
         return
     work = Path(args.work) if args.work else Path(args.out).with_suffix("").parent / f"work_{args.disease}"
     cohort = work / "cohort"
@@ -275,7 +266,7 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     if args.readme:
-        update_readme(bundle_path(bundle) / "docs" / "README.md", args.disease, markdown(results))
+        write_benchmark_section(bundle, args.disease, markdown(results))
     if args.install:
         models = bundle_path(bundle) / "models"
         models.mkdir(exist_ok=True)

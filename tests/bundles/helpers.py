@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from mednet.bundles import BUNDLES_DIR as BUNDLES
 from mednet.bundles import run_bundle
 
-__all__ = ["BUNDLES", "CLASSIFICATION", "DISEASE", "SEGMENTATION", "TINY", "TINY_GRADING", "config", "run_bundle"]
+__all__ = [
+    "BUNDLES",
+    "CLASSIFICATION",
+    "DISEASE",
+    "SEGMENTATION",
+    "TINY",
+    "TINY_GRADING",
+    "config",
+    "run_bundle",
+    "torchrun_train",
+]
 
 SEGMENTATION = ("glioma_mri_segmentation", "cpa_mri_segmentation", "neuroblastoma_mri_segmentation")
 DISEASE = {
@@ -32,3 +46,24 @@ TINY = {"roi_size": [32, 32, 16], "num_workers": 0, "max_epochs": 1, "val_interv
 def config(bundle: str, name: str) -> dict:
     """A bundle config file as JSON."""
     return json.loads((BUNDLES / bundle / "configs" / f"{name}.json").read_text())
+
+
+def torchrun_train(bundle: str, datalist: Path, out: Path, overrides: dict) -> subprocess.CompletedProcess:
+    """``train.json`` + ``multi_gpu_train.json`` under torchrun: two CPU processes (gloo).
+
+    One retry: on this 2-core machine a gloo worker now and then aborts (SIGABRT) while the
+    process group is torn down after a successful run; a real failure fails twice.
+    """
+    options = " ".join(f"--{k} {json.dumps(v).replace(' ', '')}" for k, v in overrides.items())
+    command = (
+        f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node=2 -m monai.bundle run "
+        f"--config_file \"['configs/train.json','configs/multi_gpu_train.json']\" --bundle_root . "
+        f"--datalist {datalist} --ckpt_dir {out / 'models'} --output_dir {out / 'eval'} {options}"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    for _ in range(2):
+        result = subprocess.run(command, shell=True, cwd=BUNDLES / bundle, env=env, capture_output=True, text=True,
+                                timeout=600)  # fmt: skip
+        if result.returncode == 0:
+            break
+    return result

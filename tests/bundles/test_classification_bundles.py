@@ -8,15 +8,12 @@ not accuracy (``scripts/benchmark_grading.py`` measures that).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from mednet.errors import PatientLeakageError
-from tests.bundles.helpers import BUNDLES, CLASSIFICATION, TINY_GRADING, config, run_bundle
+from tests.bundles.helpers import BUNDLES, CLASSIFICATION, TINY_GRADING, config, run_bundle, torchrun_train
 
 pytestmark = pytest.mark.bundle
 
@@ -100,15 +97,6 @@ def test_training_refuses_a_leaking_datalist(grading_cohorts, tmp_path):
 @pytest.mark.parametrize("bundle", ["neuroblastoma_mri_classification"])
 def test_multi_gpu_train_runs_under_torchrun(bundle, grading_cohorts, tmp_path):
     """multi_gpu_train.json under torchrun: two CPU processes (gloo) with a DistributedSampler."""
-    overrides = [f"--{k} {json.dumps(v).replace(' ', '')}" for k, v in TINY_GRADING.items()]
-    command = (
-        f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node=2 -m monai.bundle run "
-        f"--config_file \"['configs/train.json','configs/multi_gpu_train.json']\" --bundle_root . "
-        f"--datalist {grading_cohorts[bundle]} --ckpt_dir {tmp_path / 'models'} --output_dir {tmp_path / 'eval'} "
-        + " ".join(overrides)
-    )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(command, shell=True, cwd=BUNDLES / bundle, env=env, capture_output=True, text=True,
-                            timeout=600)  # fmt: skip
+    result = torchrun_train(bundle, grading_cohorts[bundle], tmp_path, TINY_GRADING)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "models" / "model.pt").is_file()

@@ -7,10 +7,7 @@ tests check wiring, files and geometry, not accuracy (the benchmark measures tha
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
@@ -18,7 +15,7 @@ import pytest
 import torch
 
 from mednet.io import read_image
-from tests.bundles.helpers import BUNDLES, SEGMENTATION, TINY, config, run_bundle
+from tests.bundles.helpers import BUNDLES, SEGMENTATION, TINY, config, run_bundle, torchrun_train
 from tests.conftest import write_nifti
 
 pytestmark = pytest.mark.bundle
@@ -97,16 +94,7 @@ def test_inference_and_evaluate(bundle, tiny_cohorts, tiny_checkpoints, tmp_path
 @pytest.mark.parametrize("bundle", SEGMENTATION)
 def test_multi_gpu_train_runs_under_torchrun(bundle, tiny_cohorts, tmp_path):
     """multi_gpu_train.json under torchrun: two CPU processes (gloo) with a DistributedSampler."""
-    root = BUNDLES / bundle
-    overrides = [f"--{k} {json.dumps(v).replace(' ', '')}" for k, v in TINY.items()]
-    command = (
-        f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node=2 -m monai.bundle run "
-        f"--config_file \"['configs/train.json','configs/multi_gpu_train.json']\" --bundle_root . "
-        f"--datalist {tiny_cohorts[bundle]} --ckpt_dir {tmp_path / 'models'} --output_dir {tmp_path / 'eval'} "
-        + " ".join(overrides)
-    )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(command, shell=True, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    result = torchrun_train(bundle, tiny_cohorts[bundle], tmp_path, TINY)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "models" / "model.pt").is_file()
 
