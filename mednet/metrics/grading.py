@@ -39,12 +39,15 @@ def _by_patient(cases: list[dict]) -> list[dict]:
         truths = {r["true_class"] for r in rows}
         if len(truths) != 1:
             raise ValueError(f"patient {patient}: cases disagree on the true class {sorted(truths)}")
-        mean = {key: {c: float(np.mean([r[key][c] for r in rows])) for c in rows[0][key]} for key in ("fused",)}
-        branches = {b: {c: float(np.mean([r["branches"][b][c] for r in rows])) for c in rows[0]["branches"][b]}
-                    for b in rows[0]["branches"]}  # fmt: skip
+
+        def mean(pick: list[dict]) -> dict[str, float]:
+            return {c: float(np.mean([p[c] for p in pick])) for c in pick[0]}
+
+        branches = {b: mean([r["branches"][b] for r in rows]) for b in rows[0]["branches"]}
         votes = [r["fused_class"] for r in rows]
+        fused = mean([r["fused"] for r in rows])
         out.append({"patient_id": patient, "true_class": rows[0]["true_class"], "branches": branches,
-                    "fused": mean["fused"], "fused_class": max(set(votes), key=votes.count)})  # fmt: skip
+                    "fused": fused, "fused_class": max(set(votes), key=votes.count)})  # fmt: skip
     return out
 
 
