@@ -102,8 +102,9 @@ class _Pick:
         self.branch, self.n_classes = branch, n_classes
 
     def __call__(self, output) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        outputs = output[0][CommonKeys.PRED] if isinstance(output, list) else output[CommonKeys.PRED]
-        target = output[0][CommonKeys.LABEL] if isinstance(output, list) else output[CommonKeys.LABEL]
+        if not isinstance(output, Mapping):
+            raise TypeError("branch metrics need the batched engine output: set the engine's decollate to false")
+        outputs, target = output[CommonKeys.PRED], output[CommonKeys.LABEL]
         probs = fused_probabilities(outputs) if self.branch is None else outputs["probabilities"][self.branch]
         if probs.shape[1] == 1:
             y = target.reshape(-1, 1).float()
