@@ -32,9 +32,12 @@ import time
 import warnings
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import torch
 
 from mednet.bundles import bundle_path, run_bundle, write_benchmark_section
+from mednet.grading import lesion_slices
 from mednet.io import SliceSplitWarning, load_datalist, slice_split_partitions
 from mednet.synthetic import generate_cohort
 
@@ -51,15 +54,18 @@ TARGETS = {
 }
 #: The papers' networks and settings (SEEDS.md), as bundle overrides.
 PAPER = {
-    # paper B: GoogLeNet, 224 x 224 x 3, head 1024-12-2, lr 1e-4 backbone / 1e-3 head, batch
+    # paper B: GoogLeNet, 224 x 224 x 3, head 1024-12-2, lr 1e-4 backbone / 1e-3 head, the 20
+    # contiguous slices around the largest (inside the tumour at BraTS' 1 mm spacing), batch
     # 128 slices (here 6 patients x 20 slices), flips / small rotations / translation / shear.
     # No ImageNet weights can be downloaded here: the backbone starts from scratch unless a
     # local file is given as ``pretrained``.
     "glioma": {"network_name": "googlenet", "slice_size": [224, 224], "in_channels": 3, "num_logits": 2,
                "network_kwargs": {"head": [1024, 12]}, "backbone_lr": 1e-4, "learning_rate": 1e-3,
-               "imbalance": "none", "lr_anneal": None, "batch_size": 6},
-    # paper A: s-VGG, sigmoid + BCE, lr 1e-3, rotations by 90/180/270 degrees, no class weights.
+               "imbalance": "none", "lr_anneal": None, "batch_size": 6, "min_area_fraction": None},
+    # paper A: s-VGG, sigmoid + BCE, lr 1e-3, rotations by 90/180/270 degrees, no class weights,
+    # the axial slices containing the lesion.
     "cpa": {"network_name": "svgg", "network_kwargs": {}, "slice_size": [128, 128], "imbalance": "none",
+            "min_area_fraction": 0.0,
             "lr_anneal": None, "learning_rate": 1e-3,
             "train#augmentation": [{"_target_": "RandRotate90d", "keys": "@sequences", "prob": 0.75, "max_k": 3}]},
     # paper C: the improved LeNet-5 (ReLU, dropout, softmax) on the lesion slices, no lesion features.
@@ -105,12 +111,21 @@ def train_and_test(bundle: str, datalist: Path, work: Path, budget_s: float, see
 _TRAIN_ONLY = {"backbone_lr", "learning_rate", "imbalance", "lr_anneal", "weight_decay", "pretrained"}
 
 
-def slice_split_datalist(datalist: Path, out: Path, n_slices: int, seed: int) -> Path:
-    """The cohort re-split at slice level (every patient in every partition)."""
+def slice_split_datalist(datalist: Path, out: Path, bundle: str, seed: int) -> Path:
+    """The cohort re-split at slice level (every patient in every partition).
+
+    Each case's slices are those the bundle's ``LesionSlicesd`` takes (``n_slices``,
+    ``min_area_fraction`` of its ``train.json``), counted on the case's label map.
+    """
+    train = json.loads((bundle_path(bundle) / "configs" / "train.json").read_text())
+
+    def count(case: dict) -> int:
+        labels = np.asarray(nib.load(case[train["roi_key"]]).dataobj)
+        return len(lesion_slices(labels, train["lesion_values"], train["n_slices"], train["min_area_fraction"]))
+
     doc = json.loads(datalist.read_text())
     loaded = load_datalist(datalist)
-    doc.update(slice_split_partitions({p: loaded[p] for p in ("training", "validation", "testing")}, n_slices,
-                                      seed=seed))  # fmt: skip
+    doc.update(slice_split_partitions({p: loaded[p] for p in ("training", "validation", "testing")}, count, seed=seed))
     doc["notes"] = ["slice-level split for the inflation benchmark only: patients are in every partition"]
     out.write_text(json.dumps(doc, indent=2) + "\n")
     return out
@@ -198,7 +213,7 @@ def main() -> None:
     results["targets"] = _targets(args.disease, reference["metrics"])
     results["all_targets_met"] = all(t["met"] for t in results["targets"])
     if args.slice_split:
-        sliced = slice_split_datalist(datalist, work / "datalist_slice_split.json", 20, args.seed)
+        sliced = slice_split_datalist(datalist, work / "datalist_slice_split.json", bundle, args.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SliceSplitWarning)  # the log still says it, loudly
             run = train_and_test(bundle, sliced, work / "slice_split", args.budget_s, args.seed, {"slice_split": True})

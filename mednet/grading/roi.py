@@ -92,7 +92,9 @@ def _spacing(image, spacing: Sequence[float] | None) -> np.ndarray:
     return np.ones(3)
 
 
-def lesion_slices(labels, lesion_values: int | Sequence[int], n: int = 20) -> list[int]:
+def lesion_slices(
+    labels, lesion_values: int | Sequence[int], n: int = 20, min_area_fraction: float | None = None
+) -> list[int]:
     """The ``n`` axial slices around the slice of largest lesion area (paper B).
 
     The window is contiguous and centred on the largest slice: for even ``n`` it holds
@@ -101,21 +103,39 @@ def lesion_slices(labels, lesion_values: int | Sequence[int], n: int = 20) -> li
     truncated, so that it still holds ``n`` slices. A volume with fewer than ``n`` slices
     gives all its slices. Ties in area go to the lowest slice.
 
+    ``min_area_fraction`` keeps only slices that show the lesion: those whose lesion area
+    exceeds this fraction of the largest area (``0.0``: any lesion voxel), at most ``n``,
+    the nearest to the largest slice first (ties to the lower slice). Paper B's 20 slices
+    lie inside the tumour at BraTS' 1 mm spacing; at 4-6 mm a window of 20 reaches far
+    beyond a small lesion, and slices of normal tissue labelled with the lesion's grade
+    are label noise in training and dilute the patient's mean at inference. Paper A
+    ("axial slices containing the lesion") is ``min_area_fraction=0.0``.
+
     Args:
         labels: ``(x, y, z)`` integer label map (or ``(1, x, y, z)``); ``z`` is the axial axis.
         lesion_values: label value(s) of the lesion; their union is the lesion.
-        n: number of slices.
+        n: number of slices (at most, with ``min_area_fraction``).
+        min_area_fraction: None for the contiguous window of ``n``; a fraction in ``[0, 1)``
+            to keep only slices showing enough lesion (see above).
 
     Returns:
-        ``min(n, z)`` slice indices, ascending.
+        ``min(n, z)`` slice indices, ascending (with ``min_area_fraction``: between 1 and
+        ``n``, the largest slice always among them).
 
     Raises:
-        ValueError: no lesion voxel, or ``n < 1``.
+        ValueError: no lesion voxel, ``n < 1``, or a fraction outside ``[0, 1)``.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
+    if min_area_fraction is not None and not 0.0 <= float(min_area_fraction) < 1.0:
+        raise ValueError(f"min_area_fraction must lie in [0, 1), got {min_area_fraction}")
     labels = _labels_3d(labels)
     area = _lesion_mask(labels, lesion_values).sum(axis=(0, 1))
+    if min_area_fraction is not None:
+        largest = int(np.argmax(area))
+        showing = np.flatnonzero(area > float(min_area_fraction) * area[largest])
+        nearest = sorted(showing, key=lambda z: (abs(int(z) - largest), int(z)))[:n]
+        return sorted(int(z) for z in nearest)
     depth = labels.shape[2]
     if depth <= n:
         return list(range(depth))
@@ -277,6 +297,7 @@ def extract_slices(
     min_margin_voxels: int = DEFAULT_MIN_MARGIN_VOXELS,
     channels_out: int | None = None,
     zscore: bool = True,
+    min_area_fraction: float | None = None,
 ) -> np.ndarray:
     """The lesion's axial slices, cropped around the lesion and resized (paper B's grading input).
 
@@ -307,6 +328,7 @@ def extract_slices(
         min_margin_voxels: smallest margin, in voxels.
         channels_out: e.g. 3 for ImageNet weights: a single channel is replicated; None keeps ``C``.
         zscore: standardise intensities (see above); False leaves them raw.
+        min_area_fraction: only slices showing the lesion (see :func:`lesion_slices`).
 
     Returns:
         ``(n, C', H, W)`` float32 array, slices in ascending ``z``; ``H`` follows ``x``, ``W`` ``y``.
@@ -317,7 +339,7 @@ def extract_slices(
     labels_3d = _labels_3d(labels)
     array = _image_4d(image, labels_3d)
     step = _spacing(image, spacing)
-    slices = lesion_slices(labels_3d, lesion_values, n)
+    slices = lesion_slices(labels_3d, lesion_values, n, min_area_fraction)
     box_x, box_y = crop_box(
         labels_3d,
         lesion_values,

@@ -9,7 +9,7 @@ class where classes are given, and seeded.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
@@ -217,29 +217,35 @@ def select_fold(datalist: Mapping, fold: int) -> dict:
 
 
 def slice_split_partitions(
-    partitions: Mapping[str, Sequence[Mapping]], n_slices: int, ratios: Sequence[float] = DEFAULT_RATIOS, seed: int = 0
+    partitions: Mapping[str, Sequence[Mapping]],
+    n_slices: int | Callable[[Mapping], int],
+    ratios: Sequence[float] = DEFAULT_RATIOS,
+    seed: int = 0,
 ) -> dict[str, list[dict]]:
     """The papers' slice-level split, for measuring how much it inflates test figures.
 
-    Every case of every partition is cut into ``n_slices`` slice ranks (the ranks of
+    Every case of every partition is cut into its slice ranks (the ranks of
     :class:`mednet.transforms.LesionSlicesd`); each case's ranks are shuffled and shared out
     over training, validation and testing by ``ratios``, so that every partition holds
     slices of every patient, as when a paper splits a pool of slices at random. Each
-    output case carries ``slice_ranks``.
+    output case carries ``slice_ranks``; a case whose share for a partition is empty is
+    left out of that partition.
 
     Args:
         partitions: the patient-level partitions (their union is re-split).
-        n_slices: slices per case.
+        n_slices: slices per case, or a function of the case giving its count (when only
+            the slices showing the lesion are used, cases differ).
         ratios: training, validation, testing shares of each case's slices.
         seed: random seed.
     """
     rng = np.random.default_rng(seed)
-    shares = largest_remainder(n_slices, _normalise_ratios(ratios))
+    weights = _normalise_ratios(ratios)
     out: dict[str, list[dict]] = {name: [] for name in PARTITIONS}
     for case in (c for name in PARTITIONS for c in partitions.get(name, [])):
-        order = rng.permutation(n_slices)
+        count = int(n_slices(case) if callable(n_slices) else n_slices)
+        order = rng.permutation(count)
         start = 0
-        for name, share in zip(PARTITIONS, shares, strict=True):
+        for name, share in zip(PARTITIONS, largest_remainder(count, weights), strict=True):
             ranks = sorted(int(r) for r in order[start : start + share])
             start += share
             if ranks:

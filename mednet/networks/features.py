@@ -13,7 +13,9 @@ class WithFeatures(nn.Module):
 
     ``backbone`` maps ``(B, C, *spatial)`` to ``(B, embedding)`` (any classifier built with
     ``num_classes=embedding``); its output, passed through ReLU, is concatenated with the
-    ``(B, n_features)`` features and a two-layer head gives ``(B, num_classes)`` logits.
+    ``(B, n_features)`` features, standardised by a BatchNorm (so that a feature of small
+    range, such as a metastasis count of 0.1, weighs as much as the image's embedding from
+    the first step), and a two-layer head gives ``(B, num_classes)`` logits.
     Used by the neuroblastoma staging bundle, where the image shows the primary tumour
     (L1 vs L2) and the features count distant lesions (M).
 
@@ -38,6 +40,7 @@ class WithFeatures(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.n_features = int(n_features)
+        self.features_norm = nn.BatchNorm1d(self.n_features)
         self.head = nn.Sequential(
             nn.Linear(embedding + n_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
@@ -49,4 +52,4 @@ class WithFeatures(nn.Module):
         if features.shape[1] != self.n_features:
             raise ValueError(f"features: expected {self.n_features} per case, found {features.shape[1]}")
         embedded = torch.relu(self.backbone(image))
-        return self.head(torch.cat([embedded, features], dim=1))
+        return self.head(torch.cat([embedded, self.features_norm(features)], dim=1))

@@ -69,6 +69,9 @@ class LesionSlicesd(MapTransform):
         drop_keys: further keys not copied into the slices (e.g. other volumes).
         ranks_key: when a case has this key (a slice-level split, see
             :func:`mednet.io.slice_split_partitions`), only the slices of those ranks are kept.
+        min_area_fraction: None for paper B's contiguous window of ``n`` slices; a fraction
+            to keep only the (at most ``n``) slices showing the lesion (see
+            :func:`mednet.grading.lesion_slices`), so that cases give different numbers of slices.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class LesionSlicesd(MapTransform):
         zscore: bool = True,
         drop_keys: Sequence[str] = (),
         ranks_key: str = "slice_ranks",
+        min_area_fraction: float | None = None,
     ):
         super().__init__(keys)
         self.ranks_key = ranks_key
@@ -90,6 +94,7 @@ class LesionSlicesd(MapTransform):
         self.lesion_values = lesion_values
         self.n, self.size = int(n), tuple(int(s) for s in size)
         self.margin_fraction, self.channels_out, self.zscore = margin_fraction, channels_out, zscore
+        self.min_area_fraction = min_area_fraction
         self.drop = {label_key, ranks_key, *self.keys, *drop_keys}
 
     def __call__(self, data: Mapping[Hashable, object]) -> list[dict]:
@@ -102,11 +107,11 @@ class LesionSlicesd(MapTransform):
             try:
                 stacks[key] = extract_slices(
                     d[key], labels, self.lesion_values, self.n, self.size, margin_fraction=self.margin_fraction,
-                    channels_out=self.channels_out, zscore=self.zscore,
+                    channels_out=self.channels_out, zscore=self.zscore, min_area_fraction=self.min_area_fraction,
                 )  # fmt: skip
             except ValueError as error:
                 raise _lesion_error(error, case, self.label_key, self.lesion_values) from error
-        slice_index = lesion_slices(_labels_3d(labels), self.lesion_values, self.n)
+        slice_index = lesion_slices(_labels_3d(labels), self.lesion_values, self.n, self.min_area_fraction)
         shared = {k: v for k, v in d.items() if k not in self.drop and not str(k).endswith("_meta_dict")}
         keep = set(d[self.ranks_key]) if self.ranks_key in d else None
         return [
@@ -162,7 +167,7 @@ class LesionCropd(MapTransform):
             try:
                 crop = extract_volume(
                     d[key], labels, self.lesion_values, self.size, self.margin_fraction,
-                    channels_out=self.channels_out, zscore=self.zscore,
+                    channels_out=self.channels_out, zscore=self.zscore, min_area_fraction=self.min_area_fraction,
                 )  # fmt: skip
             except ValueError as error:
                 raise _lesion_error(error, case, self.label_key, self.lesion_values) from error

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import json
 
+import nibabel as nib
+import numpy as np
 import pytest
 import torch
 
 from mednet.errors import PatientLeakageError
+from mednet.grading import lesion_slices
 from tests.bundles.helpers import BUNDLES, CLASSIFICATION, TINY_GRADING, config, run_bundle, torchrun_train
 
 pytestmark = pytest.mark.bundle
 
 SHARED_KEYS = ("sequences", "lesion_values", "classes", "num_logits", "network_name", "network_kwargs", "in_channels",
-               "n_slices", "slice_size", "margin_fraction", "input_keys")  # fmt: skip
+               "n_slices", "slice_size", "margin_fraction", "min_area_fraction", "input_keys")  # fmt: skip
 
 
 @pytest.mark.parametrize("bundle", CLASSIFICATION)
@@ -67,8 +70,13 @@ def test_inference_and_evaluate(bundle, grading_cohorts, grading_checkpoints, tm
     doc = json.loads((out / "grading.json").read_text())
     assert doc["classes"] == classes
     assert [c["case_id"] for c in doc["cases"]] == [c["case_id"] for c in json.loads(datalist.read_text())["testing"]]
+    train = config(bundle, "train")
+    assert train["min_area_fraction"] == 0.0  # only slices showing the lesion
+    testing = {c["case_id"]: c for c in json.loads(datalist.read_text())["testing"]}
     for case in doc["cases"]:
-        assert case["slices"] == TINY_GRADING["n_slices"] and case["fused_class"] in classes
+        label = np.asarray(nib.load(datalist.parent / testing[case["case_id"]]["label"]).dataobj)
+        showing = lesion_slices(label, train["lesion_values"], TINY_GRADING["n_slices"], 0.0)
+        assert case["slices"] == len(showing) and case["fused_class"] in classes
         for probabilities in case["branches"].values():
             assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     metrics = json.loads((out / "metrics.json").read_text())

@@ -157,3 +157,25 @@ def test_volume_crop_box_and_extract_volume(rng):
     assert constant[0, 0, 0, 0] == 0 and constant[0, -1, -1, -1] == 1
     with pytest.raises(ValueError, match="no lesion voxel"):
         extract_volume(image, np.zeros_like(labels), [4])
+
+
+def test_lesion_slices_only_where_the_lesion_shows():
+    labels = _labels(40, 25)  # lesion on z = 22..28, largest at 25
+    assert lesion_slices(labels, [2], min_area_fraction=0.0) == list(range(22, 29))
+    # n caps the count: the nearest to the largest first, ties to the lower slice
+    assert lesion_slices(labels, [2], n=4, min_area_fraction=0.0) == [23, 24, 25, 26]
+    # a fraction of the largest area (36 voxels): the small slices (4 voxels) drop out
+    assert lesion_slices(labels, [2], min_area_fraction=0.5) == [25]
+    # a gap in the lesion is skipped, not bridged
+    labels[:, :, 27] = 0
+    assert lesion_slices(labels, [2], min_area_fraction=0.0) == [22, 23, 24, 25, 26, 28]
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="min_area_fraction"):
+            lesion_slices(labels, [2], min_area_fraction=bad)
+
+
+def test_extract_slices_lesion_only_stack():
+    labels = _labels(40, 25)
+    image = np.random.default_rng(0).normal(size=labels.shape).astype(np.float32)
+    stack = extract_slices(image, labels, [2], 20, (8, 8), min_area_fraction=0.0)
+    assert stack.shape == (7, 1, 8, 8)

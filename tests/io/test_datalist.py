@@ -216,6 +216,14 @@ def test_slice_split_is_accepted_only_when_asked_and_then_warns_loudly(tmp_path,
         cases = datalist_cases(path, "testing", ["patient_id"], slice_split=True)
     assert len(cases) == 4 and all(len(c["slice_ranks"]) == 3 for c in cases)
     assert "inflated" in caplog.text
+    # per-case counts (only the slices showing the lesion): 4 slices share out 3/1/0 and 1
+    # slice 1/0/0, so those cases are left out of the partitions with no slice
+    counts = {"c0": 4, "c1": 1, "c2": 20, "c9": 7}
+    varied = slice_split_partitions(patients, n_slices=lambda case: counts[case["case_id"]], seed=1)
+    for case, count in counts.items():
+        held = [r for p in varied.values() for c in p if c["case_id"] == case for r in c["slice_ranks"]]
+        assert sorted(held) == list(range(count))
+    assert [c["case_id"] for c in varied["testing"]] == ["c2", "c9"]
 
 
 def test_empty_folder_cannot_make_a_datalist(tmp_path):
