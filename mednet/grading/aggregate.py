@@ -7,10 +7,11 @@ are not independent, so slice-level metrics are only ever secondary.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
+
+from mednet.options import choose
 
 __all__ = ["AGGREGATION_METHODS", "aggregate", "patient_probabilities"]
 
@@ -21,11 +22,7 @@ _CLIP = 1e-7
 
 
 def _method(method: str) -> str:
-    if method in AGGREGATION_METHODS:
-        return method
-    close = difflib.get_close_matches(str(method), AGGREGATION_METHODS, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown aggregation method {method!r} (known: {', '.join(AGGREGATION_METHODS)}){hint}")
+    return choose(method, AGGREGATION_METHODS, "aggregation method")
 
 
 def aggregate(probabilities: Sequence[float] | np.ndarray, method: str = "mean") -> float | np.ndarray:

@@ -11,13 +11,14 @@ One configuration key, ``imbalance``, chooses among:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
+
+from mednet.options import choose
 
 __all__ = ["IMBALANCE_OPTIONS", "FocalLoss", "balanced_sampler", "class_counts", "make_criterion"]
 
@@ -26,12 +27,7 @@ IMBALANCE_OPTIONS = ("none", "weights", "focal", "sampler")
 
 
 def _option(imbalance: str) -> str:
-    key = str(imbalance).strip().lower()
-    if key not in IMBALANCE_OPTIONS:
-        close = difflib.get_close_matches(key, IMBALANCE_OPTIONS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"imbalance: expected one of {IMBALANCE_OPTIONS}, found {imbalance!r}{hint}")
-    return key
+    return choose(imbalance, IMBALANCE_OPTIONS, "imbalance")
 
 
 def class_counts(cases: Sequence[dict], classes: Sequence[str], class_key: str = "class") -> list[int]:

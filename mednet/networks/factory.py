@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -15,6 +14,7 @@ from mednet.networks.googlenet import GoogLeNet, load_pretrained, parameter_grou
 from mednet.networks.lenet import LeNet5
 from mednet.networks.multisequence import MultiSequenceClassifier
 from mednet.networks.svgg import SVGG
+from mednet.options import choose
 
 __all__ = ["CLASSIFIERS", "build_classifier", "build_multisequence", "optimizer_groups"]
 
@@ -51,11 +51,7 @@ def build_classifier(name: str, spatial_dims: int, in_channels: int, num_classes
         ValueError: an unknown name (the message lists the valid ones and the closest
             match), or ``spatial_dims`` the network does not support.
     """
-    key = _normalise(name)
-    if key not in CLASSIFIERS:
-        close = difflib.get_close_matches(key, CLASSIFIERS, n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown classifier {name!r}; valid names: {', '.join(CLASSIFIERS)}.{hint}")
+    key = choose(_normalise(name), CLASSIFIERS, f"classifier {name!r}")
     if spatial_dims not in (2, 3):
         raise ValueError(f"spatial_dims: expected 2 or 3, found {spatial_dims!r}")
     if key == "svgg":

@@ -17,7 +17,6 @@ inference; either way it must lie on the images' grid.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -29,6 +28,7 @@ from monai.transforms import MapTransform
 from mednet.grading.features import lesion_features
 from mednet.grading.roi import _labels_3d, _to_numpy, extract_slices, extract_volume, lesion_slices
 from mednet.io.validation import spacing_from_affine
+from mednet.options import choose
 
 __all__ = ["ClassIndexd", "LesionCropd", "LesionFeaturesd", "LesionSlicesd"]
 
@@ -167,7 +167,7 @@ class LesionCropd(MapTransform):
             try:
                 crop = extract_volume(
                     d[key], labels, self.lesion_values, self.size, self.margin_fraction,
-                    channels_out=self.channels_out, zscore=self.zscore, min_area_fraction=self.min_area_fraction,
+                    channels_out=self.channels_out, zscore=self.zscore,
                 )  # fmt: skip
             except ValueError as error:
                 raise _lesion_error(error, case, self.label_key, self.lesion_values) from error
@@ -206,11 +206,7 @@ class ClassIndexd(MapTransform):
         """The data with ``target_key`` set."""
         d = dict(data)
         for key in self.key_iterator(d):
-            name = str(d[key])
-            if name not in self.classes:
-                close = difflib.get_close_matches(name, self.classes, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"{_case(d)}: class {name!r} is not one of {self.classes}{hint}")
+            name = choose(d[key], self.classes, f"{_case(d)}: class", normalise=False)
             d[self.target_key] = torch.tensor(self.classes.index(name), dtype=torch.long)
         return d
 
