@@ -36,8 +36,9 @@ def choose(value: object, options: Iterable[str], what: str, normalise: bool = T
     for option in options:
         if key == (option.lower() if normalise else option):
             return option
-    close = difflib.get_close_matches(key, options, n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    compared = {(o.lower() if normalise else o): o for o in options}
+    close = difflib.get_close_matches(key, list(compared), n=1, cutoff=0.5)
+    hint = f"; did you mean {compared[close[0]]!r}?" if close else ""
     raise ValueError(f"{what}: expected one of {', '.join(options)}, found {value!r}{hint}")
 
 

@@ -1,11 +1,19 @@
 """Pieces that bundle configs attach to MONAI's ignite engines: handlers and metric sets."""
 
-from mednet.engines.grading import BranchLoss, GradingWriter, SequenceBatch, branch_metrics, fused_probabilities
+from mednet.engines.grading import (
+    BranchLoss,
+    BranchwiseBest,
+    GradingWriter,
+    SequenceBatch,
+    branch_metrics,
+    fused_probabilities,
+)
 from mednet.engines.handlers import TimeBudget
 from mednet.engines.metrics import per_class_dice
 
 __all__ = [
     "BranchLoss",
+    "BranchwiseBest",
     "GradingWriter",
     "SequenceBatch",
     "TimeBudget",

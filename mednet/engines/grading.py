@@ -9,6 +9,8 @@ sequence instead, so the bundles give the engines:
 - :class:`BranchLoss` as ``loss_function``: one loss per branch, summed;
 - :func:`branch_metrics`: slice-level ROC AUC per branch and for the fused output,
   ``val_slice_auc_<sequence>``, which the TensorBoard handler draws one curve each;
+- :class:`BranchwiseBest`: an evaluator handler that keeps each branch's weights from
+  the epoch where that branch's own validation AUC was best;
 - :class:`GradingWriter`: an evaluator handler that collects every slice's probabilities
   with its case and writes slice rows and patient-level (aggregated) predictions.
 """
@@ -30,7 +32,7 @@ from monai.utils import CommonKeys
 from mednet.grading.aggregate import aggregate
 from mednet.grading.losses import make_criterion
 
-__all__ = ["BranchLoss", "GradingWriter", "SequenceBatch", "branch_metrics", "fused_probabilities"]
+__all__ = ["BranchLoss", "BranchwiseBest", "GradingWriter", "SequenceBatch", "branch_metrics", "fused_probabilities"]
 
 
 class SequenceBatch:
@@ -126,6 +128,79 @@ def branch_metrics(branches: Sequence[str], n_classes: int) -> dict[str, ROCAUC]
     metrics = {f"val_slice_auc_{name}": ROCAUC(output_transform=_Pick(name, n_classes)) for name in branches}
     metrics["val_slice_auc_fused"] = ROCAUC(output_transform=_Pick(None, n_classes))
     return metrics
+
+
+class BranchwiseBest:
+    """Checkpoint: every branch with the weights of the epoch where its own validation metric was best.
+
+    The branches of a :class:`~mednet.networks.MultiSequenceClassifier` are independent
+    models trained side by side; they do not peak at the same epoch (a weak sequence may
+    still improve long after a strong one has levelled off). Choosing one epoch by the
+    fused metric keeps the weak branch's early weights; this handler keeps, for each
+    branch, the state at its best ``<metric_prefix><branch>`` (higher is better), and after
+    every validation where any branch improved writes the combined state dict to
+    ``save_dir/filename`` (atomically, rank 0 only) and a record of which epoch each branch
+    comes from to ``save_dir/<stem>_branches.json``.
+
+    The file holds the plain ``state_dict`` (as MONAI's ``CheckpointSaver`` writes a single
+    object), so ``CheckpointLoader(load_dict={"model": network})`` reads it.
+
+    Args:
+        network: the classifier (or its DDP wrapper).
+        save_dir: where the checkpoint goes.
+        filename: checkpoint file name.
+        metric_prefix: the branch metric's name without the branch.
+    """
+
+    def __init__(
+        self, network, save_dir: os.PathLike | str, filename: str = "model.pt", metric_prefix: str = "val_slice_auc_"
+    ):
+        self.network, self.save_dir, self.filename = network, Path(save_dir), filename
+        self.metric_prefix = metric_prefix
+        self.best: dict[str, dict] = {}
+        self.states: dict[str, dict[str, torch.Tensor]] = {}
+
+    def attach(self, engine: Engine) -> None:
+        """Run after each validation epoch (its metrics are computed by then)."""
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        """Update the branches whose metric improved, and save when any did."""
+        model = getattr(self.network, "module", self.network)
+        metrics = engine.state.metrics
+        epoch = int(engine.state.epoch)  # MONAI's Evaluator.run(global_epoch) sets it to the trainer's epoch
+        improved = False
+        for name, branch in model.branches.items():
+            key = f"{self.metric_prefix}{name}"
+            if key not in metrics:
+                raise KeyError(f"BranchwiseBest: no metric {key!r}; the evaluator computes {sorted(metrics)}")
+            value = float(metrics[key])
+            if name not in self.best or value > self.best[name]["metric"]:
+                self.best[name] = {"metric": value, "epoch": epoch}
+                self.states[name] = {k: v.detach().cpu().clone() for k, v in branch.state_dict().items()}
+                improved = True
+        if improved and _rank() == 0:
+            self.save(model)
+
+    def save(self, model) -> Path:
+        """Write the combined state dict and the per-branch record."""
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        for name, branch_state in self.states.items():
+            state.update({f"branches.{name}.{k}": v for k, v in branch_state.items()})
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        path = self.save_dir / self.filename
+        tmp = path.with_name(path.name + ".part")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        record = path.with_name(f"{path.stem}_branches.json")
+        record.write_text(json.dumps({"metric_prefix": self.metric_prefix, "branches": self.best}, indent=2) + "\n")
+        return path
+
+
+def _rank() -> int:
+    return (
+        torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() else 0
+    )
 
 
 class GradingWriter:

@@ -48,6 +48,8 @@ def test_train_writes_checkpoint_and_per_branch_curves(bundle, grading_checkpoin
     state = torch.load(work / "models" / "model.pt", map_location="cpu", weights_only=True)
     sequences = config(bundle, "train")["sequences"]
     assert {k.split(".")[1] for k in state} == set(sequences)  # branches.<sequence>.*: one model per sequence
+    record = json.loads((work / "models" / "model_branches.json").read_text())["branches"]
+    assert set(record) == set(sequences) and all(r["epoch"] >= 1 and 0 <= r["metric"] <= 1 for r in record.values())
     tags = set()
     for events in (work / "eval").glob("events.out.tfevents.*"):
         accumulator = EventAccumulator(str(events))

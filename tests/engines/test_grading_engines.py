@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 from sklearn.metrics import roc_auc_score
 
-from mednet.engines import BranchLoss, GradingWriter, SequenceBatch, branch_metrics
+from mednet.engines import BranchLoss, BranchwiseBest, GradingWriter, SequenceBatch, branch_metrics
 from mednet.metrics import evaluate_grading
 from mednet.networks import build_multisequence
 
@@ -90,3 +90,31 @@ def test_branch_metrics_score_each_branch_and_the_fusion():
     state = engine.run([0], max_epochs=1)
     assert state.metrics["val_slice_auc_t1"] == 1.0 and state.metrics["val_slice_auc_t2"] == 0.0
     assert state.metrics["val_slice_auc_fused"] == pytest.approx(roc_auc_score([1, 0, 1, 0], [0.65, 0.4, 0.55, 0.4]))
+
+
+def test_branchwise_best_keeps_each_branch_from_its_own_best_epoch(tmp_path):
+    torch.manual_seed(0)
+    net = build_multisequence(["t1", "t2"], "svgg", 2, 1, 1, channels=[4], hidden=0)
+    keeper = BranchwiseBest(net, tmp_path, "model.pt")
+    evaluator = Engine(lambda engine, batch: None)
+    keeper.attach(evaluator)
+    snapshots = []
+    # epoch 1: t1 at its best; epoch 2: t2 at its best, t1 worse; epoch 3: neither improves
+    for epoch, (auc_t1, auc_t2) in enumerate([(0.9, 0.6), (0.7, 0.8), (0.5, 0.5)], start=1):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(1.0)  # every epoch changes every weight
+        snapshots.append({k: v.clone() for k, v in net.state_dict().items()})
+        evaluator.state.epoch = epoch
+        evaluator.state.metrics = {"val_slice_auc_t1": auc_t1, "val_slice_auc_t2": auc_t2}
+        evaluator.fire_event(Events.EPOCH_COMPLETED)
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert saved.keys() == net.state_dict().keys()
+    for key, value in saved.items():
+        epoch = 1 if key.startswith("branches.t1.") else 2
+        torch.testing.assert_close(value, snapshots[epoch - 1][key])
+    record = json.loads((tmp_path / "model_branches.json").read_text())["branches"]
+    assert record == {"t1": {"metric": 0.9, "epoch": 1}, "t2": {"metric": 0.8, "epoch": 2}}
+    evaluator.state.metrics = {"val_slice_auc_t1": 0.5}
+    with pytest.raises(KeyError, match="no metric 'val_slice_auc_t2'"):
+        evaluator.fire_event(Events.EPOCH_COMPLETED)

@@ -1,0 +1,35 @@
+"""Fusion: from per-sequence probabilities (and clinicians' readings) to one diagnosis.
+
+Rules (:class:`FusionMethod`): ``vote`` (majority, ties by :class:`TieRule`), ``mean``,
+``weighted``, ``dl_mdt`` (paper A's weighted vote of models and clinicians) and
+``stacking`` (a logistic regression fitted on validation predictions).
+:class:`CaseFusion` applies one of them to a case; :class:`FuseBranchesd` does it as a
+MONAI dictionary transform.
+"""
+
+from mednet.fusion.case import CaseFusion, datalist_readings
+from mednet.fusion.dlmdt import DLMDTResult, dl_mdt
+from mednet.fusion.readings import merge_readings, read_clinician_csv, reading_votes
+from mednet.fusion.rules import FusionMethod, TieRule, decide, fuse, majority_vote, mean_probability, weighted_average
+from mednet.fusion.stacking import StackingFusion, fit_stacking
+from mednet.fusion.transforms import FuseBranchesd
+
+__all__ = [
+    "CaseFusion",
+    "DLMDTResult",
+    "FuseBranchesd",
+    "FusionMethod",
+    "StackingFusion",
+    "TieRule",
+    "datalist_readings",
+    "decide",
+    "dl_mdt",
+    "fit_stacking",
+    "fuse",
+    "majority_vote",
+    "mean_probability",
+    "merge_readings",
+    "read_clinician_csv",
+    "reading_votes",
+    "weighted_average",
+]
