@@ -29,6 +29,7 @@ from ignite.engine import Engine, Events
 from monai.handlers import ROCAUC
 from monai.utils import CommonKeys
 
+from mednet.fusion.case import CaseFusion
 from mednet.grading.aggregate import aggregate
 from mednet.grading.losses import make_criterion
 
@@ -211,18 +212,22 @@ class GradingWriter:
     - ``grading_slices.csv``: one row per slice (secondary, slice level): case, patient,
       slice index, true class (when known), each branch's probability per class;
     - ``grading.csv`` / ``grading.json``: one row per case: each branch's probability per
-      class aggregated over the case's slices (``aggregation``), the fused probabilities
-      (mean of the branches' aggregated probabilities), the fused class by the network's
-      fusion rule applied to the aggregated branch probabilities, and the true class.
+      class aggregated over the case's slices (``aggregation``), the fused probabilities and
+      class by ``fusion`` (a :class:`mednet.fusion.CaseFusion`; by default the network's own
+      rule, vote or mean, on the aggregated probabilities; DL-MDT also takes the case's
+      clinicians' ``readings``), and the true class. ``grading.json`` also holds each case's
+      fusion record (rule, weights, votes, missing sources).
 
     Args:
         output_dir: where the files go (created).
         classes: class names, in target order (``classes[1]`` is the positive class of a
             binary single-logit network).
-        network: the multi-sequence classifier (its ``fuse`` rule decides the fused class).
+        network: the multi-sequence classifier (its fusion and tie rules are the default fusion).
         aggregation: ``mean``, ``median``, ``max``, ``vote`` or ``logit_mean``.
         case_key / patient_key / slice_key: batch keys naming each slice's case.
         overwrite: replace existing files (else an existing ``grading.csv`` is an error).
+        fusion: the case-level fusion; default ``CaseFusion(classes, network.fusion, network.tie)``.
+        readings: ``case_id -> {role: reading}`` (e.g. :func:`mednet.fusion.datalist_readings`).
     """
 
     def __init__(
@@ -235,10 +240,14 @@ class GradingWriter:
         patient_key: str = "patient_id",
         slice_key: str = "slice_index",
         overwrite: bool = False,
+        fusion: CaseFusion | None = None,
+        readings: Mapping[str, Mapping[str, object]] | None = None,
     ):
         self.output_dir = Path(output_dir)
         self.classes = [str(c) for c in classes]
         self.network, self.aggregation = getattr(network, "module", network), aggregation
+        self.fusion = fusion or CaseFusion(self.classes, self.network.fusion, self.network.tie)
+        self.readings = dict(readings or {})
         self.case_key, self.patient_key, self.slice_key = case_key, patient_key, slice_key
         self.overwrite = overwrite
         self.rows: list[dict] = []
@@ -284,24 +293,17 @@ class GradingWriter:
                 name: np.asarray(aggregate(np.array([r["probabilities"][name] for r in rows]), self.aggregation))
                 for name in rows[0]["probabilities"]
             }
-            fused_class = self._fused_class(branches)
-            fused = np.mean(np.stack(list(branches.values())), axis=0)
+            record = self.fusion(branches, self.readings.get(case_id))
             out.append({
                 "case_id": case_id, "patient_id": rows[0]["patient_id"], "slices": len(rows),
                 "true_class": rows[0]["true_class"],
                 "branches": {name: dict(zip(self.classes, map(float, p), strict=True)) for name, p in branches.items()},
-                "fused": dict(zip(self.classes, map(float, fused), strict=True)),
-                "fused_class": self.classes[fused_class],
+                "fused": record.pop("fused"),
+                "fused_class": record.pop("fused_class"),
+                "fusion": record,
                 "aggregation": self.aggregation,
             })  # fmt: skip
         return out
-
-    def _fused_class(self, branches: Mapping[str, np.ndarray]) -> int:
-        as_tensor = {}
-        for name, p in branches.items():
-            t = torch.as_tensor(p, dtype=torch.float32)[None]
-            as_tensor[name] = t[:, 1:] if self.single_logit else t
-        return int(self.network.fuse(as_tensor)[1][0])
 
     def write(self, engine: Engine | None = None) -> dict[str, Path]:
         """Write the slice rows and the per-case predictions."""

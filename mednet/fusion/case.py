@@ -136,13 +136,19 @@ class CaseFusion:
 
 
 def datalist_readings(
-    datalist: os.PathLike | str, partition: str, clinicians_csv: os.PathLike | str | None = None
+    datalist: os.PathLike | str,
+    partition: str,
+    clinicians_csv: os.PathLike | str | None = None,
+    slice_split: bool = False,
 ) -> dict[str, dict[str, str]]:
     """``case_id -> {role: reading}`` for a partition.
 
-    The cases' ``clinicians`` entries, overridden role by role by a readings CSV when one is given.
+    The cases' ``clinicians`` entries, overridden role by role by a readings CSV when one is
+    given. ``slice_split``: as :func:`mednet.io.datalist_cases` (the papers' split, for the
+    inflation benchmark only).
     """
     from mednet.io import datalist_cases
 
     extra = read_clinician_csv(clinicians_csv) if clinicians_csv else {}
-    return {str(case["case_id"]): merge_readings(case, extra) for case in datalist_cases(datalist, partition)}
+    cases = datalist_cases(datalist, partition, slice_split=slice_split)
+    return {str(case["case_id"]): merge_readings(case, extra) for case in cases}

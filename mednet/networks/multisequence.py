@@ -13,14 +13,18 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from mednet.fusion.rules import FusionMethod, TieRule, fuse
 from mednet.networks.probabilities import branch_probabilities
+from mednet.options import choose
 
 __all__ = ["FUSIONS", "TIE_RULES", "MultiSequenceClassifier"]
 
-#: Fusion rules understood by :class:`MultiSequenceClassifier`.
-FUSIONS = ("vote", "mean")
+#: Fusion rules a :class:`MultiSequenceClassifier` applies itself (those that need only the
+#: branches' probabilities; DL-MDT, weighted and stacking are applied per case by
+#: :class:`mednet.fusion.CaseFusion`).
+FUSIONS = (FusionMethod.VOTE.value, FusionMethod.MEAN.value)
 #: Tie rules understood by :class:`MultiSequenceClassifier`.
-TIE_RULES = ("positive", "negative")
+TIE_RULES = tuple(t.value for t in TieRule)
 
 
 class MultiSequenceClassifier(nn.Module):
@@ -66,10 +70,8 @@ class MultiSequenceClassifier(nn.Module):
         super().__init__()
         if not branches:
             raise ValueError("branches: expected at least one sequence -> classifier entry, found none")
-        if fusion not in FUSIONS:
-            raise ValueError(f"fusion: expected one of {FUSIONS}, found {fusion!r}")
-        if tie not in TIE_RULES:
-            raise ValueError(f"tie: expected one of {TIE_RULES}, found {tie!r}")
+        fusion = choose(fusion, FUSIONS, "fusion")
+        tie = choose(tie, TIE_RULES, "tie")
         owner: dict[int, str] = {}
         for name, branch in branches.items():
             for parameter in branch.parameters():
@@ -119,7 +121,7 @@ class MultiSequenceClassifier(nn.Module):
         return {"logits": logits, "probabilities": probabilities, "fused": fused, "fused_class": fused_class}
 
     def fuse(self, probabilities: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fuse per-branch probabilities with this model's fusion and tie rules.
+        """Fuse per-branch probabilities with this model's fusion and tie rules (:mod:`mednet.fusion`).
 
         Args:
             probabilities: sequence name -> ``(B, C)`` probabilities (``(B, 1)`` sigmoid for binary).
@@ -128,32 +130,9 @@ class MultiSequenceClassifier(nn.Module):
             ``(fused, fused_class)``: ``(B, C)`` vote fractions or mean probabilities, and the
             ``(B,)`` int64 decided class.
         """
-        stacked = torch.stack(list(probabilities.values()))  # (N, B, C)
-        n_branches, _, n_classes = stacked.shape
-        if self.fusion == "mean":
-            fused = stacked.mean(dim=0)
-            if n_classes == 1:
-                p = fused[:, 0]
-                decided = p >= 0.5 if self.tie == "positive" else p > 0.5
-                return fused, decided.long()
-            return fused, self._argmax_with_ties(fused)
-        # majority vote on integer counts, so that ties are exact
-        if n_classes == 1:
-            positive = (stacked[..., 0] >= 0.5).sum(dim=0)  # (B,)
-            twice, total = 2 * positive, n_branches
-            decided = twice >= total if self.tie == "positive" else twice > total
-            fused = (positive.to(stacked.dtype) / n_branches)[:, None]
-            return fused, decided.long()
-        votes = torch.nn.functional.one_hot(stacked.argmax(dim=2), n_classes).sum(dim=0)  # (B, C)
-        return votes.to(stacked.dtype) / n_branches, self._argmax_with_ties(votes)
-
-    def _argmax_with_ties(self, scores: torch.Tensor) -> torch.Tensor:
-        """``(B, C)`` -> ``(B,)``: the best class; ties to the highest ("positive") or lowest index."""
-        best = scores == scores.max(dim=1, keepdim=True).values
-        index = torch.arange(scores.shape[1], device=scores.device).expand_as(scores)
-        if self.tie == "positive":
-            return torch.where(best, index, -1).max(dim=1).values
-        return torch.where(best, index, scores.shape[1]).min(dim=1).values
+        fused, decided = fuse(probabilities, self.fusion, self.tie)
+        device = next(iter(probabilities.values())).device
+        return fused.to(device), decided.to(device)
 
     def loss(
         self,

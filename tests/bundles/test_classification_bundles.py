@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from mednet.errors import PatientLeakageError
+from mednet.fusion import dl_mdt, reading_votes
 from mednet.grading import lesion_slices
 from tests.bundles.helpers import BUNDLES, CLASSIFICATION, TINY_GRADING, config, run_bundle, torchrun_train
 
@@ -81,11 +82,50 @@ def test_inference_and_evaluate(bundle, grading_cohorts, grading_checkpoints, tm
         assert case["slices"] == len(showing) and case["fused_class"] in classes
         for probabilities in case["branches"].values():
             assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    inference = config(bundle, "inference")
+    method = inference["fusion"] if inference["case_fusion"] == "@fusion" else inference["case_fusion"]
+    for case in doc["cases"]:
+        assert case["fusion"]["method"] == method
+        if method == "dl_mdt":  # paper A: both models and both clinicians vote, 0.25 each
+            readings = testing[case["case_id"]]["clinicians"]
+            expected = dl_mdt({s: case["branches"][s][classes[1]] for s in train["sequences"]},
+                              reading_votes(readings, classes))  # fmt: skip
+            assert case["fusion"]["weights"] == expected.weights and set(expected.weights) == {
+                *train["sequences"],
+                "radiology",
+                "radiotherapy",
+            }
+            assert case["fused_class"] == classes[int(expected.positive)]
+            assert case["fused"][classes[1]] == pytest.approx(expected.score)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["patients"] == len(classes)
     assert set(metrics["patient_level"]) == {*config(bundle, "train")["sequences"], "fused"}
     assert all(s["level"] == "slice" for s in metrics["slice_level"].values())
     assert (out / "roc_fused.png").is_file() and (out / "confusion_fused.png").is_file()
+
+
+@pytest.mark.parametrize("bundle", ["glioma_mri_classification", "neuroblastoma_mri_classification"])
+def test_stacking_fitted_on_validation_then_applied(bundle, grading_cohorts, grading_checkpoints, tmp_path):
+    """fit_stacking.json fits on the validation partition only; inference then fuses with it."""
+    datalist = grading_cohorts[bundle]
+    tiny = {k: TINY_GRADING[k] for k in ("n_slices", "slice_size", "num_workers")}
+    ckpt = str(grading_checkpoints[bundle] / "models" / "model.pt")
+    stacking = tmp_path / "stacking.json"
+    run_bundle(bundle, ["inference", "fit_stacking"], datalist=str(datalist), ckpt_path=ckpt,
+               output_dir=str(tmp_path / "validation"), stacking_path=str(stacking), **tiny)  # fmt: skip
+    model = json.loads(stacking.read_text())
+    validation = json.loads(datalist.read_text())["validation"]
+    assert model["fitted_on"]["partition"] == "validation" and model["fitted_on"]["cases"] == len(validation)
+    assert model["sources"] == config(bundle, "train")["sequences"]
+    run_bundle(bundle, ["inference"], datalist=str(datalist), ckpt_path=ckpt, output_dir=str(tmp_path / "test"),
+               case_fusion="stacking", stacking_path=str(stacking), **tiny)  # fmt: skip
+    cases = json.loads((tmp_path / "test" / "grading.json").read_text())["cases"]
+    assert all(c["fusion"]["method"] == "stacking" and sum(c["fused"].values()) == pytest.approx(1.0) for c in cases)
+    with pytest.raises(Exception) as error:  # predictions on the test partition may not be fitted on
+        run_bundle(bundle, ["inference", "fit_stacking"], datalist=str(datalist), ckpt_path=ckpt, partition="testing",
+                   output_dir=str(tmp_path / "leak"), stacking_path=str(tmp_path / "leak.json"), **tiny)  # fmt: skip
+    leak = next(e for e in _chain(error.value) if isinstance(e, PatientLeakageError))
+    assert "validation cases only" in str(leak) and not (tmp_path / "leak.json").exists()
 
 
 def test_training_refuses_a_leaking_datalist(grading_cohorts, tmp_path):
@@ -97,11 +137,16 @@ def test_training_refuses_a_leaking_datalist(grading_cohorts, tmp_path):
     with pytest.raises(Exception) as error:  # MONAI wraps the error while instantiating the dataset
         run_bundle("cpa_mri_classification", ["train"], datalist=str(leaking), ckpt_dir=str(tmp_path / "m"),
                    output_dir=str(tmp_path / "e"), **TINY_GRADING)  # fmt: skip
-    chain, seen = [], error.value
-    while seen is not None:
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
-    assert any(isinstance(e, PatientLeakageError) for e in chain)
+    assert any(isinstance(e, PatientLeakageError) for e in _chain(error.value))
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """An error and its causes (MONAI wraps errors raised inside config expressions)."""
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
 
 
 @pytest.mark.parametrize("bundle", ["neuroblastoma_mri_classification"])
