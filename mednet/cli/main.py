@@ -6,11 +6,11 @@ import argparse
 import sys
 
 from mednet import __version__
-from mednet.cli import datalist, demo, info, synth
+from mednet.cli import datalist, demo, info, predict, synth
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (info, datalist, synth, demo)
+_COMMANDS = (info, datalist, synth, predict, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -75,7 +75,7 @@ class LabelScheme:
                 f"lesion_threshold: expected a probability in (0, 1] or None, found {self.lesion_threshold}"
             )
         self.labels = [
-            {"value": int(row["value"]), "name": str(row["name"]), "colour": str(row.get("colour", "#ffffff"))}
+            {"value": int(row["value"]), "name": str(row["name"]), "colour": _colour(row.get("colour", "#ffffff"))}
             for row in self.labels
         ]
         self.lesion_classes = _int_keys(self.lesion_classes)
@@ -192,3 +192,9 @@ def write_localisation(
     os.replace(tmp, paths["label_table"])
     write_lesion_table(result.lesions, paths["lesions_json"], paths["lesions_csv"])
     return paths
+
+
+def _colour(value: object) -> str:
+    """A ``#rrggbb`` colour; MONAI's config parser turns ``#`` into ``::`` (its ID separator) in config strings."""
+    text = str(value)
+    return "#" + text[2:] if text.startswith("::") else text

@@ -1,0 +1,191 @@
+"""A cohort through the pipeline: every case, a summary, an HTML report, metrics when possible.
+
+``mednet predict`` calls :func:`predict_cohort`. Cases come from a folder (found by
+their file names, as ``mednet datalist`` finds them) or a datalist JSON (its
+``testing`` partition by default). Complete cases (``OUT/<case>/<case>.json`` exists) are
+skipped, so an interrupted run resumes where it stopped; a case that fails is written to
+``summary.csv`` with its error and the others go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from mednet.fusion import read_clinician_csv
+from mednet.pipeline.case import case_record_path, predict_case
+from mednet.pipeline.diseases import DiseaseSpec, disease_spec
+from mednet.report.html import write_report
+
+__all__ = ["load_cases", "predict_cohort", "summary_row"]
+
+#: Partitions a datalist input can take its cases from.
+PARTITIONS = ("training", "validation", "testing", "all")
+
+
+def load_cases(source: os.PathLike | str, spec: DiseaseSpec, partition: str = "testing") -> list[dict]:
+    """The cases of a folder or a datalist, with absolute paths.
+
+    Args:
+        source: a folder of NIfTI files (one case per ``<case>_<sequence>`` name or folder)
+            or a datalist JSON.
+        spec: the disease (a folder's cases are searched for its required sequences).
+        partition: for a datalist: which partition, or ``"all"``.
+
+    Raises:
+        FileNotFoundError: no such folder or file.
+        ValueError: no case found, or an unknown partition.
+    """
+    from mednet.io import discover_cases, load_datalist
+
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such folder or datalist")
+    if source.is_dir():
+        found = discover_cases(source)
+        cases = [dict(c) for c in found.cases]
+        skipped = [f"{s['path']}: {s['reason']}" for s in found.skipped]
+    else:
+        if partition not in PARTITIONS:
+            raise ValueError(f"partition: expected one of {', '.join(PARTITIONS)}, found {partition!r}")
+        datalist = load_datalist(source)
+        names = ("training", "validation", "testing") if partition == "all" else (partition,)
+        cases = [dict(c) for name in names for c in datalist.get(name, [])]
+        skipped = []
+    if not cases:
+        detail = f"; skipped: {'; '.join(skipped[:5])}" if skipped else ""
+        raise ValueError(f"{source}: no case found{detail}")
+    for case in cases:
+        case.setdefault("patient_id", case["case_id"])
+    return cases
+
+
+def summary_row(record: Mapping | None, case_id: str, out: Path, sequences, error: str = "") -> dict:
+    """One ``summary.csv`` row: a complete case's diagnosis, or a failed case's error."""
+    if record is None:
+        return {"case_id": case_id, "status": "failed", "error": error}
+    fused, diagnosis = record.get("fused") or {}, record.get("fused_class")
+    lesions = record.get("lesions") or []
+    row = {
+        "case_id": case_id,
+        "patient_id": record.get("patient_id", ""),
+        "status": "ok",
+        "error": "",
+        "fused_class": diagnosis or "",
+        "fused_probability": fused.get(diagnosis, "") if diagnosis else "",
+        "fusion": (record.get("fusion") or {}).get("method", ""),
+        "true_class": record.get("true_class") or "",
+        "lesions": len(lesions),
+        "lesion_volume_ml": round(sum(float(lesion.get("volume_ml", 0.0)) for lesion in lesions), 3),
+        "note": record.get("note", ""),
+        "overview": f"{case_id}/{case_id}_overview.png",
+    }
+    positive = list(fused)[-1] if fused else None
+    for s in sequences:
+        probabilities = (record.get("sequences") or {}).get(s, {})
+        row[f"p_{s}"] = probabilities.get(positive, "") if len(fused) == 2 else probabilities.get(diagnosis, "")
+    return row
+
+
+def predict_cohort(
+    source: os.PathLike | str,
+    disease: str,
+    out: os.PathLike | str,
+    *,
+    device: str = "cpu",
+    bundles: os.PathLike | str | None = None,
+    clinicians: os.PathLike | str | None = None,
+    partition: str = "testing",
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Run the pipeline on every case; write ``summary.csv``, ``report.html`` (and ``metrics.json``).
+
+    Args:
+        source: a folder or a datalist JSON (see :func:`load_cases`).
+        disease: ``glioma``, ``cpa`` or ``neuroblastoma``.
+        out: the output folder.
+        device: ``cpu`` or ``cuda``.
+        bundles: folder of the bundles (default: mednet's own, with their ``models/model.pt``).
+        clinicians: a CSV of clinicians' readings (``case_id``, role, reading).
+        partition: for a datalist: the partition to predict.
+        overwrite: redo complete cases too.
+        progress: called with one line per case (default: a progress line on stderr).
+
+    Returns:
+        ``{"cases", "ok", "failed", "skipped", "summary", "report", "metrics"}``.
+
+    Raises:
+        FileNotFoundError: a bundle without trained weights (with how to train it).
+    """
+    spec = disease_spec(disease, bundles)
+    spec.check_weights()
+    cases = load_cases(source, spec, partition)
+    readings = read_clinician_csv(clinicians) if clinicians else {}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    rows, skipped, failed = [], 0, 0
+    for i, case in enumerate(cases, start=1):
+        case_id = str(case["case_id"])
+        record_path = case_record_path(out, case_id)
+        if record_path.is_file() and not overwrite:
+            record, skipped = json.loads(record_path.read_text()), skipped + 1
+            say(f"[{i}/{len(cases)}] {case_id}: complete, skipped")
+        else:
+            try:
+                record = predict_case(case, spec, out, device=device, readings=readings)
+                say(f"[{i}/{len(cases)}] {case_id}: {record['fused_class'] or record['note']}")
+            except Exception as error:  # one bad case must not stop the cohort
+                failed += 1
+                message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                cause = _root_cause(error)
+                if cause is not error:
+                    message = f"{message} ({type(cause).__name__}: {str(cause).strip().splitlines()[0]})"
+                rows.append(summary_row(None, case_id, out, [], message))
+                say(f"[{i}/{len(cases)}] {case_id}: FAILED: {message}")
+                continue
+        rows.append(summary_row(record, case_id, out, _sequences(spec)))
+    summary = _write_summary(out / "summary.csv", rows, _sequences(spec))
+    metrics = None
+    if any(r.get("true_class") for r in rows if r["status"] == "ok"):
+        from mednet.pipeline.evaluate import evaluate_predictions
+
+        metrics = evaluate_predictions(out, spec)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    notes = ["Research use only: mednet is not a medical device and must not be used for clinical decisions.",
+             f"Disease {spec.name}; bundles " + ", ".join(f"{k} {v}" for k, v in spec.versions.items())
+             + f"; device {device}. {len(rows)} cases: {len(rows) - failed} done, {failed} failed."]  # fmt: skip
+    report = write_report(out / "report.html", f"mednet {spec.name}: {stamp}", rows, _sequences(spec),
+                          metrics=metrics, notes=notes)  # fmt: skip
+    return {"cases": len(cases), "ok": len(cases) - failed, "failed": failed, "skipped": skipped,
+            "summary": summary, "report": report, "metrics": out / "metrics.json" if metrics else None}  # fmt: skip
+
+
+def _sequences(spec: DiseaseSpec) -> list[str]:
+    grading = json.loads((spec.grading / "configs" / "inference.json").read_text())
+    return list(grading["sequences"])
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    while (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def _write_summary(path: Path, rows: list[dict], sequences: list[str]) -> Path:
+    columns = ["case_id", "patient_id", "status", "error", "fused_class", "fused_probability",
+               *[f"p_{s}" for s in sequences], "fusion", "true_class", "lesions", "lesion_volume_ml", "note",
+               "overview"]  # fmt: skip
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return path
