@@ -34,7 +34,8 @@ def load_cases(source: os.PathLike | str, spec: DiseaseSpec, partition: str = "t
     Args:
         source: a folder of NIfTI files (one case per ``<case>_<sequence>`` name or folder)
             or a datalist JSON.
-        spec: the disease (a folder's cases are searched for its required sequences).
+        spec: the disease (unused for finding cases: a case lacking a required sequence is kept,
+            so that the run records it as failed with the sequence named).
         partition: for a datalist: which partition, or ``"all"``.
 
     Raises:
