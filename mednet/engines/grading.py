@@ -251,7 +251,6 @@ class GradingWriter:
         self.case_key, self.patient_key, self.slice_key = case_key, patient_key, slice_key
         self.overwrite = overwrite
         self.rows: list[dict] = []
-        self.single_logit = False
 
     def attach(self, engine: Engine) -> None:
         """Collect after each iteration; write when the run completes."""
@@ -269,7 +268,6 @@ class GradingWriter:
         batch, output = engine.state.batch, engine.state.output
         outputs = output[CommonKeys.PRED]
         target = output.get(CommonKeys.LABEL)
-        self.single_logit = next(iter(outputs["probabilities"].values())).shape[1] == 1
         branch_probs = {name: self._class_probabilities(p) for name, p in outputs["probabilities"].items()}
         n = next(iter(branch_probs.values())).shape[0]
         for i in range(n):

@@ -17,7 +17,7 @@ import torch
 
 from mednet.fusion.dlmdt import dl_mdt
 from mednet.fusion.readings import merge_readings, read_clinician_csv, reading_votes
-from mednet.fusion.rules import FusionMethod, TieRule, fuse
+from mednet.fusion.rules import FusionMethod, TieRule, decide, fuse
 from mednet.fusion.stacking import StackingFusion
 
 __all__ = ["CaseFusion", "datalist_readings"]
@@ -119,18 +119,18 @@ class CaseFusion:
             return record
         if self.method == FusionMethod.STACKING:
             fused = self.stacking.predict_proba(columns)
-            decided = int(fuse({"stacking": fused}, FusionMethod.MEAN, self.tie)[1][0])
+            decided = int(decide(fused, self.tie)[0])
             record.update(fused=self._as_classes(fused), fused_class=self.classes[decided],
                           weights=self.stacking.coefficients())  # fmt: skip
             return record
-        weights = {name: (self.weights or {}).get(name, 0.0) for name in columns} if self.weights else None
         if self.method == FusionMethod.VOTE:
             fraction, decided = fuse(columns, FusionMethod.VOTE, self.tie)
             mean = fuse(columns, FusionMethod.MEAN, self.tie)[0]
             record.update(fused=self._as_classes(mean), fused_class=self.classes[int(decided[0])],
                           vote_fraction=self._as_classes(fraction))  # fmt: skip
             return record
-        fused, decided = fuse(columns, self.method, self.tie, weights)
+        fused, decided = fuse(columns, self.method, self.tie, self.weights)
+        weights = {name: self.weights[name] for name in columns} if self.weights else None
         record.update(fused=self._as_classes(fused), fused_class=self.classes[int(decided[0])], weights=weights)
         return record
 

@@ -105,13 +105,11 @@ def predict_case(
     label_table = json.loads((partial / f"{case_id}_labels.json").read_text())["labels"]
 
     grading, note = None, ""
-    grading_config = json.loads((spec.grading / "configs" / "inference.json").read_text())
-    lesion_values = grading_config["lesion_values"]
-    if not any(int(lesion.get("value", -1)) in lesion_values for lesion in lesions):
+    if not any(int(lesion.get("value", -1)) in spec.lesion_values for lesion in lesions):
         note = "no lesion found by the localisation stage: nothing to grade"
     else:
         start = time.perf_counter()
-        graded = {**case, grading_config["roi_key"]: str(label_path), "clinicians": case_readings}
+        graded = {**case, spec.roi_key: str(label_path), "clinicians": case_readings}
         run_bundle(spec.grading.name, ["inference"], root=spec.grading.parent,
                    datalist=str(_one_case_datalist(graded, work / "grade.json")), partition="testing",
                    output_dir=str(work / "grade"), ckpt_path=str(spec.weights(spec.grading)), overwrite=True,
@@ -146,7 +144,7 @@ def predict_case(
     }
     start = time.perf_counter()
     probability = f" (p {grading['fused'][diagnosis]:.2f})" if grading else ""
-    outlined = [*lesion_values, *grading_config.get("metastasis_values", [])]
+    outlined = [*spec.lesion_values, *spec.metastasis_values]
     write_overview({s: case[s] for s in spec.required}, label_path, label_table, outlined,
                    f"{case_id}: {diagnosis or 'no lesion found'}{probability}",
                    partial / f"{case_id}_overview.png")  # fmt: skip

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mednet.fusion import read_clinician_csv
 from mednet.pipeline.case import case_record_path, predict_case
-from mednet.pipeline.diseases import DiseaseSpec, disease_spec
+from mednet.pipeline.diseases import disease_spec
 from mednet.report.html import write_report
 
 __all__ = ["load_cases", "predict_cohort", "summary_row"]
@@ -28,14 +28,15 @@ __all__ = ["load_cases", "predict_cohort", "summary_row"]
 PARTITIONS = ("training", "validation", "testing", "all")
 
 
-def load_cases(source: os.PathLike | str, spec: DiseaseSpec, partition: str = "testing") -> list[dict]:
+def load_cases(source: os.PathLike | str, partition: str = "testing") -> list[dict]:
     """The cases of a folder or a datalist, with absolute paths.
+
+    A case lacking a sequence is kept, so that the run records it as failed with the
+    sequence named.
 
     Args:
         source: a folder of NIfTI files (one case per ``<case>_<sequence>`` name or folder)
             or a datalist JSON.
-        spec: the disease (unused for finding cases: a case lacking a required sequence is kept,
-            so that the run records it as failed with the sequence named).
         partition: for a datalist: which partition, or ``"all"``.
 
     Raises:
@@ -66,7 +67,7 @@ def load_cases(source: os.PathLike | str, spec: DiseaseSpec, partition: str = "t
     return cases
 
 
-def summary_row(record: Mapping | None, case_id: str, out: Path, sequences, error: str = "") -> dict:
+def summary_row(record: Mapping | None, case_id: str, sequences, error: str = "") -> dict:
     """One ``summary.csv`` row: a complete case's diagnosis, or a failed case's error."""
     if record is None:
         return {"case_id": case_id, "status": "failed", "error": error}
@@ -126,7 +127,7 @@ def predict_cohort(
     """
     spec = disease_spec(disease, bundles)
     spec.check_weights()
-    cases = load_cases(source, spec, partition)
+    cases = load_cases(source, partition)
     readings = read_clinician_csv(clinicians) if clinicians else {}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -148,11 +149,11 @@ def predict_cohort(
                 cause = _root_cause(error)
                 if cause is not error:
                     message = f"{message} ({type(cause).__name__}: {str(cause).strip().splitlines()[0]})"
-                rows.append(summary_row(None, case_id, out, [], message))
+                rows.append(summary_row(None, case_id, [], message))
                 say(f"[{i}/{len(cases)}] {case_id}: FAILED: {message}")
                 continue
-        rows.append(summary_row(record, case_id, out, _sequences(spec)))
-    summary = _write_summary(out / "summary.csv", rows, _sequences(spec))
+        rows.append(summary_row(record, case_id, spec.sequences))
+    summary = _write_summary(out / "summary.csv", rows, spec.sequences)
     metrics = None
     if any(r.get("true_class") for r in rows if r["status"] == "ok"):
         from mednet.pipeline.evaluate import evaluate_predictions
@@ -162,15 +163,10 @@ def predict_cohort(
     notes = ["Research use only: mednet is not a medical device and must not be used for clinical decisions.",
              f"Disease {spec.name}; bundles " + ", ".join(f"{k} {v}" for k, v in spec.versions.items())
              + f"; device {device}. {len(rows)} cases: {len(rows) - failed} done, {failed} failed."]  # fmt: skip
-    report = write_report(out / "report.html", f"mednet {spec.name}: {stamp}", rows, _sequences(spec),
+    report = write_report(out / "report.html", f"mednet {spec.name}: {stamp}", rows, spec.sequences,
                           metrics=metrics, notes=notes)  # fmt: skip
     return {"cases": len(cases), "ok": len(cases) - failed, "failed": failed, "skipped": skipped,
             "summary": summary, "report": report, "metrics": out / "metrics.json" if metrics else None}  # fmt: skip
-
-
-def _sequences(spec: DiseaseSpec) -> list[str]:
-    grading = json.loads((spec.grading / "configs" / "inference.json").read_text())
-    return list(grading["sequences"])
 
 
 def _root_cause(error: BaseException) -> BaseException:

@@ -37,6 +37,11 @@ class DiseaseSpec:
         required: the sequences every case needs (localisation's inputs, then grading's).
         classes: the grading classes.
         versions: bundle name -> its ``metadata.json`` version.
+        sequences: the grading branches (the sequences with a probability of their own).
+        roi_key: the grading bundle's region-of-interest key (the label map it crops around).
+        lesion_values: the label values graded (and outlined in the overview, with
+            ``metastasis_values``).
+        metastasis_values: the label values of distant lesions (neuroblastoma), else empty.
     """
 
     name: str
@@ -45,6 +50,10 @@ class DiseaseSpec:
     required: tuple[str, ...]
     classes: tuple[str, ...]
     versions: dict[str, str]
+    sequences: tuple[str, ...]
+    roi_key: str
+    lesion_values: tuple[int, ...]
+    metastasis_values: tuple[int, ...] = ()
 
     def weights(self, bundle: Path) -> Path:
         """The bundle's ``models/model.pt``."""
@@ -82,4 +91,15 @@ def disease_spec(disease: str, bundles: os.PathLike | str | None = None) -> Dise
     required = tuple(dict.fromkeys([*image_keys, *grading_config["sequences"]]))
     versions = {b.name: json.loads((b / "configs" / "metadata.json").read_text())["version"]
                 for b in (localisation, grading)}  # fmt: skip
-    return DiseaseSpec(name, localisation, grading, required, tuple(grading_config["classes"]), versions)
+    return DiseaseSpec(
+        name,
+        localisation,
+        grading,
+        required,
+        tuple(grading_config["classes"]),
+        versions,
+        tuple(grading_config["sequences"]),
+        grading_config["roi_key"],
+        tuple(grading_config["lesion_values"]),
+        tuple(grading_config.get("metastasis_values", ())),
+    )

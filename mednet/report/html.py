@@ -103,7 +103,12 @@ def write_report(
                  _fmt(r.get("lesions"), 0),
                  _fmt(r.get("lesion_volume_ml"), 2),
                  _img(base, r["overview"]) if r.get("overview") else ""]  # fmt: skip
-        numeric = {3, *range(4, 4 + len(sequences)), 6 + len(sequences) - 1, 7 + len(sequences) - 1}
+        numeric = {
+            3,
+            *range(4, 4 + len(sequences)),
+            5 + len(sequences),
+            6 + len(sequences),
+        }  # p, p_<seq>, lesions, volume
         tds = "".join(f"<td class='num'>{c}</td>" if i in numeric else f"<td>{c}</td>" for i, c in enumerate(cells))
         body.append(f"<tr class='{'failed' if failed else 'ok'}'>{tds}</tr>")
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

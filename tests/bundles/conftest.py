@@ -25,22 +25,21 @@ def tiny_cohorts(tmp_path_factory) -> dict:
     return out
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoints(tiny_cohorts, tmp_path_factory) -> dict:
-    """Per bundle: ``model.pt`` from one tiny epoch of ``train.json``."""
+def _train_each(cohorts: dict, settings: dict, tmp_path_factory) -> dict:
+    """Per bundle: a folder with ``models/model.pt`` and ``eval/`` from ``train.json`` with ``settings``."""
     out = {}
-    for bundle, datalist in tiny_cohorts.items():
+    for bundle, datalist in cohorts.items():
         work = tmp_path_factory.mktemp(f"{bundle}_train")
-        run_bundle(
-            bundle,
-            ["train"],
-            datalist=str(datalist),
-            ckpt_dir=str(work / "models"),
-            output_dir=str(work / "eval"),
-            **TINY,
-        )
+        run_bundle(bundle, ["train"], datalist=str(datalist), ckpt_dir=str(work / "models"),
+                   output_dir=str(work / "eval"), **settings)  # fmt: skip
         out[bundle] = work
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tiny_cohorts, tmp_path_factory) -> dict:
+    """Per segmentation bundle: ``model.pt`` from one tiny epoch of ``train.json``."""
+    return _train_each(tiny_cohorts, TINY, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -65,10 +64,4 @@ def grading_cohorts(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def grading_checkpoints(grading_cohorts, tmp_path_factory) -> dict:
     """Per classification bundle: ``model.pt`` from one tiny epoch of ``train.json``."""
-    out = {}
-    for bundle, datalist in grading_cohorts.items():
-        work = tmp_path_factory.mktemp(f"{bundle}_train")
-        run_bundle(bundle, ["train"], datalist=str(datalist), ckpt_dir=str(work / "models"),
-                   output_dir=str(work / "eval"), **TINY_GRADING)  # fmt: skip
-        out[bundle] = work
-    return out
+    return _train_each(grading_cohorts, TINY_GRADING, tmp_path_factory)

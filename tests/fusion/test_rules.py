@@ -161,3 +161,18 @@ def test_reading_votes_and_csv(tmp_path):
     path.write_text("case,who,reading\nc1,radiology,AN\n")
     with pytest.raises(ValueError, match="no reader role column"):
         read_clinician_csv(path)
+
+
+def test_case_fusion_records():
+    from mednet.fusion import CaseFusion
+
+    branches = {"t1": [0.2, 0.8], "t2": [0.6, 0.4], "flair": [0.3, 0.7]}
+    vote = CaseFusion(["LGG", "HGG"], "vote")(branches)
+    assert vote["fused_class"] == "HGG" and vote["vote_fraction"]["HGG"] == pytest.approx(2 / 3)
+    assert vote["fused"]["HGG"] == pytest.approx((0.8 + 0.4 + 0.7) / 3)  # the mean, for ROC curves
+    weighted = CaseFusion(["LGG", "HGG"], "weighted", weights={"t1": 0.0, "t2": 1.0, "flair": 0.0})(branches)
+    assert weighted["fused_class"] == "LGG" and weighted["weights"] == {"t1": 0.0, "t2": 1.0, "flair": 0.0}
+    with pytest.raises(ValueError, match=r"no weight for \['flair'\]"):  # a forgotten weight is not a silent 0
+        CaseFusion(["LGG", "HGG"], "weighted", weights={"t1": 1.0, "t2": 1.0})(branches)
+    with pytest.raises(ValueError, match="two classes"):
+        CaseFusion(["L1", "L2", "M"], "dl_mdt")
