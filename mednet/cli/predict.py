@@ -49,7 +49,8 @@ def run_predict(args: argparse.Namespace) -> int:
         return 2
     print(f"{result['ok']} of {result['cases']} cases done ({result['skipped']} already complete), "
           f"{result['failed']} failed; summary {result['summary']}, report {result['report']}"
-          + (f", metrics {result['metrics']}" if result["metrics"] else ""))  # fmt: skip
+          + (f", metrics {result['metrics']}" if result["metrics"] else "")
+          + f"; the bundles' log: {result['log']}")  # fmt: skip
     return 1 if result["failed"] else 0
 
 

@@ -65,7 +65,8 @@ def evaluate_grading(
     Returns:
         ``{"classes", "patients", "aggregation", "patient_level": {seq | "fused": summary},
         "fused_decision": {"accuracy": ci} (the fusion rule's class, e.g. the majority vote),
-        "slice_level": {seq: summary}}``, each summary from
+        "slice_level": {seq: summary}, "notes": [...] (only when a ROC curve could not be drawn)}``,
+        each summary from
         :func:`mednet.metrics.classification_summary`.
 
     Raises:
@@ -88,7 +89,10 @@ def evaluate_grading(
             patients, "branches", classes, name)  # fmt: skip
         summary = classification_summary(y, p, classes=classes, n_boot=n_boot, seed=seed)
         results["patient_level"][name] = summary
-        plot_roc(y, p, out_dir / f"roc_{name}.png", title=f"ROC, {name}, patient level", classes=classes)
+        try:
+            plot_roc(y, p, out_dir / f"roc_{name}.png", title=f"ROC, {name}, patient level", classes=classes)
+        except ValueError as error:  # the patients are all of one class: AUC and its curve are undefined
+            results.setdefault("notes", []).append(f"no ROC curve for {name}: {error}")
         plot_confusion(summary["confusion_matrix"], classes, out_dir / f"confusion_{name}.png",
                        title=f"Confusion matrix, {name}, patient level")  # fmt: skip
     decided = [classes.index(p["fused_class"]) == t for p, t in zip(patients, y, strict=True)]

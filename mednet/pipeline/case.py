@@ -77,13 +77,17 @@ def predict_case(
         The record written to ``OUT/<case>/<case>.json``.
 
     Raises:
-        CaseError: a required sequence is missing (the message names it), or a stage failed.
+        CaseError: a required sequence is missing or its file is not there (the message names it),
+            or a stage failed.
     """
     case_id = str(case["case_id"])
     missing = [s for s in spec.required if not case.get(s)]
     if missing:
         raise CaseError(f"case {case_id}: missing required sequence(s) {', '.join(missing)} "
                         f"({spec.name} needs {', '.join(spec.required)})")  # fmt: skip
+    absent = [f"{s} ({case[s]})" for s in spec.required if not Path(case[s]).exists()]
+    if absent:
+        raise CaseError(f"case {case_id}: file not found for {', '.join(absent)}")
     out = Path(out)
     partial = out / ".partial" / case_id
     shutil.rmtree(partial, ignore_errors=True)
@@ -105,7 +109,7 @@ def predict_case(
     label_table = json.loads((partial / f"{case_id}_labels.json").read_text())["labels"]
 
     grading, note = None, ""
-    if not any(int(lesion.get("value", -1)) in spec.lesion_values for lesion in lesions):
+    if not any(int(lesion["label"]) in spec.lesion_values for lesion in lesions):
         note = "no lesion found by the localisation stage: nothing to grade"
     else:
         start = time.perf_counter()

@@ -4,7 +4,8 @@
 their file names, as ``mednet datalist`` finds them) or a datalist JSON (its
 ``testing`` partition by default). Complete cases (``OUT/<case>/<case>.json`` exists) are
 skipped, so an interrupted run resumes where it stopped; a case that fails is written to
-``summary.csv`` with its error and the others go on.
+``summary.csv`` with its error and the others go on. What the bundles print goes to
+``OUT/predict.log``; the console gets one line per case.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from mednet.bundles import console_to
 from mednet.fusion import read_clinician_csv
 from mednet.pipeline.case import case_record_path, predict_case
 from mednet.pipeline.diseases import disease_spec
@@ -120,7 +122,7 @@ def predict_cohort(
         progress: called with one line per case (default: a progress line on stderr).
 
     Returns:
-        ``{"cases", "ok", "failed", "skipped", "summary", "report", "metrics"}``.
+        ``{"cases", "ok", "failed", "skipped", "summary", "report", "metrics", "log"}``.
 
     Raises:
         FileNotFoundError: a bundle without trained weights (with how to train it).
@@ -132,6 +134,7 @@ def predict_cohort(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = out / "predict.log"  # the bundles' own log lines, warnings and progress bars
     rows, skipped, failed = [], 0, 0
     for i, case in enumerate(cases, start=1):
         case_id = str(case["case_id"])
@@ -141,7 +144,8 @@ def predict_cohort(
             say(f"[{i}/{len(cases)}] {case_id}: complete, skipped")
         else:
             try:
-                record = predict_case(case, spec, out, device=device, readings=readings)
+                with console_to(log):
+                    record = predict_case(case, spec, out, device=device, readings=readings)
                 say(f"[{i}/{len(cases)}] {case_id}: {record['fused_class'] or record['note']}")
             except Exception as error:  # one bad case must not stop the cohort
                 failed += 1
@@ -158,7 +162,8 @@ def predict_cohort(
     if any(r.get("true_class") for r in rows if r["status"] == "ok"):
         from mednet.pipeline.evaluate import evaluate_predictions
 
-        metrics = evaluate_predictions(out, spec)
+        with console_to(log):  # MONAI's metrics warn about their own deprecations
+            metrics = evaluate_predictions(out, spec)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     notes = ["Research use only: mednet is not a medical device and must not be used for clinical decisions.",
              f"Disease {spec.name}; bundles " + ", ".join(f"{k} {v}" for k, v in spec.versions.items())
@@ -166,7 +171,8 @@ def predict_cohort(
     report = write_report(out / "report.html", f"mednet {spec.name}: {stamp}", rows, spec.sequences,
                           metrics=metrics, notes=notes)  # fmt: skip
     return {"cases": len(cases), "ok": len(cases) - failed, "failed": failed, "skipped": skipped,
-            "summary": summary, "report": report, "metrics": out / "metrics.json" if metrics else None}  # fmt: skip
+            "summary": summary, "report": report, "metrics": out / "metrics.json" if metrics else None,
+            "log": log}  # fmt: skip
 
 
 def _root_cause(error: BaseException) -> BaseException:

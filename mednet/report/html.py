@@ -25,7 +25,7 @@ th, td { border: 1px solid #ccc; padding: 4px 8px; vertical-align: middle; text-
 th { background: #f0f0f0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.failed td { background: #fde8e8; }
-img.thumb { height: 150px; display: block; }
+img.thumb { height: 240px; display: block; }
 .note { color: #555; font-size: 0.9em; max-width: 60em; }
 """
 

@@ -1,8 +1,9 @@
 """A case's overview PNG: each sequence at the slice of largest lesion area, lesion outlined.
 
-Radiological convention (the patient's right on the left, anterior at the top), organs
-lightly tinted in their label-table colours, lesions outlined, the diagnosis in the
-title. :func:`draw_panel` is shared with the synthetic cohort's preview montage.
+Radiological convention (the patient's right on the left, anterior at the top, marked
+R / L / A / P), organs lightly tinted in their label-table colours, lesions outlined, a
+legend of the labels shown, the diagnosis in the title. :func:`draw_panel` is shared with
+the synthetic cohort's preview montage.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-__all__ = ["draw_panel", "radiological_slice", "to_ras", "write_overview"]
+__all__ = ["draw_panel", "legend_entries", "radiological_slice", "to_ras", "write_overview"]
 
 
 def to_ras(image: nib.Nifti1Image) -> np.ndarray:
@@ -63,6 +64,28 @@ def draw_panel(ax, picture: np.ndarray, labels: np.ndarray, colours: Mapping[int
         ax.contour(labels == value, levels=[0.5], colors=[colours[value]], linewidths=1.2)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
+    marks = {"R": (0.01, 0.5, "left", "center"), "L": (0.99, 0.5, "right", "center"),
+             "A": (0.5, 0.99, "center", "top"), "P": (0.5, 0.01, "center", "bottom")}  # fmt: skip
+    for letter, (x, y, ha, va) in marks.items():  # radiological convention, spelled out
+        ax.text(x, y, letter, transform=ax.transAxes, ha=ha, va=va, fontsize=8, color="yellow", fontweight="bold")
+
+
+def legend_entries(label_table: Sequence[Mapping], present: set[int], lesions: set[int]) -> list:
+    """Matplotlib legend handles for the labels ``present``: tinted patches, outlined lesions."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = []
+    for entry in label_table:
+        value = int(entry["value"])
+        if value and value in present:
+            colour = to_rgba(entry["colour"])
+            if value in lesions:
+                handles.append(Line2D([], [], color=colour, linewidth=1.5, label=f"{entry['name']} (outline)"))
+            else:
+                handles.append(Patch(facecolor=(*colour[:3], 0.5), edgecolor="none", label=entry["name"]))
+    return handles
 
 
 def write_overview(
@@ -100,12 +123,17 @@ def write_overview(
     label_slice = radiological_slice(seg, k)
     spacing = nib.as_closest_canonical(seg_image).header.get_zooms()
     colours = {int(e["value"]): to_rgba(e["colour"]) for e in label_table if int(e["value"])}
-    fig, axes = plt.subplots(1, len(images), figsize=(3.4 * len(images), 3.9), squeeze=False)
+    fig, axes = plt.subplots(1, len(images), figsize=(3.4 * len(images), 4.4), squeeze=False)
     for ax, (sequence, path) in zip(axes[0], images.items(), strict=True):
         picture = radiological_slice(to_ras(on_grid(nib.load(str(path)), seg_image)).astype(float), k)
         draw_panel(ax, picture, label_slice, colours, lesions, spacing[1] / spacing[0], f"{sequence}  (slice {k})")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=11, fontweight="bold")
+    handles = legend_entries(label_table, {int(v) for v in np.unique(label_slice)}, lesions)
+    columns = max(1, min(len(handles), 2 * len(images)))
+    rows = -(-len(handles) // columns)
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=columns, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.035 * rows + 0.01 if handles else 0, 1, 1))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp.png")

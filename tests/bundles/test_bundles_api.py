@@ -1,10 +1,24 @@
-"""mednet.bundles: finding bundles and writing benchmark figures into their model cards."""
+"""mednet.bundles: finding bundles, model-card figures, quiet runs, installing weights."""
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
+import zipfile
+
 import pytest
 
-from mednet.bundles import bundle_path, list_bundles, write_benchmark_section
+from mednet.bundles import (
+    bundle_path,
+    bundle_table,
+    console_to,
+    export_bundle,
+    install_weights,
+    list_bundles,
+    write_benchmark_section,
+)
+from mednet.cli.main import main
 
 
 def _bundle(root, name: str, card: str):
@@ -23,3 +37,70 @@ def test_write_benchmark_section_replaces_only_its_section(tmp_path):
         write_benchmark_section("x_bundle", "y", "text", root=tmp_path)
     with pytest.raises(FileNotFoundError, match=r"bundles in .*: x_bundle"):
         bundle_path("y_bundle", tmp_path)
+
+
+def test_console_to_sends_logs_and_prints_to_the_file(tmp_path, capsys):
+    existing = logging.getLogger("mednet.test.existing")
+    handler = logging.StreamHandler(sys.stdout)
+    existing.addHandler(handler)
+    existing.setLevel(logging.INFO)
+    made_inside = logging.getLogger("mednet.test.inside")
+    try:
+        with console_to(tmp_path / "logs" / "run.log") as log:
+            print("printed")
+            print("to stderr", file=sys.stderr)
+            existing.info("from a logger made before")
+            made_inside.addHandler(logging.StreamHandler(sys.stdout))  # as a logging.conf does
+            made_inside.warning("from a logger configured inside")
+        text = log.read_text()
+        for line in ("printed", "to stderr", "from a logger made before", "from a logger configured inside"):
+            assert line in text
+        assert capsys.readouterr() == ("", "")
+        assert handler.stream is sys.stdout and made_inside.handlers == []
+        existing.info("after the block")
+        assert capsys.readouterr().out == "after the block\n"
+    finally:
+        existing.removeHandler(handler)
+
+
+def test_install_weights_copies_every_file_and_refuses_an_empty_run(tmp_path):
+    _bundle(tmp_path / "bundles", "x_bundle", "")
+    run = tmp_path / "run" / "models"
+    run.mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"no model\.pt"):
+        install_weights(run, "x_bundle", tmp_path / "bundles")
+    (run / "model.pt").write_bytes(b"weights")
+    (run / "model_branches.json").write_text("{}")
+    path = install_weights(run, "x_bundle", tmp_path / "bundles")
+    assert path.read_bytes() == b"weights" and (path.parent / "model_branches.json").is_file()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt", "model_branches.json"]
+
+
+def test_bundle_list_and_export(tmp_path, capsys):
+    root = tmp_path / "bundles"
+    for name in ("a_bundle", "b_bundle"):
+        _bundle(root, name, "# model card\n")
+        (root / name / "configs" / "metadata.json").write_text(json.dumps({"version": "0.2.0", "name": name}))
+        (root / name / "configs" / "inference.json").write_text("{}")
+        (root / name / "LICENSE").write_text("Apache-2.0")
+    (root / "a_bundle" / "models").mkdir()
+    (root / "a_bundle" / "models" / "model.pt").write_bytes(b"w" * 2048)
+    (root / "a_bundle" / "models" / ".model.pt.partial").write_bytes(b"half")
+    (root / "a_bundle" / "eval").mkdir()
+    (root / "a_bundle" / "eval" / "metrics.json").write_text("{}")
+    assert main(["bundle", "list", "--bundles", str(root)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split()[:3] == ["a_bundle", "0.2.0", "yes"] and out[2].split()[:3] == ["b_bundle", "0.2.0", "no"]
+    assert [r["weights"] for r in bundle_table(root)] == [True, False]
+
+    archive = tmp_path / "out" / "a.zip"
+    assert main(["bundle", "export", "a_bundle", "--out", str(archive), "--bundles", str(root)]) == 0
+    with zipfile.ZipFile(archive) as z:
+        assert sorted(z.namelist()) == ["a_bundle/LICENSE", "a_bundle/configs/inference.json",
+                                        "a_bundle/configs/metadata.json", "a_bundle/docs/README.md",
+                                        "a_bundle/models/model.pt"]  # fmt: skip
+        assert z.read("a_bundle/models/model.pt") == b"w" * 2048
+    assert main(["bundle", "export", "b_bundle", "--out", str(tmp_path / "b.zip"), "--bundles", str(root)]) == 2
+    assert "has no trained weights" in capsys.readouterr().err and not (tmp_path / "b.zip").exists()
+    with pytest.raises(FileNotFoundError, match="bundles in"):
+        export_bundle("c_bundle", tmp_path / "c.zip", root)

@@ -14,10 +14,12 @@ import shutil
 import nibabel as nib
 import numpy as np
 import pytest
+from matplotlib.image import imread as plt_imread
 
 from mednet.cli.main import main
 from mednet.pipeline import DISEASES, disease_spec, predict_cohort
 from tests.bundles.helpers import BUNDLES
+from tests.report.browser import chromium, render
 
 pytestmark = pytest.mark.bundle
 
@@ -59,8 +61,9 @@ def test_predict_writes_every_output_on_the_input_grid(disease, trained_bundles,
         assert record["disease"] == disease and record["bundles"] == spec.versions
         assert all(row["colour"].startswith("#") for row in record["label_table"])  # not MONAI's "::" for "#"
         assert set(record["inputs"]) == set(spec.required) and record["timings"]["localise_s"] >= 0
-        if record["fused_class"] is None:  # the tiny localisation model found no lesion
-            assert "no lesion" in record["note"] and record["sequences"] == {}
+        gradable = [lesion for lesion in record["lesions"] if lesion["label"] in spec.lesion_values]
+        if not gradable:  # the tiny localisation model found no lesion
+            assert "no lesion" in record["note"] and record["sequences"] == {} and record["fused_class"] is None
         else:
             assert record["fused_class"] in spec.classes
             assert sum(record["fused"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -72,6 +75,50 @@ def test_predict_writes_every_output_on_the_input_grid(disease, trained_bundles,
     assert [r["case_id"] for r in rows] == [c["case_id"] for c in testing]
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == len(testing) and "Research use only" in page
+
+
+@pytest.fixture(scope="module")
+def lesion_everywhere(trained_bundles, tmp_path_factory):
+    """The trained bundles with each localisation network's last bias set so that every voxel is a lesion."""
+    import torch
+
+    root = tmp_path_factory.mktemp("lesion_everywhere")
+    shutil.copytree(trained_bundles, root, dirs_exist_ok=True)
+    for disease in DISEASES:
+        spec = disease_spec(disease, root)
+        weights = spec.weights(spec.localisation)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        last = [k for k in state if k.endswith(".conv.bias")][-1]
+        bias = torch.full_like(state[last], -50.0)
+        bias[spec.lesion_values[0]] = 50.0
+        state[last] = bias
+        torch.save(state, weights)
+    return root
+
+
+@pytest.mark.parametrize("disease", sorted(DISEASES))
+def test_predict_grades_and_fuses_a_found_lesion(disease, lesion_everywhere, grading_cohorts, tmp_path):
+    datalist = grading_cohorts[DISEASES[disease][1]]
+    out = tmp_path / "out"
+    result = predict_cohort(datalist, disease, out, bundles=lesion_everywhere, progress=lambda line: None)
+    assert result["failed"] == 0
+    spec = disease_spec(disease, lesion_everywhere)
+    for case in json.loads(datalist.read_text())["testing"]:
+        record = json.loads((out / case["case_id"] / f"{case['case_id']}.json").read_text())
+        assert any(lesion["label"] == spec.lesion_values[0] for lesion in record["lesions"])
+        assert record["note"] == "" and record["fused_class"] in spec.classes and record["slices"] > 0
+        assert set(record["sequences"]) == set(spec.sequences)
+        for probabilities in record["sequences"].values():
+            assert set(probabilities) == set(spec.classes) and sum(probabilities.values()) == pytest.approx(1, abs=1e-5)
+        assert max(record["fused"], key=record["fused"].get) == record["fused_class"] or disease == "cpa"
+        assert record["timings"]["grade_and_fuse_s"] > 0
+        assert (out / case["case_id"] / f"{case['case_id']}_grading_slices.csv").is_file()
+        if disease == "cpa":  # DL-MDT with both clinicians' readings, weights 0.25 each
+            assert record["fusion"]["method"] == "dl_mdt" and not record["fusion"]["renormalised"]
+            assert record["clinicians"] == case["clinicians"]
+    rows = _rows(out / "summary.csv")
+    assert all(r["fused_class"] in spec.classes for r in rows)
+    assert (out / "metrics.json").is_file() and "grading" in json.loads((out / "metrics.json").read_text())
 
 
 def test_resume_bad_case_and_exit_code(trained_bundles, grading_cohorts, tmp_path, capsys):
@@ -110,3 +157,31 @@ def test_bundle_without_weights_says_how_to_train(tmp_path, grading_cohorts):
         shutil.copytree(BUNDLES / name / "configs", tmp_path / "bundles" / name / "configs")
     with pytest.raises(FileNotFoundError, match=r"has no trained weights(.|\n)*mednet demo"):
         predict_cohort(grading_cohorts["cpa_mri_classification"], "cpa", tmp_path / "out", bundles=tmp_path / "bundles")
+
+
+def test_report_renders_in_headless_chromium(trained_bundles, grading_cohorts, tmp_path):
+    executable = chromium()
+    if executable is None:
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
+    source = grading_cohorts["cpa_mri_classification"]
+    doc = json.loads(source.read_text())
+    good = doc["testing"]
+    bad = {**good[0], "case_id": "BAD_2", "patient_id": "BAD_2", "t2": "missing_t2.nii.gz"}
+    doc["testing"] = [*good, bad]
+    datalist = source.parent / "for_the_browser.json"
+    datalist.write_text(json.dumps(doc))
+    result = predict_cohort(datalist, "cpa", tmp_path / "out", bundles=trained_bundles, progress=lambda line: None)
+    assert result["failed"] == 1
+    probe, screenshot = render(result["report"], tmp_path, executable)
+    header, *rows = probe["rows"]
+    assert header[:3] == ["case", "status", "diagnosis"] and "overview" in header
+    assert [r[0] for r in rows] == [c["case_id"] for c in good] + ["BAD_2"]
+    ok = [r for r in rows if r[1] == "ok"]
+    assert len(ok) == len(good) and all(r[2] in {"AN", "MG", ""} for r in ok)
+    assert rows[-1][1].startswith("failed") and "file not found for t2 (" in rows[-1][1] and "missing_t2" in rows[-1][1]
+    # every case's overview decoded and laid out (a broken data URI has naturalWidth 0)
+    assert probe["images"] == probe["decoded"] == probe["shown"] == len(good)
+    assert probe["table_height"] > 150 * len(good)
+    assert any(h.startswith("Metrics") for h in probe["headings"])
+    pixels = plt_imread(screenshot)
+    assert pixels.shape[0] >= 900 and pixels[..., :3].std() > 0.05  # not a blank page

@@ -80,6 +80,20 @@ def test_evaluate_grading_patient_level_matches_sklearn(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["patients"] == 20
 
 
+def test_evaluate_grading_with_one_class_only_notes_the_missing_roc(tmp_path):
+    doc = {"classes": ["LGG", "HGG"], "aggregation": "mean", "cases": [
+        {"case_id": f"c{i}", "patient_id": f"p{i}", "slices": 1, "true_class": "HGG",
+         "branches": {"t1": {"LGG": 1 - q, "HGG": q}}, "fused": {"LGG": 1 - q, "HGG": q},
+         "fused_class": "HGG" if q >= 0.5 else "LGG"} for i, q in enumerate([0.9, 0.4])]}  # fmt: skip
+    (tmp_path / "grading.json").write_text(json.dumps(doc))
+    result = evaluate_grading(tmp_path, n_boot=50)
+    assert np.isnan(result["patient_level"]["t1"]["auc"]["value"])
+    assert result["patient_level"]["t1"]["sensitivity"]["value"] == 0.5
+    assert result["notes"] == [f"no ROC curve for {n}: the ROC curve needs both positive and negative rows"
+                               for n in ("t1", "fused")]  # fmt: skip
+    assert not (tmp_path / "roc_t1.png").exists() and (tmp_path / "confusion_t1.png").is_file()
+
+
 def test_branch_metrics_score_each_branch_and_the_fusion():
     metrics = branch_metrics(["t1", "t2"], 1)
     assert set(metrics) == {"val_slice_auc_t1", "val_slice_auc_t2", "val_slice_auc_fused"}
