@@ -1,4 +1,4 @@
-"""The mednet command: info, datalist, demo, and a fast --help."""
+"""The mednet command: info, datalist, synth, and a fast --help (demo: tests/bundles/test_demo.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import json
 import subprocess
 import sys
 
-import nibabel as nib
 import numpy as np
 
 from mednet.cli.main import main
-from mednet.demo import run_demo
 from tests.conftest import write_nifti
 
 
@@ -85,15 +83,6 @@ def test_datalist_folds_and_manifest(tmp_path, capsys):
     assert doc["split"]["folds"] == 3
     assert {c["fold"] for c in doc["training"] + doc["validation"]} == {0, 1, 2}
     assert "stratified by class" in capsys.readouterr().out
-
-
-def test_demo_writes_a_label_map_on_the_input_grid(tmp_path):
-    summary = run_demo(tmp_path / "demo", n_cases=4, echo=lambda *_: None)
-    assert summary["same_grid"] and summary["cases"] == 4
-    assert summary["resampled"] == ["t1c", "t2", "flair"]
-    written = nib.load(summary["label_map"])
-    assert written.get_data_dtype() == np.uint8
-    assert set(np.unique(np.asanyarray(written.dataobj))) <= {0, 1, 2, 3}
 
 
 def test_synth_command(tmp_path, capsys):
