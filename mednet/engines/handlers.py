@@ -38,8 +38,9 @@ class TimeBudget:
 
     Example:
         ``{"_target_": "mednet.engines.TimeBudget", "seconds": "@time_budget_s",
-        "optimizer": "@optimizer", "anneal": "cosine"}`` in ``train#handlers``, after
-        the ``ValidationHandler``.
+        "optimizer": "@optimizer", "anneal": "cosine", "validator": "@validate#evaluator",
+        "val_interval": "@val_interval"}`` in ``train#handlers``, after the
+        ``ValidationHandler``.
     """
 
     def __init__(
@@ -48,6 +49,8 @@ class TimeBudget:
         optimizer: torch.optim.Optimizer | None = None,
         anneal: str | None = None,
         min_lr_fraction: float = 0.01,
+        validator=None,
+        val_interval: int = 1,
     ):
         if anneal not in (None, "none", "cosine"):
             raise ValueError(f"anneal: expected 'cosine' or None, found {anneal!r}")
@@ -56,6 +59,8 @@ class TimeBudget:
         self.seconds = float(seconds) if seconds else 0.0
         self.optimizer = optimizer if anneal == "cosine" else None
         self.min_lr_fraction = float(min_lr_fraction)
+        self.validator = validator
+        self.val_interval = max(int(val_interval), 1)
         self._initial_lr: list[float] = []
         self._start = 0.0
         self._last = 0.0
@@ -102,6 +107,9 @@ class TimeBudget:
                 f"time budget: stopping after epoch {engine.state.epoch} "
                 f"({elapsed:.0f} s used of {self.seconds:.0f} s, longest epoch {self._longest:.0f} s)"
             )
+            if self.validator is not None and engine.state.epoch % self.val_interval:
+                logger.info(f"time budget: validating epoch {engine.state.epoch} before stopping")
+                self.validator.run(engine.state.epoch)
             engine.terminate()
 
 

@@ -70,7 +70,12 @@ def load_cases(source: os.PathLike | str, partition: str = "testing") -> list[di
 
 
 def summary_row(record: Mapping | None, case_id: str, sequences, error: str = "") -> dict:
-    """One ``summary.csv`` row: a complete case's diagnosis, or a failed case's error."""
+    """One ``summary.csv`` row: a complete case's diagnosis, or a failed case's error.
+
+    ``fused_probability`` and each ``p_<sequence>`` are the probabilities that the fusion
+    and each sequence's classifier give to the case's diagnosis (``fused_class``), so that
+    a row reads the same way whatever the class.
+    """
     if record is None:
         return {"case_id": case_id, "status": "failed", "error": error}
     fused, diagnosis = record.get("fused") or {}, record.get("fused_class")
@@ -89,10 +94,8 @@ def summary_row(record: Mapping | None, case_id: str, sequences, error: str = ""
         "note": record.get("note", ""),
         "overview": f"{case_id}/{case_id}_overview.png",
     }
-    positive = list(fused)[-1] if fused else None
-    for s in sequences:
-        probabilities = (record.get("sequences") or {}).get(s, {})
-        row[f"p_{s}"] = probabilities.get(positive, "") if len(fused) == 2 else probabilities.get(diagnosis, "")
+    for s in sequences:  # every probability in a row is the one given to the row's diagnosis
+        row[f"p_{s}"] = (record.get("sequences") or {}).get(s, {}).get(diagnosis, "") if diagnosis else ""
     return row
 
 

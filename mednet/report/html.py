@@ -25,8 +25,9 @@ th, td { border: 1px solid #ccc; padding: 4px 8px; vertical-align: middle; text-
 th { background: #f0f0f0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.failed td { background: #fde8e8; }
-img.thumb { height: 240px; display: block; }
+img.thumb { max-height: 260px; max-width: 640px; display: block; }
 .note { color: #555; font-size: 0.9em; max-width: 60em; }
+.wrong { color: #b00020; font-weight: bold; }
 """
 
 
@@ -88,34 +89,45 @@ def write_report(
     """
     out = Path(out)
     base = out.parent
-    head = ["case", "status", "diagnosis", "fused p", *[f"p {s}" for s in sequences], "fusion", "lesions",
-            "lesion volume (ml)", "overview"]  # fmt: skip
+    truth = any(r.get("true_class") for r in rows)
+
+    def status(r: Mapping) -> str:
+        error = r.get("error")
+        return html.escape(str(r.get("status", ""))) + (
+            f"<br><small>{html.escape(str(error))}</small>" if error else ""
+        )
+
+    def true_class(r: Mapping) -> str:
+        known, called = r.get("true_class") or "", r.get("fused_class") or ""
+        wrong = known and called and known != called
+        return f"<span class='wrong'>{html.escape(known)}</span>" if wrong else html.escape(known)
+
+    columns = [  # (header, cell, numeric)
+        ("case", lambda r: html.escape(str(r.get("case_id", ""))), False),
+        ("status", status, False),
+        ("diagnosis", lambda r: f"<b>{html.escape(str(r.get('fused_class') or ''))}</b>", False),
+        *([("truth", true_class, False)] if truth else []),
+        ("p fused", lambda r: _fmt(r.get("fused_probability")), True),
+        *[(f"p {s}", lambda r, s=s: _fmt(r.get(f"p_{s}")), True) for s in sequences],
+        ("fusion", lambda r: html.escape(str(r.get("fusion") or "")), False),
+        ("lesions", lambda r: _fmt(r.get("lesions"), 0), True),
+        ("lesion volume (ml)", lambda r: _fmt(r.get("lesion_volume_ml"), 2), True),
+        ("overview", lambda r: _img(base, r["overview"]) if r.get("overview") else "", False),
+    ]
+    head = [c[0] for c in columns]
     body = []
     for r in rows:
-        failed = r.get("status") != "ok"
-        cells = [html.escape(str(r.get("case_id", ""))),
-                 html.escape(str(r.get("status", ""))) + (f"<br><small>{html.escape(str(r.get('error', '')))}</small>"
-                                                          if r.get("error") else ""),
-                 f"<b>{html.escape(str(r.get('fused_class') or ''))}</b>",
-                 _fmt(r.get("fused_probability")),
-                 *[_fmt(r.get(f"p_{s}")) for s in sequences],
-                 html.escape(str(r.get("fusion") or "")),
-                 _fmt(r.get("lesions"), 0),
-                 _fmt(r.get("lesion_volume_ml"), 2),
-                 _img(base, r["overview"]) if r.get("overview") else ""]  # fmt: skip
-        numeric = {
-            3,
-            *range(4, 4 + len(sequences)),
-            5 + len(sequences),
-            6 + len(sequences),
-        }  # p, p_<seq>, lesions, volume
-        tds = "".join(f"<td class='num'>{c}</td>" if i in numeric else f"<td>{c}</td>" for i, c in enumerate(cells))
-        body.append(f"<tr class='{'failed' if failed else 'ok'}'>{tds}</tr>")
+        tds = "".join(f"<td class='num'>{cell(r)}</td>" if numeric else f"<td>{cell(r)}</td>"
+                      for _, cell, numeric in columns)  # fmt: skip
+        body.append(f"<tr class='{'ok' if r.get('status') == 'ok' else 'failed'}'>{tds}</tr>")
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
             + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
             + _metrics_section(metrics)
-            + f"<h2>Cases ({len(rows)})</h2><table id='cases'><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
+            + f"<h2>Cases ({len(rows)})</h2><p class='note'>p columns: the probability the fusion and each "
+              "sequence's classifier give to the case's diagnosis; a truth in red differs from it. "
+              "Click an overview for the full image.</p>"
+            + "<table id='cases'><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
             + "".join(body) + "</table></body></html>\n")  # fmt: skip
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(page, encoding="utf-8")

@@ -27,6 +27,24 @@ def test_time_budget_stops_before_the_budget_runs_out():
     assert elapsed < 0.32 + 0.05
 
 
+class _Validator:
+    def __init__(self):
+        self.epochs = []
+
+    def run(self, epoch):
+        self.epochs.append(epoch)
+
+
+def test_time_budget_validates_an_unvalidated_last_epoch():
+    engine, validator = _engine(0.05), _Validator()
+    TimeBudget(0.01, validator=validator, val_interval=3).attach(engine)  # stops after epoch 1, before epoch 3
+    assert engine.run([0], max_epochs=100).epoch == 1 and validator.epochs == [1]
+    engine, validator = _engine(0.05), _Validator()
+    TimeBudget(0.01, validator=validator, val_interval=1).attach(engine)  # the ValidationHandler did it
+    engine.run([0], max_epochs=100)
+    assert validator.epochs == []
+
+
 def test_time_budget_zero_means_no_limit():
     engine = _engine(0.0)
     TimeBudget(0).attach(engine)
