@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -36,7 +35,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from mednet.bundles import bundle_path, run_bundle, write_benchmark_section
+from mednet.bundles import bundle_path, install_weights, run_bundle, train_bundle, write_benchmark_section
 from mednet.grading import lesion_slices
 from mednet.io import SliceSplitWarning, load_datalist, slice_split_partitions
 from mednet.synthetic import generate_cohort
@@ -93,12 +92,7 @@ def _targets(disease: str, metrics: dict) -> list[dict]:
 
 def train_and_test(bundle: str, datalist: Path, work: Path, budget_s: float, seed: int, overrides: dict) -> dict:
     """Train within the budget, test on the test partition; the figures and timings."""
-    shutil.rmtree(work, ignore_errors=True)
-    start = time.perf_counter()
-    run_bundle(bundle, ["train"], datalist=str(datalist), ckpt_dir=str(work / "models"),
-               output_dir=str(work / "train_log"), time_budget_s=budget_s, max_epochs=10_000, seed=seed,
-               **overrides)  # fmt: skip
-    train_s = time.perf_counter() - start
+    train_s = train_bundle(bundle, datalist, work, budget_s=budget_s, seed=seed, **overrides)
     test_overrides = {k: v for k, v in overrides.items() if not k.startswith("train#") and k not in _TRAIN_ONLY}
     start = time.perf_counter()
     run_bundle(bundle, ["inference", "evaluate"], datalist=str(datalist), ckpt_path=str(work / "models" / "model.pt"),
@@ -233,8 +227,7 @@ def main() -> None:
     if args.readme:
         write_benchmark_section(bundle, args.disease, markdown(results))
     if args.install and "best" in results["configs"]:
-        (bundle_path(bundle) / "models").mkdir(exist_ok=True)
-        shutil.copyfile(work / "best" / "models" / "model.pt", bundle_path(bundle) / "models" / "model.pt")
+        install_weights(work / "best" / "models", bundle)
     for t in results["targets"]:
         print(f"{t['metric']}: {t['value']:.3f} ({t['ci_low']} to {t['ci_high']}), {'met' if t['met'] else 'MISSED'}")
     print(f"wrote {args.out}")

@@ -88,7 +88,7 @@ def predict_case(
     absent = [f"{s} ({case[s]})" for s in spec.required if not Path(case[s]).exists()]
     if absent:
         raise CaseError(f"case {case_id}: file not found for {', '.join(absent)}")
-    out = Path(out)
+    out = Path(out).resolve()  # the one-case datalists below hold absolute paths
     partial = out / ".partial" / case_id
     shutil.rmtree(partial, ignore_errors=True)
     work = partial / "_work"

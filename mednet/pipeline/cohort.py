@@ -134,7 +134,7 @@ def predict_cohort(
     spec.check_weights()
     cases = load_cases(source, partition)
     readings = read_clinician_csv(clinicians) if clinicians else {}
-    out = Path(out)
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     log = out / "predict.log"  # the bundles' own log lines, warnings and progress bars

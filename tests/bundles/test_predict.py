@@ -121,6 +121,14 @@ def test_predict_grades_and_fuses_a_found_lesion(disease, lesion_everywhere, gra
     assert (out / "metrics.json").is_file() and "grading" in json.loads((out / "metrics.json").read_text())
 
 
+def test_predict_into_a_relative_folder(lesion_everywhere, grading_cohorts, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as `mednet demo` and `mednet predict --out out` run from a shell
+    datalist = grading_cohorts[DISEASES["cpa"][1]]
+    result = predict_cohort(datalist, "cpa", "out", bundles=lesion_everywhere, progress=lambda line: None)
+    assert result["failed"] == 0 and result["report"] == tmp_path / "out" / "report.html"
+    assert all(r["fused_class"] in ("AN", "MG") for r in _rows(tmp_path / "out" / "summary.csv"))
+
+
 def test_resume_bad_case_and_exit_code(trained_bundles, grading_cohorts, tmp_path, capsys):
     source = grading_cohorts["glioma_mri_classification"]
     doc = json.loads(source.read_text())
