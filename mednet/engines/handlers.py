@@ -70,6 +70,7 @@ class TimeBudget:
         """Start the clock when ``engine`` starts; check it after each epoch."""
         engine.add_event_handler(Events.STARTED, self._started)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+        engine.add_event_handler(Events.COMPLETED, self._validate_last)
         if self.optimizer is not None:
             engine.add_event_handler(Events.EPOCH_STARTED, self._anneal)
 
@@ -78,6 +79,12 @@ class TimeBudget:
         self._longest = 0.0
         if self.optimizer is not None:
             self._initial_lr = [group.get("initial_lr", group["lr"]) for group in self.optimizer.param_groups]
+
+    def _validate_last(self, engine: Engine) -> None:
+        """Validate the last epoch when the ValidationHandler's interval skipped it (budget or max_epochs)."""
+        if self.validator is not None and engine.state.epoch % self.val_interval:
+            logger.info(f"validating the last epoch ({engine.state.epoch}), which the validation interval skipped")
+            self.validator.run(engine.state.epoch)
 
     def progress(self, engine: Engine) -> float:
         """Fraction of the run done, in [0, 1]: of the budget's time, else of ``max_epochs``."""
@@ -107,9 +114,6 @@ class TimeBudget:
                 f"time budget: stopping after epoch {engine.state.epoch} "
                 f"({elapsed:.0f} s used of {self.seconds:.0f} s, longest epoch {self._longest:.0f} s)"
             )
-            if self.validator is not None and engine.state.epoch % self.val_interval:
-                logger.info(f"time budget: validating epoch {engine.state.epoch} before stopping")
-                self.validator.run(engine.state.epoch)
             engine.terminate()
 
 

@@ -43,6 +43,9 @@ def test_time_budget_validates_an_unvalidated_last_epoch():
     TimeBudget(0.01, validator=validator, val_interval=1).attach(engine)  # the ValidationHandler did it
     engine.run([0], max_epochs=100)
     assert validator.epochs == []
+    engine, validator = _engine(0.0), _Validator()
+    TimeBudget(0, validator=validator, val_interval=5).attach(engine)  # max_epochs ends it first
+    assert engine.run([0], max_epochs=2).epoch == 2 and validator.epochs == [2]
 
 
 def test_time_budget_zero_means_no_limit():
