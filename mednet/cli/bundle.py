@@ -1,4 +1,4 @@
-"""``mednet bundle list`` and ``mednet bundle export``: mednet's MONAI bundles and their archives."""
+"""``mednet bundle list | export | studies``: mednet's MONAI bundles, their archives, MONAI Label studies."""
 
 from __future__ import annotations
 
@@ -19,6 +19,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--out", required=True, help="the .zip to write")
     export.add_argument("--bundles", default=None, help="folder of bundles (default: mednet's bundles/)")
     export.set_defaults(run=run_export)
+    studies = actions.add_parser(
+        "studies", help="a MONAI Label studies folder for a localisation bundle: one stacked NIfTI per case",
+        description="Write DIR/<case_id>.nii.gz for every case of a datalist partition: the bundle's sequences "
+        "(its image_keys) stacked as channels, in its channel order, on the first sequence's grid. MONAI Label "
+        "serves these files to the bundle (see the bundle's docs/README.md).",
+    )  # fmt: skip
+    studies.add_argument("name", help="a segmentation bundle, e.g. glioma_mri_segmentation")
+    studies.add_argument("--datalist", required=True, help="a mednet datalist (mednet datalist / mednet synth)")
+    studies.add_argument("--out", required=True, help="the studies folder to write")
+    studies.add_argument("--partition", default="testing", choices=["training", "validation", "testing", "all"],
+                         help="which cases (default: testing)")  # fmt: skip
+    studies.add_argument("--overwrite", action="store_true", help="replace existing files")
+    studies.add_argument("--bundles", default=None, help="folder of bundles (default: mednet's bundles/)")
+    studies.set_defaults(run=run_studies)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -50,4 +64,28 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"mednet bundle export: error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
+    return 0
+
+
+def run_studies(args: argparse.Namespace) -> int:
+    """Write the stacked studies; 2 on a bad bundle or datalist."""
+    import json
+
+    from mednet.bundles import bundle_path
+    from mednet.errors import MednetError
+    from mednet.io import PARTITIONS, datalist_cases
+    from mednet.io.studies import write_studies
+
+    try:
+        config = json.loads((bundle_path(args.name, args.bundles) / "configs" / "inference.json").read_text())
+        keys = config.get("image_keys")
+        if not isinstance(keys, list):
+            raise ValueError(f"{args.name} is not a localisation bundle (its inference.json has no image_keys list)")
+        partitions = PARTITIONS if args.partition == "all" else (args.partition,)
+        cases = [case for p in partitions for case in datalist_cases(args.datalist, p, keys)]
+        paths = write_studies(cases, keys, args.out, overwrite=args.overwrite)
+    except (FileNotFoundError, ValueError, MednetError) as error:
+        print(f"mednet bundle studies: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(paths)} studies ({', '.join(keys)} as channels 0-{len(keys) - 1}) to {args.out}")
     return 0

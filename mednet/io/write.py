@@ -66,8 +66,9 @@ def write_image(
     """Write a volume on the reference image's grid as NIfTI.
 
     Args:
-        data: ``(x, y, z)`` or ``(1, x, y, z)`` values on the reference grid. A
-            MetaTensor's own affine must match the reference's.
+        data: ``(x, y, z)`` or ``(1, x, y, z)`` values on the reference grid, or
+            ``(C, x, y, z)`` channels (not with ``label``), written as a 4D NIfTI with the
+            channels last. A MetaTensor's own affine must match the reference's.
         out_path: ``.nii`` or ``.nii.gz`` file to write.
         reference: the input image (from :func:`mednet.io.read_image`) whose shape
             and affine the output takes; its file is protected from overwriting.
@@ -97,7 +98,9 @@ def write_image(
     array = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else np.asarray(data)
     if array.ndim == 4 and array.shape[0] == 1:
         array = array[0]
-    if tuple(array.shape) != target.shape:
+    elif array.ndim == 4 and not label:
+        array = np.moveaxis(array, 0, -1)  # several channels: a 4D NIfTI, channels last
+    if tuple(array.shape[:3]) != target.shape or array.ndim not in (3, 4):
         raise ValueError(
             f"{out}: data shape {tuple(array.shape)} does not match the reference grid {target.shape} of {source}"
         )

@@ -15,7 +15,13 @@ from mednet.localisation.compartment import (
 )
 from mednet.localisation.lesions import TABLE_COLUMNS, find_lesions, largest_diameter_mm, write_lesion_table
 from mednet.localisation.organs import clean_organs
-from mednet.localisation.outputs import LabelScheme, LocalisationResult, localise_from_probabilities, write_localisation
+from mednet.localisation.outputs import (
+    LabelScheme,
+    LocalisationResult,
+    localise_from_probabilities,
+    write_localisation,
+    write_localisation_result,
+)
 
 __all__ = [
     "COMPARTMENTS",
@@ -34,4 +40,5 @@ __all__ = [
     "slices_through_lesion",
     "write_lesion_table",
     "write_localisation",
+    "write_localisation_result",
 ]

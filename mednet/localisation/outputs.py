@@ -27,7 +27,13 @@ from mednet.io.write import write_image
 from mednet.localisation.lesions import find_lesions, write_lesion_table
 from mednet.localisation.organs import clean_organs
 
-__all__ = ["LabelScheme", "LocalisationResult", "localise_from_probabilities", "write_localisation"]
+__all__ = [
+    "LabelScheme",
+    "LocalisationResult",
+    "localise_from_probabilities",
+    "write_localisation",
+    "write_localisation_result",
+]
 
 
 def _int_keys(mapping: Mapping | None) -> dict[int, object]:
@@ -177,6 +183,28 @@ def write_localisation(
     if isinstance(probabilities, torch.Tensor):
         probabilities = probabilities.detach().cpu().numpy()
     result = localise_from_probabilities(probabilities, np.asarray(reference.affine, dtype=float), scheme)
+    return write_localisation_result(result, reference, out_dir, case_id, scheme, overwrite=overwrite)
+
+
+def write_localisation_result(
+    result: LocalisationResult,
+    reference: MetaTensor,
+    out_dir: os.PathLike | str,
+    case_id: str,
+    scheme: LabelScheme,
+    *,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """Write a case's label map, label table and lesion table (see :func:`write_localisation`).
+
+    Args:
+        result: the label map ``(x, y, z)`` on the reference grid and its lesion table.
+        reference: the reference input (its file's header gives the output's sform/qform).
+        out_dir: files go to ``out_dir/<case_id>/``.
+        case_id: used in the file names.
+        scheme: gives the label table.
+        overwrite: replace existing outputs.
+    """
     case_dir = Path(out_dir) / case_id
     case_dir.mkdir(parents=True, exist_ok=True)
     paths = {

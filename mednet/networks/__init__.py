@@ -4,7 +4,8 @@
 - :class:`LeNet5`: the improved LeNet-5 of the neuroblastoma paper (softmax logits).
 - :class:`GoogLeNet`: Inception v1 in torchvision's layout for glioma grading by transfer
   learning, with :func:`load_pretrained` and :func:`parameter_groups`.
-- :class:`MultiSequenceClassifier`: one independent branch per MRI sequence, majority vote.
+- :class:`MultiSequenceClassifier`: one independent branch per MRI sequence, majority vote;
+  :class:`StackedClassifier`: its one-tensor view for MONAI's bundle tools and TorchScript.
 - :func:`build_classifier`: any of the above, or MONAI's DenseNet121 / ResNet, by name;
   :func:`build_multisequence`: one of them per sequence (optionally :class:`WithFeatures`).
 
@@ -28,6 +29,7 @@ from mednet.networks.googlenet import (
 from mednet.networks.lenet import LeNet5
 from mednet.networks.multisequence import FUSIONS, TIE_RULES, MultiSequenceClassifier
 from mednet.networks.probabilities import ProbabilityMixin, branch_probabilities
+from mednet.networks.stacked import StackedClassifier
 from mednet.networks.svgg import SVGG
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "MultiSequenceClassifier",
     "PretrainedWeightsError",
     "ProbabilityMixin",
+    "StackedClassifier",
     "WithFeatures",
     "branch_probabilities",
     "build_classifier",

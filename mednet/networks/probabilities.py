@@ -18,7 +18,7 @@ def branch_probabilities(logits: torch.Tensor) -> torch.Tensor:
         ``(B, C)`` softmax over the classes.
     """
     if logits.ndim != 2:
-        raise ValueError(f"logits: expected shape (B, C), found {tuple(logits.shape)}")
+        raise ValueError(f"logits: expected shape (B, C), found {list(logits.shape)}")
     return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
 
 

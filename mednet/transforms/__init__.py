@@ -1,7 +1,7 @@
 """MONAI transforms: array classes in ``array``, dictionary classes (``...d``) in ``dictionary`` and ``grading``."""
 
 from mednet.transforms.array import ResampleToReference
-from mednet.transforms.dictionary import ResampleToReferenced, WriteLocalisationd
+from mednet.transforms.dictionary import LoadSequencesd, Localised, ResampleToReferenced, WriteLocalisationd
 from mednet.transforms.grading import ClassIndexd, LesionCropd, LesionFeaturesd, LesionSlicesd
 
 __all__ = [
@@ -9,6 +9,8 @@ __all__ = [
     "LesionCropd",
     "LesionFeaturesd",
     "LesionSlicesd",
+    "LoadSequencesd",
+    "Localised",
     "ResampleToReference",
     "ResampleToReferenced",
     "WriteLocalisationd",

@@ -6,15 +6,22 @@ import os
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 from monai.utils import ImageMetaKey
 
-from mednet.localisation.outputs import LabelScheme, write_localisation
+from mednet.localisation.outputs import (
+    LabelScheme,
+    LocalisationResult,
+    localise_from_probabilities,
+    write_localisation_result,
+)
 from mednet.transforms.array import ResampleToReference
 
-__all__ = ["ResampleToReferenced", "WriteLocalisationd"]
+__all__ = ["LoadSequencesd", "Localised", "ResampleToReferenced", "WriteLocalisationd"]
 
 
 class ResampleToReferenced(MapTransform):
@@ -56,19 +63,87 @@ class ResampleToReferenced(MapTransform):
         return d
 
 
-class WriteLocalisationd(MapTransform):
-    """Write each case's label map, label table and lesion table (:func:`mednet.localisation.write_localisation`).
+class LoadSequencesd(MapTransform):
+    """Load a case's MRI sequences as one channel-first image, from separate files or one stacked file.
 
-    ``data[key]`` must hold the class probabilities ``(C, x, y, z)`` already inverted
-    onto the reference input's grid (``Invertd``), as a MetaTensor whose metadata
-    names the reference file. The case's name is ``data["case_id"]`` when present,
-    else the reference file's name without its suffix. Adds ``<key>_files`` (the paths
-    written) to the data.
+    Two inputs are understood:
+
+    - every key of ``keys`` present (a mednet datalist case: one path per sequence): each
+      file is read, brought onto the grid of the first sequence where it is on another one
+      (:class:`ResampleToReferenced`) and the sequences are stacked as channels in the order
+      of ``keys``; the per-sequence keys are then removed;
+    - none of them present but ``name`` is (MONAI Label's request ``{"image": path}``, or a
+      datalist of stacked files): one multi-channel file (a 4D NIfTI, channels last, as
+      ``mednet bundle studies`` writes) holding the sequences in the order of ``keys``.
+
+    Either way ``data[name]`` is a ``(len(keys), x, y, z)`` MetaTensor on the first
+    sequence's grid whose metadata (affine, file name) is the first sequence's.
+
+    Args:
+        keys: the sequence keys in channel order, e.g. ``["t1", "t1c", "t2", "flair"]``.
+        name: the output key (and the stacked file's key), usually ``"image"``.
+        reader: the image reader (default :class:`mednet.io.NiftiReader`).
+
+    Raises:
+        KeyError: some but not all sequence keys present, or neither input form.
+        ValueError: a stacked file whose channel count is not ``len(keys)``.
+    """
+
+    def __init__(self, keys: KeysCollection, name: str = "image", reader=None):
+        super().__init__(keys)
+        from monai.transforms import Compose, ConcatItemsd, DeleteItemsd, EnsureChannelFirstd, LoadImaged
+
+        from mednet.io.nifti_reader import NiftiReader
+
+        self.name = name
+        reader = reader or NiftiReader
+        sequences = list(self.keys)
+        self._separate = Compose([
+            LoadImaged(sequences, reader=reader, image_only=True), EnsureChannelFirstd(sequences),
+            ResampleToReferenced(sequences, ref_key=sequences[0]), ConcatItemsd(sequences, name),
+            DeleteItemsd(sequences),
+        ])  # fmt: skip
+        self._stacked = Compose([LoadImaged(name, reader=reader, image_only=True), EnsureChannelFirstd(name)])
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        """Load and stack the sequences of one case."""
+        present = [key for key in self.keys if key in data]
+        if present and len(present) < len(self.keys):
+            missing = [key for key in self.keys if key not in data]
+            raise KeyError(f"LoadSequencesd: the case has {present} but not {missing}; every sequence is needed")
+        if present:
+            return self._separate(dict(data))
+        if self.name not in data:
+            raise KeyError(
+                f"LoadSequencesd: expected one path per sequence {list(self.keys)} or a stacked file under "
+                f"{self.name!r}; the data has {sorted(map(str, data))}"
+            )
+        d = self._stacked(dict(data))
+        image = d[self.name]
+        if image.ndim != 4 or image.shape[0] != len(self.keys):
+            raise ValueError(
+                f"{image.meta.get(ImageMetaKey.FILENAME_OR_OBJ)}: expected a stacked image of {len(self.keys)} "
+                f"sequences {list(self.keys)} (a 4D file, channels last), found shape {tuple(image.shape)} "
+                "after moving channels first; write one with `mednet bundle studies`"
+            )
+        return d
+
+
+class Localised(MapTransform):
+    """Class probabilities to the final label map and its lesion table.
+
+    See :func:`mednet.localisation.localise_from_probabilities`.
+
+    ``data[key]``: the ``(C, x, y, z)`` softmax probabilities already inverted onto the
+    reference input's grid (``Invertd``), as a MetaTensor. It is replaced by the
+    ``(1, x, y, z)`` int16 label map (arg-max, organ clean-up, small lesions removed) with
+    the same metadata, and ``data[f"{key}_lesions"]`` gets the lesion table (a list of
+    rows). This is the label map that :class:`WriteLocalisationd` writes and that MONAI
+    Label returns.
 
     Args:
         keys: the probability key, usually ``"pred"``.
-        output_dir: files go to ``output_dir/<case>/``.
-        labels: the label table (see :class:`mednet.localisation.LabelScheme`, as are the next six).
+        labels: the label table (see :class:`mednet.localisation.LabelScheme`, as are the next nine).
         lesion_classes: lesion value -> class name.
         organ_components: organ value -> connected components to keep.
         compartments: organ name -> compartment.
@@ -78,17 +153,11 @@ class WriteLocalisationd(MapTransform):
         min_lesion_mm3: smaller lesions are removed.
         host_distance_mm: farthest organ that can host a lesion touching none.
         lesion_threshold: summed lesion probability that makes a voxel a lesion (None: arg-max).
-        overwrite: replace existing outputs.
-
-    Example:
-        ``{"_target_": "mednet.transforms.WriteLocalisationd", "keys": "pred", "output_dir": "@output_dir",
-        "labels": "@label_table", "lesion_classes": {"1": "tumour"}}``
     """
 
     def __init__(
         self,
         keys: KeysCollection,
-        output_dir: os.PathLike | str,
         labels: Sequence[Mapping],
         lesion_classes: Mapping | None = None,
         organ_components: Mapping | None = None,
@@ -99,30 +168,82 @@ class WriteLocalisationd(MapTransform):
         min_lesion_mm3: float = 0.0,
         host_distance_mm: float = 10.0,
         lesion_threshold: float | None = None,
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, allow_missing_keys)
+        self.scheme = LabelScheme(
+            labels, lesion_classes or {}, organ_components or {}, compartments or {}, thorax_organs,
+            compartment_priority, above_organs or {}, min_lesion_mm3, host_distance_mm, lesion_threshold,
+        )  # fmt: skip
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        """Replace the probabilities by the label map; add the lesion table."""
+        d = dict(data)
+        for key in self.key_iterator(d):
+            probabilities = _on_grid(d[key], key, "Localised")
+            result = localise_from_probabilities(
+                probabilities.detach().cpu().numpy(), np.asarray(probabilities.affine, dtype=float), self.scheme
+            )
+            d[key] = MetaTensor(torch.as_tensor(result.labels[None]), meta=dict(probabilities.meta))
+            d[f"{key}_lesions"] = result.lesions
+        return d
+
+
+class WriteLocalisationd(MapTransform):
+    """Write each case's label map, label table and lesion table.
+
+    See :func:`mednet.localisation.write_localisation_result`.
+
+    ``data[key]`` must hold the ``(1, x, y, z)`` label map and ``data[f"{key}_lesions"]``
+    its lesion table, as :class:`Localised` leaves them: a MetaTensor on the reference
+    input's grid whose metadata names the reference file. The case's name is
+    ``data["case_id"]`` when present, else the reference file's name without its suffix.
+    Adds ``<key>_files`` (the paths written) to the data.
+
+    Args:
+        keys: the label map key, usually ``"pred"``.
+        output_dir: files go to ``output_dir/<case>/``.
+        labels: the label table (value, name, colour per label; background is added).
+        overwrite: replace existing outputs.
+
+    Example:
+        ``{"_target_": "mednet.transforms.WriteLocalisationd", "keys": "pred", "output_dir": "@output_dir",
+        "labels": "@label_table"}``
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_dir: os.PathLike | str,
+        labels: Sequence[Mapping],
         overwrite: bool = False,
         allow_missing_keys: bool = False,
     ):
         super().__init__(keys, allow_missing_keys)
         self.output_dir = Path(output_dir)
-        self.scheme = LabelScheme(
-            labels, lesion_classes or {}, organ_components or {}, compartments or {}, thorax_organs,
-            compartment_priority, above_organs or {}, min_lesion_mm3, host_distance_mm, lesion_threshold,
-        )  # fmt: skip
+        self.scheme = LabelScheme(labels, {})
         self.overwrite = overwrite
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         """Write the files of one case."""
         d = dict(data)
         for key in self.key_iterator(d):
-            probabilities = d[key]
-            if not isinstance(probabilities, MetaTensor):
-                raise TypeError(f"WriteLocalisationd: {key!r} must be a MetaTensor on the input grid (use Invertd)")
-            case_id = d.get("case_id") or _stem(str(probabilities.meta.get(ImageMetaKey.FILENAME_OR_OBJ, "case")))
-            paths = write_localisation(
-                probabilities, probabilities, self.output_dir, str(case_id), self.scheme, overwrite=self.overwrite
+            labels = _on_grid(d[key], key, "WriteLocalisationd")
+            if f"{key}_lesions" not in d:
+                raise KeyError(f"WriteLocalisationd: no {key}_lesions in the data; put Localised before it")
+            case_id = d.get("case_id") or _stem(str(labels.meta.get(ImageMetaKey.FILENAME_OR_OBJ, "case")))
+            result = LocalisationResult(labels.detach().cpu().numpy()[0], d[f"{key}_lesions"])
+            paths = write_localisation_result(
+                result, labels, self.output_dir, str(case_id), self.scheme, overwrite=self.overwrite
             )
             d[f"{key}_files"] = {name: str(path) for name, path in paths.items()}
         return d
+
+
+def _on_grid(value: object, key: Hashable, who: str) -> MetaTensor:
+    if not isinstance(value, MetaTensor) or value.ndim != 4:
+        raise TypeError(f"{who}: {key!r} must be a (C, x, y, z) MetaTensor on the input grid (use Invertd)")
+    return value
 
 
 def _stem(path: str) -> str:

@@ -7,6 +7,8 @@ import logging
 import sys
 import zipfile
 
+import nibabel as nib
+import numpy as np
 import pytest
 
 from mednet.bundles import (
@@ -104,3 +106,24 @@ def test_bundle_list_and_export(tmp_path, capsys):
     assert "has no trained weights" in capsys.readouterr().err and not (tmp_path / "b.zip").exists()
     with pytest.raises(FileNotFoundError, match="bundles in"):
         export_bundle("c_bundle", tmp_path / "c.zip", root)
+
+
+def test_bundle_studies_writes_one_stacked_file_per_case(tmp_path, capsys):
+    from mednet.synthetic import generate_cohort
+
+    generate_cohort("cpa", 3, tmp_path / "data", size="small", seed=1, workers=1)
+    doc = json.loads((tmp_path / "data" / "datalist.json").read_text())
+    out = tmp_path / "studies"
+    args = ["bundle", "studies", "cpa_mri_segmentation", "--datalist", str(tmp_path / "data" / "datalist.json")]
+    assert main([*args, "--out", str(out), "--partition", "all"]) == 0
+    assert "t1c, t2 as channels 0-1" in capsys.readouterr().out
+    cases = [c for p in ("training", "validation", "testing") for c in doc[p]]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{c['case_id']}.nii.gz" for c in cases)
+    case = cases[0]
+    study, t1c = nib.load(out / f"{case['case_id']}.nii.gz"), nib.load(tmp_path / "data" / case["t1c"])
+    assert study.shape == (*t1c.shape, 2) and np.allclose(study.affine, t1c.affine)
+    assert np.allclose(study.get_fdata()[..., 0], t1c.get_fdata(), atol=1e-3)  # channel 0 is t1c, the reference
+    assert main([*args, "--out", str(out), "--partition", "all"]) == 2  # exists, no --overwrite
+    assert "output exists" in capsys.readouterr().err
+    assert main(["bundle", "studies", "cpa_mri_classification", "--datalist", "x.json", "--out", str(out)]) == 2
+    assert "not a localisation bundle" in capsys.readouterr().err

@@ -34,7 +34,13 @@ def test_configs_agree(bundle):
     # the same network; only training loads pretrained weights (inference loads the checkpoint)
     assert train["network_def"].replace("pretrained=@pretrained, ", "") == infer["network_def"]
     meta = json.loads((BUNDLES / bundle / "configs" / "metadata.json").read_text())
-    assert list(meta["network_data_format"]["inputs"])[: len(train["sequences"])] == train["sequences"]
+    # metadata describes export_network_def: the sequences stacked as channels, in the config's order
+    image = meta["network_data_format"]["inputs"]["image"]
+    assert [s.lower() for s in image["channel_def"].values()] == train["sequences"]
+    assert image["spatial_shape"] == train["slice_size"] and image["num_channels"] == len(train["sequences"])
+    pred = meta["network_data_format"]["outputs"]["pred"]
+    per_sequence = 1 if train["num_logits"] == 1 else len(train["classes"])
+    assert pred["num_channels"] == len(train["sequences"]) * per_sequence
     assert train["classes"] == CLASSIFICATION[bundle][1]
     for name in ("LICENSE", "docs/README.md", "configs/logging.conf", "configs/multi_gpu_train.json"):
         assert (BUNDLES / bundle / name).is_file(), name

@@ -8,10 +8,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from monai.data import MetaTensor
 
 from mednet.io import read_image
 from mednet.localisation import LabelScheme, localise_from_probabilities, write_localisation
-from mednet.transforms import WriteLocalisationd
+from mednet.transforms import Localised, WriteLocalisationd
 from tests.conftest import lps_affine, write_nifti
 
 TABLE = [{"value": 1, "name": "kidney", "colour": "#ff00ff"}, {"value": 2, "name": "tumour", "colour": "#ff7f0e"}]
@@ -93,15 +94,29 @@ def test_write_localisation_files_on_the_reference_grid(tmp_path):
         )
 
 
-def test_write_localisationd_names_the_case_and_needs_a_metatensor(tmp_path):
+def test_localised_then_write_localisationd_names_the_case_and_needs_a_metatensor(tmp_path):
     reference = read_image(write_nifti(tmp_path / "GLI_7_t1.nii.gz", np.arange(144, dtype=np.int16).reshape(6, 6, 4)))
-    probs = reference.clone().repeat(3, 1, 1, 1)
+    probs = reference.clone().repeat(3, 1, 1, 1).float()
     probs[:] = 0.0
     probs[0] = 1.0
-    transform = WriteLocalisationd("pred", tmp_path / "out", TABLE, lesion_classes={"2": "tumour"})
-    out = transform({"pred": probs})
+    probs[0, 1:4, 1:4, 1:3], probs[2, 1:4, 1:4, 1:3] = 0.0, 1.0  # an 18-voxel lesion of label 2
+    localise = Localised("pred", TABLE, lesion_classes={"2": "tumour"})
+    localised = localise({"pred": probs})
+    labels = localised["pred"]
+    assert isinstance(labels, MetaTensor) and tuple(labels.shape) == (1, 6, 6, 4)
+    assert torch.equal(labels.affine, reference.affine) and int((labels == 2).sum()) == 18
+    voxel_mm3 = abs(float(np.linalg.det(np.asarray(reference.affine)[:3, :3])))
+    assert [row["volume_ml"] * 1000 for row in localised["pred_lesions"]] == [pytest.approx(18.0 * voxel_mm3)]
+    write = WriteLocalisationd("pred", tmp_path / "out", TABLE)
+    out = write(localised)
     assert out["pred_files"]["labels"].endswith("GLI_7_t1/GLI_7_t1_labels.nii.gz")
-    out = transform({"pred": probs, "case_id": "GLI_7"})
-    assert (tmp_path / "out" / "GLI_7" / "GLI_7_lesions.csv").is_file()
+    written = nib.load(out["pred_files"]["labels"])
+    assert np.array_equal(np.asarray(written.dataobj), labels[0].numpy()) and np.allclose(
+        written.affine, reference.affine
+    )
+    out = write({**localised, "case_id": "GLI_7"})
+    assert len(json.loads((tmp_path / "out" / "GLI_7" / "GLI_7_lesions.json").read_text())["lesions"]) == 1
     with pytest.raises(TypeError, match="MetaTensor"):
-        transform({"pred": torch.zeros(3, 6, 6, 4)})
+        localise({"pred": torch.zeros(3, 6, 6, 4)})
+    with pytest.raises(KeyError, match="Localised before"):
+        write({"pred": labels})
