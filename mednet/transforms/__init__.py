@@ -1,7 +1,7 @@
 """MONAI transforms: array classes in ``array``, dictionary classes (``...d``) in ``dictionary`` and ``grading``."""
 
 from mednet.transforms.array import ResampleToReference
-from mednet.transforms.dictionary import LoadSequencesd, Localised, ResampleToReferenced, WriteLocalisationd
+from mednet.transforms.dictionary import LoadSequencesd, Localised, ResampleToReferenced, Spacingd, WriteLocalisationd
 from mednet.transforms.grading import ClassIndexd, LesionCropd, LesionFeaturesd, LesionSlicesd
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "Localised",
     "ResampleToReference",
     "ResampleToReferenced",
+    "Spacingd",
     "WriteLocalisationd",
 ]

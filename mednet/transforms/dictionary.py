@@ -6,6 +6,7 @@ import os
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
+import monai.transforms
 import numpy as np
 import torch
 from monai.config import KeysCollection
@@ -21,7 +22,7 @@ from mednet.localisation.outputs import (
 )
 from mednet.transforms.array import ResampleToReference
 
-__all__ = ["LoadSequencesd", "Localised", "ResampleToReferenced", "WriteLocalisationd"]
+__all__ = ["LoadSequencesd", "Localised", "ResampleToReferenced", "Spacingd", "WriteLocalisationd"]
 
 
 class ResampleToReferenced(MapTransform):
@@ -127,6 +128,31 @@ class LoadSequencesd(MapTransform):
                 "after moving channels first; write one with `mednet bundle studies`"
             )
         return d
+
+
+class Spacingd(monai.transforms.Spacingd):
+    """MONAI's ``Spacingd`` that leaves the data's other ``<key>_*`` entries alone.
+
+    After resampling a NIfTI image, MONAI 1.6's ``Spacingd`` calls ``.update`` on every
+    entry whose name starts with ``"<key>_"``, assuming each is a metadata dict. A MONAI
+    Label request carries ``image_path``, a string, and the transform then fails
+    (``'str' object has no attribute 'update'``). This subclass sets the entries that are
+    not dicts aside during the call and puts them back unchanged; everything else,
+    including ``inverse`` for ``Invertd``, is MONAI's.
+
+    Args: as ``monai.transforms.Spacingd``.
+    """
+
+    def __call__(self, data: Mapping[Hashable, object], lazy: bool | None = None) -> dict:
+        """Resample; entries like ``image_path`` come back untouched."""
+        d = dict(data)
+        prefixes = tuple(f"{key}_" for key in self.keys)
+        aside = {
+            k: d.pop(k) for k in list(d) if isinstance(k, str) and k.startswith(prefixes) and not isinstance(d[k], dict)
+        }
+        out = dict(super().__call__(d, lazy=lazy))
+        out.update(aside)
+        return out
 
 
 class Localised(MapTransform):
