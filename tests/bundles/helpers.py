@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ __all__ = [
     "TINY",
     "TINY_GRADING",
     "config",
+    "readme_commands",
     "run_bundle",
     "torchrun_train",
 ]
@@ -67,3 +69,19 @@ def torchrun_train(bundle: str, datalist: Path, out: Path, overrides: dict) -> s
         if result.returncode == 0:
             break
     return result
+
+
+def readme_commands(bundle: str, *prefixes: str) -> list[str]:
+    """The shell commands of a bundle's docs/README.md that start with one of ``prefixes``.
+
+    Commands come from its ```bash blocks, in order; continuation lines are joined and
+    runs of spaces collapsed (a command is as a shell would read it).
+    """
+    text = (BUNDLES / bundle / "docs" / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = " ".join(line.split())
+            if line.startswith(prefixes):
+                commands.append(line)
+    return commands
