@@ -20,7 +20,6 @@ from mednet.localisation.outputs import (
     LocalisationResult,
     localise_from_probabilities,
     write_localisation,
-    write_localisation_result,
 )
 
 __all__ = [
@@ -40,5 +39,4 @@ __all__ = [
     "slices_through_lesion",
     "write_lesion_table",
     "write_localisation",
-    "write_localisation_result",
 ]

@@ -1,8 +1,9 @@
 """Write a case's localisation outputs: label map, label table and lesion table.
 
-One function, used by the segmentation bundles' post-processing (through
-:class:`mednet.transforms.WriteLocalisationd`) and by the pipeline, so that both
-write the same files:
+:func:`localise_from_probabilities` turns class probabilities into the final label map and
+lesion table (used through :class:`mednet.transforms.Localised`, whose result MONAI Label
+also returns); :func:`write_localisation` writes them (through
+:class:`mednet.transforms.WriteLocalisationd`):
 
 - ``<out>/<case>/<case>_labels.nii.gz``: organ and lesion labels on exactly the
   reference input's grid (shape, sform and qform copied from its header);
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from monai.data import MetaTensor
 from scipy import ndimage
 
@@ -32,7 +32,6 @@ __all__ = [
     "LocalisationResult",
     "localise_from_probabilities",
     "write_localisation",
-    "write_localisation_result",
 ]
 
 
@@ -159,34 +158,6 @@ def _drop_small_lesions(labels: np.ndarray, scheme: LabelScheme, affine: np.ndar
 
 
 def write_localisation(
-    probabilities: np.ndarray | torch.Tensor,
-    reference: MetaTensor,
-    out_dir: os.PathLike | str,
-    case_id: str,
-    scheme: LabelScheme,
-    *,
-    overwrite: bool = False,
-) -> dict[str, Path]:
-    """Post-process class probabilities on the reference grid and write the case's files.
-
-    Args:
-        probabilities: ``(C, x, y, z)`` on the reference input's grid (after ``Invertd``).
-        reference: the reference input (its file's header gives the output's sform/qform).
-        out_dir: the output root; files go to ``out_dir/<case_id>/``.
-        case_id: the case's identifier, used in the file names.
-        scheme: label meanings and post-processing settings.
-        overwrite: replace existing outputs.
-
-    Returns:
-        ``{"labels", "label_table", "lesions_json", "lesions_csv"}`` -> paths written.
-    """
-    if isinstance(probabilities, torch.Tensor):
-        probabilities = probabilities.detach().cpu().numpy()
-    result = localise_from_probabilities(probabilities, np.asarray(reference.affine, dtype=float), scheme)
-    return write_localisation_result(result, reference, out_dir, case_id, scheme, overwrite=overwrite)
-
-
-def write_localisation_result(
     result: LocalisationResult,
     reference: MetaTensor,
     out_dir: os.PathLike | str,
@@ -195,15 +166,19 @@ def write_localisation_result(
     *,
     overwrite: bool = False,
 ) -> dict[str, Path]:
-    """Write a case's label map, label table and lesion table (see :func:`write_localisation`).
+    """Write a case's label map, label table and lesion table.
 
     Args:
-        result: the label map ``(x, y, z)`` on the reference grid and its lesion table.
+        result: the label map ``(x, y, z)`` on the reference grid and its lesion table
+            (:func:`localise_from_probabilities`).
         reference: the reference input (its file's header gives the output's sform/qform).
         out_dir: files go to ``out_dir/<case_id>/``.
         case_id: used in the file names.
         scheme: gives the label table.
         overwrite: replace existing outputs.
+
+    Returns:
+        ``{"labels", "label_table", "lesions_json", "lesions_csv"}`` -> paths written.
     """
     case_dir = Path(out_dir) / case_id
     case_dir.mkdir(parents=True, exist_ok=True)

@@ -11,14 +11,15 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform
+from monai.transforms import Compose, ConcatItemsd, DeleteItemsd, EnsureChannelFirstd, LoadImaged, MapTransform
 from monai.utils import ImageMetaKey
 
+from mednet.io.nifti_reader import NiftiReader
 from mednet.localisation.outputs import (
     LabelScheme,
     LocalisationResult,
     localise_from_probabilities,
-    write_localisation_result,
+    write_localisation,
 )
 from mednet.transforms.array import ResampleToReference
 
@@ -92,10 +93,6 @@ class LoadSequencesd(MapTransform):
 
     def __init__(self, keys: KeysCollection, name: str = "image", reader=None):
         super().__init__(keys)
-        from monai.transforms import Compose, ConcatItemsd, DeleteItemsd, EnsureChannelFirstd, LoadImaged
-
-        from mednet.io.nifti_reader import NiftiReader
-
         self.name = name
         reader = reader or NiftiReader
         sequences = list(self.keys)
@@ -218,7 +215,7 @@ class Localised(MapTransform):
 class WriteLocalisationd(MapTransform):
     """Write each case's label map, label table and lesion table.
 
-    See :func:`mednet.localisation.write_localisation_result`.
+    See :func:`mednet.localisation.write_localisation`.
 
     ``data[key]`` must hold the ``(1, x, y, z)`` label map and ``data[f"{key}_lesions"]``
     its lesion table, as :class:`Localised` leaves them: a MetaTensor on the reference
@@ -259,7 +256,7 @@ class WriteLocalisationd(MapTransform):
                 raise KeyError(f"WriteLocalisationd: no {key}_lesions in the data; put Localised before it")
             case_id = d.get("case_id") or _stem(str(labels.meta.get(ImageMetaKey.FILENAME_OR_OBJ, "case")))
             result = LocalisationResult(labels.detach().cpu().numpy()[0], d[f"{key}_lesions"])
-            paths = write_localisation_result(
+            paths = write_localisation(
                 result, labels, self.output_dir, str(case_id), self.scheme, overwrite=self.overwrite
             )
             d[f"{key}_files"] = {name: str(path) for name, path in paths.items()}

@@ -76,9 +76,9 @@ def test_write_localisation_files_on_the_reference_grid(tmp_path):
     reference = read_image(reference_path)
     labels = np.zeros((20, 20, 10), dtype=np.int16)
     labels[4:9, 4:9, 2:6] = 2
-    paths = write_localisation(
-        _probabilities(labels), reference, tmp_path / "out", "case", LabelScheme(TABLE, {2: "tumour"})
-    )
+    scheme = LabelScheme(TABLE, {2: "tumour"})
+    result = localise_from_probabilities(_probabilities(labels), np.asarray(reference.affine), scheme)
+    paths = write_localisation(result, reference, tmp_path / "out", "case", scheme)
     written = nib.load(paths["labels"])
     source = nib.load(reference_path)
     assert written.shape == source.shape
@@ -89,9 +89,7 @@ def test_write_localisation_files_on_the_reference_grid(tmp_path):
     assert [row["name"] for row in table] == ["background", "kidney", "tumour"]
     assert json.loads(paths["lesions_json"].read_text())["count"] == 1
     with pytest.raises(Exception, match="output exists"):
-        write_localisation(
-            _probabilities(labels), reference, tmp_path / "out", "case", LabelScheme(TABLE, {2: "tumour"})
-        )
+        write_localisation(result, reference, tmp_path / "out", "case", scheme)
 
 
 def test_localised_then_write_localisationd_names_the_case_and_needs_a_metatensor(tmp_path):
