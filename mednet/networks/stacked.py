@@ -52,7 +52,6 @@ class StackedClassifier(nn.Module):
         if int(in_channels) < 1:
             raise ValueError(f"in_channels: expected >= 1, found {in_channels}")
         self.branches = classifier.branches  # same modules and parameter names: checkpoints load unchanged
-        self.sequences = list(classifier.sequences)
         self.with_features = bool(classifier.extra_inputs)
         self.in_channels = int(in_channels)
         self.n_sequences = len(self.branches)
