@@ -1,6 +1,6 @@
 """Metrics at patient level with bootstrap confidence intervals: segmentation, detection, classification."""
 
-from mednet.metrics.bootstrap import bootstrap_ci, mean_ci
+from mednet.metrics.bootstrap import bootstrap_ci, bootstrap_cis, mean_ci
 from mednet.metrics.classification import (
     SLICE_LEVEL_NOTE,
     classification_summary,
@@ -16,6 +16,7 @@ from mednet.metrics.segmentation import segmentation_scores
 __all__ = [
     "SLICE_LEVEL_NOTE",
     "bootstrap_ci",
+    "bootstrap_cis",
     "classification_summary",
     "detection_counts",
     "detection_summary",

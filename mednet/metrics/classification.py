@@ -12,22 +12,30 @@ Conventions:
   AUC with a single class); bootstrap resamples giving NaN are skipped;
 * binary prediction is positive when the probability is ``>= threshold`` (paper A's rule);
   multi-class prediction is the most probable class;
-* the ROC AUC is the Mann-Whitney statistic with ties counted one half, the same number as
-  :func:`sklearn.metrics.roc_auc_score`, computed directly so that thousands of resamples
-  stay fast.
+* the figures are scikit-learn's (``precision_recall_fscore_support``, ``roc_auc_score``,
+  ``brier_score_loss``, ``confusion_matrix``, ``roc_curve``); the one-vs-rest specificity is
+  the recall of "not this class"; the expected calibration error is mednet's (sklearn has none).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import rankdata
+import sklearn
+from sklearn.metrics import (
+    brier_score_loss,
+    confusion_matrix,
+    precision_recall_fscore_support,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
 
-from mednet.metrics.bootstrap import bootstrap_ci
+from mednet.metrics.bootstrap import bootstrap_cis
 
 __all__ = ["classification_summary", "expected_calibration_error", "plot_confusion", "plot_roc"]
 
@@ -83,39 +91,6 @@ def _inputs(y_true, y_prob, classes) -> tuple[np.ndarray, np.ndarray, tuple[str,
     return y, p, classes
 
 
-def _ratio(num: float, den: float) -> float:
-    return num / den if den else _NAN
-
-
-def _auc(positive: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC (Mann-Whitney, ties one half); NaN without both classes."""
-    n_pos = int(positive.sum())
-    n_neg = len(positive) - n_pos
-    if not n_pos or not n_neg:
-        return _NAN
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _one_vs_rest(positive: np.ndarray, predicted: np.ndarray, score: np.ndarray, name: str) -> float:
-    """One binary figure from boolean truth and prediction (and scores, for the AUC)."""
-    tp = int(np.sum(positive & predicted))
-    fp = int(np.sum(~positive & predicted))
-    fn = int(np.sum(positive & ~predicted))
-    tn = int(np.sum(~positive & ~predicted))
-    if name == "sensitivity":
-        return _ratio(tp, tp + fn)
-    if name == "specificity":
-        return _ratio(tn, tn + fp)
-    if name == "precision":
-        return _ratio(tp, tp + fp)
-    if name == "f1":
-        return _ratio(2 * tp, 2 * tp + fp + fn)
-    if name == "auc":
-        return _auc(positive, score)
-    raise KeyError(name)
-
-
 def expected_calibration_error(y_true, y_prob, bins: int = 10) -> float:
     """Expected calibration error over equal-width probability bins.
 
@@ -132,6 +107,9 @@ def expected_calibration_error(y_true, y_prob, bins: int = 10) -> float:
 
     Returns:
         ECE in ``[0, 1]``; NaN for no rows.
+
+    Raises:
+        ValueError: ``bins`` below 1, or invalid inputs.
     """
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
@@ -141,6 +119,8 @@ def expected_calibration_error(y_true, y_prob, bins: int = 10) -> float:
 
 
 def _ece(y: np.ndarray, p: np.ndarray, bins: int) -> float:
+    # sklearn has no ECE: calibration_curve gives each bin's frequency and mean confidence
+    # but not its row count, and closes its bins on the right ((a, b]), not on the left
     if not len(y):
         return _NAN
     if p.ndim == 1:
@@ -152,57 +132,55 @@ def _ece(y: np.ndarray, p: np.ndarray, bins: int) -> float:
     return float(np.abs(gap).sum() / len(y))
 
 
-def _brier(y: np.ndarray, p: np.ndarray) -> float:
-    if p.ndim == 1:
-        return float(np.mean((p - (y == 1)) ** 2))
-    onehot = np.eye(p.shape[1])[y]
-    return float(np.mean(np.sum((p - onehot) ** 2, axis=1)))
-
-
-def _confusion(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> list[list[int]]:
-    counts = np.bincount(y * n_classes + predicted, minlength=n_classes * n_classes)
-    return counts.reshape(n_classes, n_classes).tolist()
-
-
-def _binary_figures(threshold: float, bins: int) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
-    def ovr(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
-        return lambda y, p: _one_vs_rest(y == 1, p >= threshold, p, name)
-
+def _binary_figures(y: np.ndarray, p: np.ndarray, threshold: float, bins: int) -> dict[str, float]:
+    """Every binary figure of one (re)sample: ``y`` ``(n,)`` 0/1, ``p`` ``(n,)`` positive-class probabilities."""
+    predicted = (p >= threshold).astype(int)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y, predicted, labels=[0, 1], average=None, zero_division=np.nan
+    )
     return {
-        "accuracy": lambda y, p: float(np.mean((p >= threshold) == (y == 1))) if len(y) else _NAN,
-        **{name: ovr(name) for name in ("sensitivity", "specificity", "precision", "f1", "auc")},
-        "brier": _brier,
-        "ece": lambda y, p: _ece(y, p, bins),
+        "accuracy": float(np.mean(predicted == y)),
+        "sensitivity": recall[1],
+        "specificity": recall[0],  # the negative class's recall
+        "precision": precision[1],
+        "f1": f1[1],
+        "auc": roc_auc_score(y, p) if 0 < y.sum() < len(y) else _NAN,
+        "brier": brier_score_loss(y, p, labels=[0, 1]),
+        "ece": _ece(y, p, bins),
     }
 
 
-def _macro(y: np.ndarray, p: np.ndarray, name: str) -> float:
-    """Mean over classes of a one-vs-rest figure; NaN unless every class occurs in ``y``."""
+_PER_CLASS = ("sensitivity", "specificity", "precision", "f1", "auc")
+
+
+def _multiclass_figures(y: np.ndarray, p: np.ndarray, bins: int) -> dict:
+    """Every multi-class figure of one (re)sample: ``y`` ``(n,)`` indices, ``p`` ``(n, C)``.
+
+    Keys: the summary's figure names, and ``(c, name)`` for class ``c``'s one-vs-rest figures.
+    """
     n_classes = p.shape[1]
-    if len(np.unique(y)) < n_classes:
-        return _NAN
+    labels = np.arange(n_classes)
     predicted = p.argmax(axis=1)
-    values = []
-    for c in range(n_classes):
-        value = _one_vs_rest(y == c, predicted == c, p[:, c], name)
-        values.append(0.0 if name == "precision" and np.isnan(value) else value)  # sklearn's zero_division=0
-    return float(np.mean(values))
-
-
-def _multiclass_figures(bins: int) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
-    def macro(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
-        return lambda y, p: _macro(y, p, name)
-
+    precision, sensitivity, f1, support = precision_recall_fscore_support(
+        y, predicted, labels=labels, average=None, zero_division=np.nan
+    )
+    truth, called = np.eye(n_classes, dtype=int)[y], np.eye(n_classes, dtype=int)[predicted]
+    # class c's one-vs-rest specificity is the recall of "not c"
+    specificity = recall_score(1 - truth, 1 - called, average=None, zero_division=np.nan)
+    auc = np.full(n_classes, _NAN)
+    both = (support > 0) & (support < len(y))  # never a single class once C > 2: scored together
+    if both.any():
+        auc[both] = roc_auc_score(truth[:, both], p[:, both], average=None)
+    per_class = dict(zip(_PER_CLASS, (sensitivity, specificity, precision, f1, auc), strict=True))
+    every = bool(np.all(support > 0))  # macro figures need every class
+    macro = {**per_class, "precision": np.nan_to_num(precision, nan=0.0)}  # sklearn's zero_division=0
     return {
-        "accuracy": lambda y, p: float(np.mean(p.argmax(axis=1) == y)) if len(y) else _NAN,
-        **{f"macro_{name}": macro(name) for name in ("sensitivity", "specificity", "precision", "f1", "auc")},
-        "brier": _brier,
-        "ece": lambda y, p: _ece(y, p, bins),
+        "accuracy": float(np.mean(predicted == y)),
+        **{f"macro_{name}": float(np.mean(v)) if every else _NAN for name, v in macro.items()},
+        "brier": brier_score_loss(y, p, labels=labels),
+        "ece": _ece(y, p, bins),
+        **{(c, name): v[c] for c in range(n_classes) for name, v in per_class.items()},
     }
-
-
-def _per_class_figure(c: int, name: str) -> Callable[[np.ndarray, np.ndarray], float]:
-    return lambda y, p: _one_vs_rest(y == c, p.argmax(axis=1) == c, p[:, c], name)
 
 
 def classification_summary(
@@ -263,30 +241,27 @@ def classification_summary(
     if not len(y):
         raise ValueError("no rows to evaluate")
     binary = p.ndim == 1
-    rows = list(range(len(y)))
-
-    def ci(figure: Callable[[np.ndarray, np.ndarray], float]) -> dict:
-        def statistic(sample: Sequence[int]) -> float:
-            index = np.asarray(sample, dtype=int)
-            return figure(y[index], p[index])
-
-        return bootstrap_ci(rows, statistic, n_boot=n_boot, confidence=confidence, seed=seed)
-
+    n_classes = len(classes)
     out: dict = {"level": level}
     if level == "slice":
         out["note"] = SLICE_LEVEL_NOTE
     out.update({"n": len(y), "classes": list(classes), "threshold": float(threshold) if binary else None})
-    n_classes = len(classes)
     out["support"] = np.bincount(y, minlength=n_classes).tolist()
     predicted = (p >= threshold).astype(int) if binary else p.argmax(axis=1)
-    out["confusion_matrix"] = _confusion(y, predicted, n_classes)
-    figures = _binary_figures(threshold, bins) if binary else _multiclass_figures(bins)
-    out.update({name: ci(figure) for name, figure in figures.items()})
+    out["confusion_matrix"] = confusion_matrix(y, predicted, labels=np.arange(n_classes)).tolist()
+
+    def statistic(sample: list[int]) -> dict:
+        index = np.asarray(sample, dtype=int)
+        if binary:
+            return _binary_figures(y[index], p[index], threshold, bins)
+        return _multiclass_figures(y[index], p[index], bins)
+
+    # the inputs are checked above: skip sklearn's checks in the thousands of resamples
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        figures = bootstrap_cis(range(len(y)), statistic, n_boot=n_boot, confidence=confidence, seed=seed)
+    out.update({name: ci for name, ci in figures.items() if isinstance(name, str)})
     if not binary:
-        names = ("sensitivity", "specificity", "precision", "f1", "auc")
-        out["per_class"] = {
-            cls: {name: ci(_per_class_figure(c, name)) for name in names} for c, cls in enumerate(classes)
-        }
+        out["per_class"] = {cls: {name: figures[c, name] for name in _PER_CLASS} for c, cls in enumerate(classes)}
     return out
 
 
@@ -315,14 +290,22 @@ def _new_figure(size: tuple[float, float]):
     return figure
 
 
-def _roc_points(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False- and true-positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
-    order = np.argsort(-score, kind="mergesort")
-    score, positive = score[order], positive[order]
-    last = np.r_[np.flatnonzero(np.diff(score)), len(score) - 1]
-    tp = np.cumsum(positive)[last]
-    fp = (last + 1) - tp
-    return np.r_[0.0, fp / fp[-1]], np.r_[0.0, tp / tp[-1]]
+def _roc_curves(y: np.ndarray, p: np.ndarray, classes: Sequence[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The curves :func:`plot_roc` draws: ``(legend label, fpr, tpr)``, one per class with both outcomes.
+
+    ``fpr`` and ``tpr`` hold a point at every distinct threshold, from (0, 0) to (1, 1).
+    """
+    binary = p.ndim == 1
+    scores = [p] if binary else list(p.T)
+    targets = [y == 1] if binary else [y == c for c in range(len(classes))]
+    names = classes[1:] if binary else classes
+    curves = []
+    for name, positive, score in zip(names, targets, scores, strict=True):
+        if 0 < positive.sum() < len(positive):
+            fpr, tpr, _ = roc_curve(positive, score, drop_intermediate=False)
+            auc = roc_auc_score(positive, score)
+            curves.append((f"AUC {auc:.3f}" if binary else f"{name} (AUC {auc:.3f})", fpr, tpr))
+    return curves
 
 
 def plot_roc(
@@ -343,22 +326,12 @@ def plot_roc(
     Raises:
         ValueError: no class has both positive and negative rows (no curve can be drawn).
     """
-    y, p, classes = _inputs(y_true, y_prob, classes)
-    scores = [p] if p.ndim == 1 else list(p.T)
-    targets = [y == 1] if p.ndim == 1 else [y == c for c in range(len(classes))]
-    names = classes[1:] if p.ndim == 1 else classes
-    curves = [
-        (name, positive, score)
-        for name, positive, score in zip(names, targets, scores, strict=True)
-        if 0 < positive.sum() < len(positive)
-    ]
+    curves = _roc_curves(*_inputs(y_true, y_prob, classes))
     if not curves:
         raise ValueError("the ROC curve needs both positive and negative rows")
     figure = _new_figure((5.0, 5.0))
     axes = figure.add_subplot()
-    for name, positive, score in curves:
-        fpr, tpr = _roc_points(positive, score)
-        label = f"AUC {_auc(positive, score):.3f}" if p.ndim == 1 else f"{name} (AUC {_auc(positive, score):.3f})"
+    for label, fpr, tpr in curves:
         axes.plot(fpr, tpr, linewidth=1.5, label=label)
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
     axes.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity", ylabel="sensitivity", title=title)

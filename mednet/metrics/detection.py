@@ -50,8 +50,13 @@ def detection_counts(
     }
 
 
-def _pooled(rows: Sequence[dict], name: str) -> float:
-    """One pooled figure over the scans in ``rows`` (NaN when it has nothing to measure)."""
+def _pooled(rows: Sequence[dict]) -> dict[str, float]:
+    """The pooled figures over the scans in ``rows`` (NaN where one has nothing to measure).
+
+    Lesion matching makes these mednet's own: a detected reference lesion and a matched
+    predicted lesion are counted apart, so there is no single confusion matrix to hand to
+    scikit-learn.
+    """
     nan = float("nan")
     ref = sum(r["reference"] for r in rows)
     detected = sum(r["detected"] for r in rows)
@@ -65,7 +70,7 @@ def _pooled(rows: Sequence[dict], name: str) -> float:
         f1 = 0.0
     else:
         f1 = 2 * precision * sensitivity / (precision + sensitivity)
-    values = {
+    return {
         "sensitivity": sensitivity,
         "missed_detection_rate": 1 - sensitivity,
         "false_detection_rate": false / predicted if predicted else nan,
@@ -73,7 +78,6 @@ def _pooled(rows: Sequence[dict], name: str) -> float:
         "precision": precision,
         "lesion_f1": f1,
     }
-    return values[name]
 
 
 def detection_summary(per_scan: Sequence[dict], **bootstrap) -> dict[str, dict]:
@@ -81,22 +85,15 @@ def detection_summary(per_scan: Sequence[dict], **bootstrap) -> dict[str, dict]:
 
     Args:
         per_scan: :func:`detection_counts` results, one per patient.
-        bootstrap: options for :func:`mednet.metrics.bootstrap_ci`.
+        bootstrap: options for :func:`mednet.metrics.bootstrap_cis` (``n_boot``,
+            ``confidence``, ``seed``).
 
     Returns:
         ``{name: {"value", "ci_low", "ci_high", "n"}}`` for ``sensitivity``,
         ``missed_detection_rate`` (1 - sensitivity), ``false_detection_rate`` (false
         among predicted lesions), ``false_positives_per_scan``, ``precision`` and
-        ``lesion_f1``.
+        ``lesion_f1``, all from the same resamples of patients.
     """
-    from mednet.metrics.bootstrap import bootstrap_ci
+    from mednet.metrics.bootstrap import bootstrap_cis
 
-    names = (
-        "sensitivity",
-        "missed_detection_rate",
-        "false_detection_rate",
-        "false_positives_per_scan",
-        "precision",
-        "lesion_f1",
-    )
-    return {name: bootstrap_ci(per_scan, lambda rows, n=name: _pooled(rows, n), **bootstrap) for name in names}
+    return bootstrap_cis(per_scan, _pooled, **bootstrap)

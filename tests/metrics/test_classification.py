@@ -166,6 +166,21 @@ def test_default_bootstrap_is_seeded():
     assert first["auc"]["ci_low"] < first["auc"]["value"] <= first["auc"]["ci_high"]
 
 
+def test_roc_points_at_every_distinct_threshold():
+    from mednet.metrics.classification import _roc_curves  # the curves plot_roc draws
+
+    # thresholds 0.9 (one positive), 0.5 (two positives and a negative, tied), 0.1 (the rest)
+    y, score = np.array([0, 1, 1, 0, 1]), np.array([0.1, 0.5, 0.5, 0.5, 0.9])
+    [(label, fpr, tpr)] = _roc_curves(y, score, ("negative", "positive"))
+    assert fpr.tolist() == [0.0, 0.0, 0.5, 1.0]
+    assert tpr.tolist() == pytest.approx([0.0, 1 / 3, 1.0, 1.0])
+    assert label == "AUC 0.833"  # pairs ranked right: 2 + 2 + two ties at one half, of 6
+    p = np.array([[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.5, 0.4, 0.1], [0.2, 0.7, 0.1]])
+    curves = _roc_curves(np.array([0, 1, 0, 1]), p, ("L1", "L2", "M"))  # no M patient: no M curve
+    assert [c[0] for c in curves] == ["L1 (AUC 1.000)", "L2 (AUC 1.000)"]
+    assert all(c[1][0] == c[2][0] == 0.0 and c[1][-1] == c[2][-1] == 1.0 for c in curves)
+
+
 def test_plots_are_png(tmp_path):
     y, p = _three_class()
     paths = [
