@@ -8,7 +8,7 @@ from mednet.engines.grading import (
     branch_metrics,
     fused_probabilities,
 )
-from mednet.engines.handlers import TimeBudget
+from mednet.engines.handlers import TimeBudget, TrainingProgress, format_duration
 from mednet.engines.metrics import per_class_dice
 
 __all__ = [
@@ -17,7 +17,9 @@ __all__ = [
     "GradingWriter",
     "SequenceBatch",
     "TimeBudget",
+    "TrainingProgress",
     "branch_metrics",
+    "format_duration",
     "fused_probabilities",
     "per_class_dice",
 ]

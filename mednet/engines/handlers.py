@@ -5,18 +5,26 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from ignite.engine import Engine, Events
 
-__all__ = ["TimeBudget"]
+__all__ = ["TimeBudget", "TrainingProgress", "format_duration"]
 
 logger = logging.getLogger(__name__)
 
 
 class TimeBudget:
-    """Stop training before a wall-clock budget runs out, at an epoch boundary.
+    """Stop training before a wall-clock budget runs out, at an epoch boundary (opt-in).
+
+    Training is sized in epochs (``max_epochs``); a wall-clock budget is an option for
+    those who want one (``time_budget_s``, 0 by default in every bundle), knowing that the
+    epoch a run stops at then depends on the machine's speed and load, so two runs of the
+    same command may differ. With no budget this handler only anneals the learning rate
+    over the epochs and validates a last epoch that the validation interval skipped.
 
     After each epoch (and the validation attached to it, when this handler is
     attached after the validation handler), training stops when the time left is
@@ -26,8 +34,9 @@ class TimeBudget:
 
     With ``optimizer`` and ``anneal="cosine"`` it also sets the learning rate at the
     start of each epoch on a cosine from the optimizer's initial rate down to
-    ``min_lr_fraction`` of it, over the budget's time (or over ``max_epochs`` when there
-    is no budget), so a run cut short by the clock still ends at a small learning rate.
+    ``min_lr_fraction`` of it, over ``max_epochs`` (epoch ``e`` of ``E`` starts at the
+    fraction ``(e - 1) / E`` of the cosine), or, with a budget, over the budget's time, so
+    that a run cut short by the clock still ends at a small learning rate.
 
     Args:
         seconds: the budget; ``None`` or ``<= 0`` means no limit.
@@ -125,3 +134,90 @@ def _from_rank0(value: float) -> float:
     tensor = torch.tensor([value], dtype=torch.float64, device=device)
     dist.broadcast(tensor, src=0)
     return float(tensor.item())
+
+
+def format_duration(seconds: float) -> str:
+    """A duration for people: ``"45 s"``, ``"7 min 40 s"``, ``"2 h 05 min"`` (rounded to the second or minute)."""
+    seconds = max(round(seconds), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _loss(output: Any) -> float:
+    """The loss in an engine's output: a decollated list of dicts, a dict, a tensor or a number."""
+    if isinstance(output, (list, tuple)) and output:
+        output = output[0]
+    if isinstance(output, dict):
+        output = output["loss"]
+    return float(output)
+
+
+class TrainingProgress:
+    """Log, after each epoch, the epoch, its mean loss, the mean epoch time and the time left.
+
+    One line per epoch through :mod:`logging` (as MONAI's ``StatsHandler``), so it goes
+    wherever the bundle's ``logging.conf`` sends its log::
+
+        epoch 3/40, loss 0.412, 12.3 s/epoch, ETA 7 min 40 s
+
+    The loss is the mean over the epoch's iterations; the time per epoch is the mean over
+    the epochs of this run so far (validation included when this handler is attached after
+    the ``ValidationHandler``); the ETA is that mean times the epochs left to
+    ``max_epochs``. A run that an opt-in time budget stops early ends sooner than that.
+
+    Args:
+        output_transform: takes ``engine.state.output`` to the iteration's loss (default:
+            ``output["loss"]``, of the first item when the output is a decollated list).
+        name: the logger's name.
+        clock: the time source in seconds (``time.monotonic``; tests give their own).
+
+    Example:
+        ``{"_target_": "mednet.engines.TrainingProgress"}`` in ``train#handlers``, after the
+        ``ValidationHandler``.
+    """
+
+    def __init__(
+        self,
+        output_transform: Callable[[Any], Any] = _loss,
+        name: str = "mednet.engines.TrainingProgress",
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.output_transform = output_transform
+        self.logger = logging.getLogger(name)
+        self.clock = clock
+        self._start = 0.0
+        self._first_epoch = 0
+        self._losses: list[float] = []
+
+    def attach(self, engine: Engine) -> None:
+        """Start timing when ``engine`` starts; collect the loss each iteration; log each epoch."""
+        engine.add_event_handler(Events.STARTED, self._started)
+        engine.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def _started(self, engine: Engine) -> None:
+        self._start = self.clock()
+        self._first_epoch = engine.state.epoch  # a resumed run starts past 0
+
+    def _epoch_started(self, engine: Engine) -> None:
+        self._losses = []
+
+    def _iteration_completed(self, engine: Engine) -> None:
+        self._losses.append(float(self.output_transform(engine.state.output)))
+
+    def message(self, engine: Engine) -> str:
+        """The line for the epoch that ``engine`` has just completed."""
+        epoch, total = engine.state.epoch, engine.state.max_epochs or engine.state.epoch
+        per_epoch = (self.clock() - self._start) / max(epoch - self._first_epoch, 1)
+        loss = f"{sum(self._losses) / len(self._losses):.3f}" if self._losses else "n/a"
+        eta = format_duration(per_epoch * max(total - epoch, 0))
+        return f"epoch {epoch}/{total}, loss {loss}, {per_epoch:.1f} s/epoch, ETA {eta}"
+
+    def __call__(self, engine: Engine) -> None:
+        """Log :meth:`message`."""
+        self.logger.info(self.message(engine))
