@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from monai.losses import FocalLoss as MonaiFocalLoss
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
 
@@ -54,26 +55,42 @@ def _inverse_frequency(counts: Sequence[int]) -> torch.Tensor:
 
 
 class FocalLoss(nn.Module):
-    """Focal loss (Lin et al. 2017) on logits: ``(1 - p_t)^gamma`` times cross-entropy.
+    """Focal loss (Lin et al. 2017) on logits: ``(1 - p_t)^gamma`` times cross-entropy (MONAI's).
 
-    Takes ``(B, C)`` logits with ``(B,)`` class indices (softmax), or ``(B, 1)`` logits with
-    ``(B, 1)`` 0/1 targets (sigmoid). ``gamma = 0`` is plain cross-entropy.
+    A classification front to :class:`monai.losses.FocalLoss`: ``(B, C)`` logits with ``(B,)``
+    class indices (softmax), or ``(B, 1)`` logits with ``(B, 1)`` 0/1 targets (sigmoid). The
+    loss is the mean over the batch of each example's focal loss; ``gamma = 0`` is plain
+    cross-entropy.
+
+    Args:
+        gamma: the focusing exponent.
+        weight: ``(C,)`` class weights multiplying each example's loss by its true class's
+            weight (softmax only; the mean stays over examples, not weights).
     """
 
     def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None):
         super().__init__()
         self.gamma = float(gamma)
-        self.register_buffer("weight", weight if weight is None else torch.as_tensor(weight, dtype=torch.float32))
+        weight = None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
+        # reduction "none": MONAI's "mean" also averages the C - 1 zero entries of the non-target classes
+        self.softmax = MonaiFocalLoss(
+            gamma=self.gamma, weight=weight, use_softmax=True, to_onehot_y=True, reduction="none"
+        )
+        self.sigmoid = MonaiFocalLoss(gamma=self.gamma, reduction="mean")
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean focal loss over the batch."""
+        """Mean focal loss over the batch.
+
+        Args:
+            logits: ``(B, C)`` or ``(B, 1)``.
+            target: ``(B,)`` class indices, or ``(B, 1)`` 0/1 for a single logit.
+
+        Returns:
+            A scalar.
+        """
         if logits.shape[1] == 1:
-            ce = F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), reduction="none")
-            p_t = torch.exp(-ce)
-        else:
-            ce = F.cross_entropy(logits, target.long(), weight=self.weight, reduction="none")
-            p_t = torch.exp(-F.cross_entropy(logits, target.long(), reduction="none"))
-        return ((1 - p_t) ** self.gamma * ce).mean()
+            return self.sigmoid(logits, target.to(logits.dtype).reshape(logits.shape))
+        return self.softmax(logits, target.long().reshape(-1, 1)).sum(dim=1).mean()
 
 
 class _WeightedCE(nn.Module):

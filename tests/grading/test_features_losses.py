@@ -84,6 +84,16 @@ def test_focal_loss_down_weights_easy_examples():
     assert FocalLoss(2.0)(single, y) == pytest.approx(((1 - torch.exp(-bce)) ** 2 * bce).mean().item(), rel=1e-6)
 
 
+def test_focal_loss_three_classes_with_class_weights():
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-2.0, 3.0, 0.0], [1.0, 1.0, 1.0]])
+    target, weight = torch.tensor([0, 2, 1, 2]), torch.tensor([1.0, 2.0, 0.5])
+    ce = F.cross_entropy(logits, target, reduction="none")
+    focal = (1 - torch.exp(-ce)) ** 1.5 * ce
+    # each example's loss times its class's weight, averaged over the 4 examples (not the 12 logits)
+    assert FocalLoss(1.5, weight)(logits, target) == pytest.approx((weight[target] * focal).mean().item(), rel=1e-6)
+    assert FocalLoss(0.0)(logits, target) == pytest.approx(ce.mean().item(), rel=1e-6)
+
+
 def test_balanced_sampler_draws_classes_evenly():
     sampler = balanced_sampler(CASES * 50, ["LGG", "HGG"], seed=1)
     drawn = [CASES[i % len(CASES)]["class"] for i in sampler]
