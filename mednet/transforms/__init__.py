@@ -1,7 +1,14 @@
 """MONAI transforms: array classes in ``array``, dictionary classes (``...d``) in ``dictionary`` and ``grading``."""
 
-from mednet.transforms.array import ResampleToReference
-from mednet.transforms.dictionary import LoadSequencesd, Localised, ResampleToReferenced, Spacingd, WriteLocalisationd
+from mednet.transforms.array import RandSequenceDropout, ResampleToReference
+from mednet.transforms.dictionary import (
+    LoadSequencesd,
+    Localised,
+    RandSequenceDropoutd,
+    ResampleToReferenced,
+    Spacingd,
+    WriteLocalisationd,
+)
 from mednet.transforms.grading import ClassIndexd, LesionCropd, LesionFeaturesd, LesionSlicesd
 
 __all__ = [
@@ -11,6 +18,8 @@ __all__ = [
     "LesionSlicesd",
     "LoadSequencesd",
     "Localised",
+    "RandSequenceDropout",
+    "RandSequenceDropoutd",
     "ResampleToReference",
     "ResampleToReferenced",
     "Spacingd",

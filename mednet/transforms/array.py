@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+import numpy as np
+import torch
+from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
-from monai.transforms import Transform
+from monai.transforms import RandomizableTransform, Transform
+from monai.utils import TransformBackends
 
 from mednet.io.grid import resample_to_grid
 
-__all__ = ["ResampleToReference"]
+__all__ = ["RandSequenceDropout", "ResampleToReference"]
+
+
+def _probability(prob: object, who: str) -> float:
+    """``prob`` as a float, or a ``ValueError`` naming ``who`` and ``prob`` when it is not a number in [0, 1]."""
+    try:
+        value = float(prob)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{who}: prob: expected a probability in [0, 1], found {prob!r}")
+    return value
 
 
 class ResampleToReference(Transform):
@@ -30,3 +47,90 @@ class ResampleToReference(Transform):
     def __call__(self, img: MetaTensor, reference: MetaTensor) -> MetaTensor:
         """Return ``img`` (``(C, x, y, z)``) on ``reference``'s grid: ``(C, x', y', z')``."""
         return resample_to_grid(img, reference, label=self.label)
+
+
+class RandSequenceDropout(RandomizableTransform):
+    """Zero a random proper subset of an image's channels (MRI sequences), as if they had not been acquired.
+
+    The localisation networks take a case's sequences stacked as channels; at inference a
+    missing sequence is given as an all-zero channel. Training with this transform shows
+    the network such cases. With probability ``prob`` it first draws how many channels to
+    keep, uniformly from 1 to ``C - 1``, then which ones (each subset of that size alike),
+    and sets every other channel to 0; at least one channel always stays as it was. An
+    image with a single channel is returned unchanged. Put it after the intensity
+    normalisation and after every transform that could make a zero channel non-zero (an
+    intensity shift), so that a dropped channel is exactly 0, as at inference.
+
+    Seeded as MONAI's random transforms: ``set_random_state(seed)``, or through
+    ``monai.data.DataLoader``, which seeds the transforms of its dataset.
+
+    Args:
+        prob: probability of dropping channels from an image, in [0, 1]; 0 leaves every
+            image as it is.
+
+    Raises:
+        ValueError: ``prob`` outside [0, 1].
+
+    Example:
+        >>> import torch
+        >>> dropout = RandSequenceDropout(prob=1.0).set_random_state(seed=0)
+        >>> image = torch.ones(4, 8, 8, 8)  # (C, x, y, z): t1, t1c, t2, flair
+        >>> out = dropout(image)
+        >>> out.shape, 1 <= int((out.flatten(1).abs().sum(1) > 0).sum()) <= 3
+        (torch.Size([4, 8, 8, 8]), True)
+    """
+
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, prob: float = 0.3):
+        super().__init__(_probability(prob, "RandSequenceDropout"))
+        self._keep: np.ndarray | None = None
+
+    @property
+    def kept(self) -> np.ndarray | None:
+        """The last draw: a boolean mask of the channels kept, ``(C,)``, or ``None`` when nothing is dropped."""
+        return self._keep if self._do_transform else None
+
+    def randomize(self, data: int) -> None:
+        """Draw whether to drop channels of an image with ``data`` channels, and which."""
+        super().randomize(None)
+        self._keep = None
+        if self._do_transform and data < 2:
+            self._do_transform = False  # one sequence: nothing can be dropped
+        if not self._do_transform:
+            return
+        n_keep = int(self.R.randint(1, data))  # uniform in 1 .. C - 1
+        keep = np.zeros(data, dtype=bool)
+        keep[self.R.choice(data, size=n_keep, replace=False)] = True
+        self._keep = keep
+
+    def __call__(self, img: NdarrayOrTensor, randomize: bool = True) -> NdarrayOrTensor:
+        """Return ``img`` (``(C, *spatial)``) with the dropped channels set to 0: same shape, type and metadata.
+
+        Args:
+            img: a channel-first image, one channel per sequence.
+            randomize: draw anew; ``False`` applies the last draw (that of :meth:`randomize`).
+
+        Raises:
+            ValueError: ``img`` has no channel dimension, or (with ``randomize=False``) a
+                different number of channels from the last draw's.
+        """
+        if img.ndim < 2:
+            shape = tuple(img.shape)
+            raise ValueError(f"RandSequenceDropout: img: expected a channel-first image (C, *spatial), found {shape}")
+        channels = int(img.shape[0])
+        if randomize:
+            self.randomize(channels)
+        if not self._do_transform:
+            return img
+        if self._keep is None or len(self._keep) != channels:
+            drawn = "none" if self._keep is None else len(self._keep)
+            raise ValueError(f"RandSequenceDropout: img has {channels} channels, the last draw was for {drawn}")
+        drop = ~self._keep
+        if isinstance(img, torch.Tensor):
+            out = img.clone()  # a MetaTensor keeps its affine and metadata
+            out[torch.as_tensor(drop, device=img.device)] = 0
+        else:
+            out = np.array(img, copy=True)
+            out[drop] = 0
+        return out

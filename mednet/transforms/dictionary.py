@@ -11,7 +11,15 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import Compose, ConcatItemsd, DeleteItemsd, EnsureChannelFirstd, LoadImaged, MapTransform
+from monai.transforms import (
+    Compose,
+    ConcatItemsd,
+    DeleteItemsd,
+    EnsureChannelFirstd,
+    LoadImaged,
+    MapTransform,
+    RandomizableTransform,
+)
 from monai.utils import ImageMetaKey
 
 from mednet.io.nifti_reader import NiftiReader
@@ -21,9 +29,16 @@ from mednet.localisation.outputs import (
     localise_from_probabilities,
     write_localisation,
 )
-from mednet.transforms.array import ResampleToReference
+from mednet.transforms.array import RandSequenceDropout, ResampleToReference, _probability
 
-__all__ = ["LoadSequencesd", "Localised", "ResampleToReferenced", "Spacingd", "WriteLocalisationd"]
+__all__ = [
+    "LoadSequencesd",
+    "Localised",
+    "RandSequenceDropoutd",
+    "ResampleToReferenced",
+    "Spacingd",
+    "WriteLocalisationd",
+]
 
 
 class ResampleToReferenced(MapTransform):
@@ -62,6 +77,60 @@ class ResampleToReferenced(MapTransform):
             if key != self.ref_key:
                 resample = self._label if key in self.label_keys else self._image
                 d[key] = resample(d[key], d[self.ref_key])
+        return d
+
+
+class RandSequenceDropoutd(RandomizableTransform, MapTransform):
+    """Zero a random proper subset of the channels (sequences) of each key (see :class:`RandSequenceDropout`).
+
+    One draw per call: with probability ``prob`` the same channels are set to 0 in every
+    key, which must then all have the same number of channels ``C``; ``(C, *spatial)``
+    in, the same shape, type and metadata out. Patch samples (a list of dictionaries from
+    a ``Rand...Cropd`` with ``num_samples``) each get their own draw, as ``Compose`` calls
+    the transform once per sample.
+
+    Args:
+        keys: the channel-first images, e.g. ``"image"`` (the sequences stacked as channels).
+        prob: probability of dropping channels from a sample, in [0, 1]; 0 disables it.
+        allow_missing_keys: skip absent keys instead of raising.
+
+    Raises:
+        ValueError: ``prob`` outside [0, 1]; keys with different numbers of channels.
+
+    Example:
+        ``{"_target_": "mednet.transforms.RandSequenceDropoutd", "keys": "image", "prob": 0.3}``
+        at the end of ``train#random_transforms``, after the normalisation, the crop and
+        the intensity shifts.
+    """
+
+    backend = RandSequenceDropout.backend
+
+    def __init__(self, keys: KeysCollection, prob: float = 0.3, allow_missing_keys: bool = False):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, _probability(prob, "RandSequenceDropoutd"))
+        self.dropout = RandSequenceDropout(prob=1.0)
+
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> RandSequenceDropoutd:
+        """Seed this transform and the array transform it holds (as MONAI's dictionary transforms do)."""
+        super().set_random_state(seed, state)
+        self.dropout.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        """Return ``data`` with the same channels of every key set to 0 (with probability ``prob``)."""
+        d = dict(data)
+        self.randomize(None)
+        keys = list(self.key_iterator(d))
+        if not self._do_transform or not keys:
+            return d
+        channels = {key: int(d[key].shape[0]) for key in keys}
+        if len(set(channels.values())) > 1:
+            raise ValueError(f"RandSequenceDropoutd: keys: expected the same number of channels, found {channels}")
+        self.dropout.randomize(channels[keys[0]])
+        for key in keys:
+            d[key] = self.dropout(d[key], randomize=False)
         return d
 
 
