@@ -20,9 +20,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, identical files)")
     parser.add_argument(
-        "--balance", metavar="CLASS=W,...", help="class weights, e.g. HGG=1,LGG=1 (default: the papers')"
+        "--balance",
+        metavar="CLASS=W,...",
+        help="class weights, e.g. HGG=1,LGG=1 (default: the papers'); glioma also takes MET (brain metastases)",
     )
     parser.add_argument("--mixed-grids", action="store_true", help="each sequence on its own grid")
+    parser.add_argument(
+        "--randomise",
+        choices=["full", "plausible"],
+        help="domain randomisation: every case draws its look (contrast, resolution, plane, artefacts, skull "
+        "stripping, BraTS look) and its lesion's kind; 'full' includes fully random contrasts, 'plausible' "
+        "keeps them physics-plausible",
+    )
     parser.add_argument("--dwi", action="store_true", help="neuroblastoma: add a DWI sequence")
     parser.add_argument("--reader-accuracy", type=float, default=0.85, help="cpa: simulated clinicians' accuracy")
     parser.add_argument(
@@ -53,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         mixed_grids=args.mixed_grids,
         optional=("dwi",) if args.dwi else (),
         reader_accuracy=args.reader_accuracy,
+        workers=args.workers,
+        randomise=args.randomise,
     )
     print(
         f"wrote {len(cohort.cases)} {args.disease} cases to {cohort.root}: {cohort.manifest.name}, "

@@ -6,11 +6,16 @@ Layout of ``out``::
                         (+ radiology, radiotherapy for CPA); paths relative to out
     labels.json         label table: value, name, colour
     cases.json          per case: class, grids, and the drawn parameters (ground truth)
+    cohort.json         how the cohort was made: generator version, disease, seed, size,
+                        randomisation, balance (what a model card cites)
     datalist.json       patient-level split made by mednet.io from the manifest
     <case>/<case>_<sequence>.nii.gz, <case>/<case>_seg.nii.gz
 
 The same seed gives byte-identical files; each case draws from its own random
-stream, so case ``i`` does not depend on how many cases are generated.
+stream, so case ``i`` does not depend on how many cases are generated. With
+``randomise`` (a preset of :mod:`mednet.synthetic.randomise`) every case also draws how
+its scans look (contrast, resolution, acquisition plane, artefacts, skull stripping,
+the BraTS look) and its lesion's kind.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from types import ModuleType
 import nibabel as nib
 import numpy as np
 
+from mednet import __version__
 from mednet.io.datalist import build_datalist, read_manifest, save_datalist
 from mednet.io.splits import largest_remainder
 from mednet.io.write import save_atomic
 from mednet.synthetic import cpa, glioma, neuroblastoma
-from mednet.synthetic.phantom import acquisition_grid, render
+from mednet.synthetic.phantom import PLANE_AXES, Phantom, acquisition_grid, render
+from mednet.synthetic.randomise import PRESETS, CaseStyle, Randomisation, atlas_grid, draw_style
 
 __all__ = ["DISEASES", "SIZES", "Cohort", "generate_cohort"]
 
@@ -84,6 +91,7 @@ class _CaseJob:
     mixed_grids: bool
     reader_accuracy: float
     root: Path
+    randomise: str | None = None
 
 
 def _make_case(job: _CaseJob) -> tuple[dict, dict]:
@@ -94,29 +102,37 @@ def _make_case(job: _CaseJob) -> tuple[dict, dict]:
     matrix = SIZES[size]
     rng = np.random.default_rng([seed, i])
     case_id = f"{model.PREFIX}_{i:04d}"
-    phantom, facts = model.build(rng, label)
+    preset = PRESETS[job.randomise] if job.randomise else None
+    phantom, facts = model.build(rng, label, varied=True) if preset else model.build(rng, label)
     phantom.offset = rng.uniform(-20, 20, 3)
     fov = facts.pop("fov_mm", model.FOV_MM)
     low, high = model.SLICE_MM[size]
-    grid = acquisition_grid(rng, phantom.offset, fov, matrix, rng.uniform(low, high), str(rng.choice(_ORIENTATIONS)))
-    grids = {sequences[0]: grid}
-    for sequence in sequences[1:]:
-        grids[sequence] = (
-            grid
-            if not mixed_grids
-            else acquisition_grid(
-                rng,
-                phantom.offset,
-                fov,
-                int(matrix * rng.uniform(0.8, 1.0)),
-                rng.uniform(low, high) * 1.1,
-                str(rng.choice(_ORIENTATIONS)),
+    style = None
+    if preset is None:
+        thickness, orientation = rng.uniform(low, high), str(rng.choice(_ORIENTATIONS))
+        grid = acquisition_grid(rng, phantom.offset, fov, matrix, thickness, orientation)
+        grids = {sequences[0]: grid}
+        for sequence in sequences[1:]:
+            grids[sequence] = (
+                grid
+                if not mixed_grids
+                else acquisition_grid(
+                    rng,
+                    phantom.offset,
+                    fov,
+                    int(matrix * rng.uniform(0.8, 1.0)),
+                    rng.uniform(low, high) * 1.1,
+                    str(rng.choice(_ORIENTATIONS)),
+                )
             )
-        )
-    images, labels = render(phantom, grid, [s for s in sequences if grids[s] is grid], rng)
+    else:
+        style = draw_style(rng, preset, brain=model.BRAIN, glioma=disease == "glioma")
+        grids = _randomised_grids(rng, preset, style, phantom, fov, matrix, sequences, mixed_grids)
+        grid = grids[sequences[0]]
+    images, labels = render(phantom, grid, [s for s in sequences if grids[s] is grid], rng, style=style)
     for sequence in sequences:
         if grids[sequence] is not grid:
-            images[sequence] = render(phantom, grids[sequence], [sequence], rng)[0][sequence]
+            images[sequence] = render(phantom, grids[sequence], [sequence], rng, style=style)[0][sequence]
     folder = root / case_id
     row = {"case_id": case_id, "patient_id": case_id}
     for sequence in sequences:
@@ -130,7 +146,45 @@ def _make_case(job: _CaseJob) -> tuple[dict, dict]:
         for role in ("radiology", "radiotherapy"):
             row[role] = label if rng.random() < reader_accuracy else other
     record = {"case_id": case_id, "class": label, "grids": {s: g.describe() for s, g in grids.items()}, **facts}
+    if style is not None:
+        record["style"] = style.describe()
     return row, record
+
+
+def _randomised_grids(
+    rng: np.random.Generator,
+    preset: Randomisation,
+    style: CaseStyle,
+    phantom: Phantom,
+    fov: tuple[float, float, float],
+    matrix: int,
+    sequences: list[str],
+    mixed_grids: bool,
+) -> dict:
+    """Each sequence's acquisition grid for a randomised case (see :mod:`mednet.synthetic.randomise`).
+
+    The BraTS look puts every sequence on one atlas-like grid (1 mm at the ``full`` size,
+    coarser for smaller sizes); otherwise each acquisition draws its plane, slice
+    thickness, matrix, field of view and position, and each sequence after the first has
+    its own grid with probability ``preset.own_grids`` (always with ``mixed_grids``).
+    """
+    if style.brats:
+        atlas = atlas_grid(phantom.offset, 240.0 / matrix)
+        return dict.fromkeys(sequences, atlas)
+
+    def draw():
+        plane = str(rng.choice(list(preset.planes), p=list(preset.planes.values())))
+        view = np.asarray(fov) * rng.uniform(*preset.fov_scale, 3)
+        centre = phantom.offset + rng.uniform(-preset.fov_shift_mm, preset.fov_shift_mm, 3)
+        pixel = fov[0] / matrix / rng.uniform(*preset.matrix_scale)
+        in_plane = int(np.rint(view[PLANE_AXES[plane][0]] / pixel))
+        thickness = rng.uniform(*preset.slice_mm)
+        return acquisition_grid(rng, centre, tuple(view), max(in_plane, 8), thickness,
+                                str(rng.choice(_ORIENTATIONS)), plane=plane)  # fmt: skip
+
+    first = draw()
+    return {s: first if k == 0 or not (mixed_grids or rng.random() < preset.own_grids) else draw()
+            for k, s in enumerate(sequences)}  # fmt: skip
 
 
 def generate_cohort(
@@ -145,6 +199,7 @@ def generate_cohort(
     optional: tuple[str, ...] = (),
     reader_accuracy: float = 0.85,
     workers: int = 1,
+    randomise: str | None = None,
 ) -> Cohort:
     """Generate ``n_cases`` phantoms of ``disease`` into ``out``.
 
@@ -160,12 +215,15 @@ def generate_cohort(
         optional: optional sequences to add (``("dwi",)`` for neuroblastoma).
         reader_accuracy: CPA only: probability that each simulated clinician reads right.
         workers: processes rendering cases in parallel; the files do not depend on it.
+        randomise: a preset of :data:`mednet.synthetic.randomise.PRESETS` (``"full"``,
+            ``"plausible"``): every case draws its look and its lesion's kind; None
+            renders every case with mednet's contrast table.
 
     Returns:
         The :class:`Cohort`.
 
     Raises:
-        ValueError: unknown disease, size, class or optional sequence.
+        ValueError: unknown disease, size, class, optional sequence or randomisation preset.
     """
     from monai.utils import look_up_option
 
@@ -178,8 +236,11 @@ def generate_cohort(
             f"{', '.join(getattr(model, 'OPTIONAL_SEQUENCES', ())) or 'none'}, found {', '.join(sorted(unknown))}"
         )
     balance = dict(balance or model.DEFAULT_BALANCE)
-    if set(balance) - set(model.CLASSES) or not any(balance.values()):
-        raise ValueError(f"balance for {disease}: expected weights for {', '.join(model.CLASSES)}, found {balance}")
+    known = (*model.CLASSES, *getattr(model, "OTHER_CLASSES", ()))
+    if set(balance) - set(known) or not any(balance.values()):
+        raise ValueError(f"balance for {disease}: expected weights for {', '.join(known)}, found {balance}")
+    if randomise is not None:
+        look_up_option(randomise, list(PRESETS))
     if not 0.0 <= reader_accuracy <= 1.0:
         raise ValueError(f"reader_accuracy: expected a probability in [0, 1], found {reader_accuracy}")
     sequences = list(model.SEQUENCES) + list(optional)
@@ -188,7 +249,7 @@ def generate_cohort(
     classes = _class_list(np.random.default_rng([seed, 2**20]), balance, n_cases)
 
     jobs = [
-        _CaseJob(disease, i, label, seed, size, tuple(sequences), mixed_grids, reader_accuracy, root)
+        _CaseJob(disease, i, label, seed, size, tuple(sequences), mixed_grids, reader_accuracy, root, randomise)
         for i, label in enumerate(classes)
     ]
     if workers > 1 and len(jobs) > 1:
@@ -210,6 +271,10 @@ def generate_cohort(
     labels_path = root / "labels.json"
     labels_path.write_text(json.dumps(label_table, indent=2) + "\n", encoding="utf-8")
     (root / "cases.json").write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+    made_how = {"generator": "mednet.synthetic", "mednet_version": __version__, "disease": disease, "cases": n_cases,
+                "seed": seed, "size": size, "randomise": randomise, "balance": balance, "mixed_grids": mixed_grids,
+                "optional": list(optional)}  # fmt: skip
+    (root / "cohort.json").write_text(json.dumps(made_how, indent=2) + "\n", encoding="utf-8")
     datalist = build_datalist(read_manifest(manifest), seed=seed)
     datalist["created"] = None  # keep the cohort byte-identical for a given seed
     datalist["source"] = {"kind": "manifest", "path": "manifest.csv"}

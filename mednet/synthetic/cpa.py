@@ -11,6 +11,9 @@ with their internal auditory canals (IAC) and the vestibulocochlear nerves.
 
 Atypical cases blur the line as in practice: some AN stay in the cistern, some MG sit
 at the porus and reach into the canal. The label map holds one label, 1 = tumour.
+
+``varied=True`` (randomised cohorts) widens the tumours' sizes (small intracanalicular
+schwannomas to large masses) and lets meningiomas lie flat on the dura (en plaque).
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import numpy as np
 from mednet.synthetic.phantom import Phantom
 from mednet.synthetic.shapes import Cut, Ellipsoid, Tube, draw_seed, rotation
 
-__all__ = ["CLASSES", "DEFAULT_BALANCE", "FOV_MM", "LABELS", "LESION_LABELS", "SEQUENCES", "build"]
+__all__ = ["BRAIN", "CLASSES", "DEFAULT_BALANCE", "FOV_MM", "LABELS", "LESION_LABELS", "SEQUENCES", "build"]
 
 SEQUENCES = ("t1c", "t2")
+#: Skull stripping applies.
+BRAIN = True
 CLASSES = ("AN", "MG")
 #: The CPA paper's cohort: 427 acoustic neuromas, 116 meningiomas.
 DEFAULT_BALANCE = {"AN": 427, "MG": 116}
@@ -33,8 +38,11 @@ SLICE_MM = {"small": (2.0, 3.0), "demo": (2.0, 3.0), "full": (1.0, 1.0)}
 PREFIX = "CPA"
 
 
-def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
-    """A CPA phantom of class ``label`` (``"AN"`` or ``"MG"``); returns ``(phantom, facts)``."""
+def build(rng: np.random.Generator, label: str, varied: bool = False) -> tuple[Phantom, dict]:
+    """A CPA phantom of class ``label`` (``"AN"`` or ``"MG"``); returns ``(phantom, facts)``.
+
+    ``varied``: wider tumour sizes and en-plaque meningiomas (randomised cohorts).
+    """
     k = rng.uniform(0.92, 1.08)
     head = np.array([70.0, 88.0, 80.0]) * k
     side = float(rng.choice([-1.0, 1.0]))  # +1: the patient's right (RAS +x)
@@ -86,7 +94,7 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
         geometry[x] = (apex, along, face, porus, fundus)
 
     apex, along, face, porus, fundus = geometry[side]
-    radius = rng.uniform(5, 17)
+    radius = rng.uniform(*((3, 22) if varied else (5, 17)))
     atypical = rng.random() < 0.15
     contrast: dict[str, dict[str, float]] = {}
     texture: dict[str, tuple[float, float]] = {}
@@ -126,7 +134,7 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
     else:
         shift = rng.uniform(0, 4) if atypical else rng.uniform(8, 20)
         base = porus + along * shift * rng.choice([-1.0, 1.0]) * k
-        height = radius * rng.uniform(0.7, 1.0)
+        height = radius * rng.uniform(0.3 if varied else 0.7, 1.0)
         frame = np.column_stack([along, face, [0, 0, 1.0]])
         body = Ellipsoid(
             base,
@@ -154,4 +162,4 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
         }
         texture["tumour:mg"] = (0.03, rng.uniform(0.02, 0.05))
     labels = {"tumour:an": 1, "tumour:mg": 1, "cyst": 1, "calcification": 1}
-    return Phantom(layers, labels, texture, contrast), facts
+    return Phantom(layers, labels, texture, contrast, foreground=Ellipsoid(np.zeros(3), head - 8)), facts

@@ -11,6 +11,9 @@ Stage (INRG): ``L1`` localised, clear of the aorta and renal vessels; ``L2``
 localised and encasing the aorta or a renal pedicle (an image-defined risk factor:
 the vessel runs through the mass); ``M`` with distant metastases in the liver or
 bone. Labels: each organ, 12 primary tumour, 13 metastasis.
+
+``varied=True`` (randomised cohorts) varies each organ's size, shape and position
+(:func:`~mednet.synthetic.randomise.jitter_anatomy`) and the metastases' number and size.
 """
 
 from __future__ import annotations
@@ -18,11 +21,18 @@ from __future__ import annotations
 import numpy as np
 
 from mednet.synthetic.phantom import Phantom
+from mednet.synthetic.randomise import jitter_anatomy
 from mednet.synthetic.shapes import Ellipsoid, Tube, draw_seed, rotation
 
-__all__ = ["CLASSES", "DEFAULT_BALANCE", "LABELS", "LESION_LABELS", "OPTIONAL_SEQUENCES", "SEQUENCES", "build"]
+__all__ = [
+    "BRAIN", "CLASSES", "DEFAULT_BALANCE", "LABELS", "LESION_LABELS", "OPTIONAL_SEQUENCES", "SEQUENCES", "build",
+]  # fmt: skip
 
 SEQUENCES = ("t2w", "t1c")
+#: Skull stripping does not apply.
+BRAIN = False
+#: Organs whose size, shape and position vary in randomised cohorts.
+VARIED_ORGANS = {"liver", "spleen", "kidney:right", "kidney:left", "adrenal:right", "adrenal:left", "lung", "heart"}
 OPTIONAL_SEQUENCES = ("dwi",)
 CLASSES = ("L1", "L2", "M")
 #: Roughly the INRG distribution of newly diagnosed patients.
@@ -45,8 +55,11 @@ def _segment_distance(point: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(point - (a + t * ab)))
 
 
-def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
+def build(rng: np.random.Generator, label: str, varied: bool = False) -> tuple[Phantom, dict]:
     """A torso phantom of stage ``label`` (``"L1"``, ``"L2"`` or ``"M"``); returns ``(phantom, facts)``.
+
+    ``varied``: organs of varied size, shape and position, metastases of varied number and
+    size (randomised cohorts).
 
     ``facts`` holds the field of view (``fov_mm``), the tumour's site and radius, and
     the metastases' sites.
@@ -175,8 +188,8 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
     if label == "M":
         sites = ["liver", "bone"] if rng.random() < 0.3 else [str(rng.choice(["liver", "bone"]))]
         for where in sites:
-            for _ in range(int(rng.integers(1, 5))):
-                r = rng.uniform(3, 9) * k
+            for _ in range(int(rng.integers(1, 9 if varied else 5))):
+                r = rng.uniform(2 if varied else 3, 9) * k
                 if where == "liver":
                     spot = liver.centre + liver.rot @ (rng.uniform(-0.55, 0.55, 3) * liver.radii)
                 else:
@@ -234,4 +247,6 @@ def build(rng: np.random.Generator, label: str) -> tuple[Phantom, dict]:
         "encases_vessel": bool(encase),
         "metastases": metastases,
     }
+    if varied:
+        layers = jitter_anatomy(layers, rng, VARIED_ORGANS, 0.12)
     return Phantom(layers, labels, texture, contrast), facts

@@ -17,9 +17,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from mednet.io.grid import Grid
+from mednet.synthetic.randomise import CaseStyle, ghosting
 from mednet.synthetic.shapes import Shape, rotation
 
-__all__ = ["TISSUES", "Phantom", "acquisition_grid", "render"]
+__all__ = ["PLANE_AXES", "TISSUES", "Phantom", "acquisition_grid", "render"]
 
 # Relative signal of each tissue per sequence, 0..1, from the usual MRI appearances:
 # T1 fat bright and fluid dark; T2 fluid bright; FLAIR fluid suppressed; T1 after
@@ -52,7 +53,11 @@ TISSUES: dict[str, dict[str, float]] = {
     "nerve":       dict(t1=0.45, t1c=0.47, t2=0.50, flair=0.50, dwi=0.30),
     "dura":        dict(t1=0.35, t1c=0.85, t2=0.30, flair=0.35, dwi=0.20),
     "retroperitoneum": dict(t1=0.85, t1c=0.86, t2=0.70, flair=0.65, dwi=0.10),
+    "gliosis":     dict(t1=0.48, t1c=0.49, t2=0.66, flair=0.74, dwi=0.33),
 }  # fmt: skip
+
+#: World axes (0 x, 1 y, 2 z) that the array axes of each acquisition plane follow; the last is the slice axis.
+PLANE_AXES: dict[str, tuple[int, int, int]] = {"axial": (0, 1, 2), "coronal": (0, 2, 1), "sagittal": (1, 2, 0)}
 
 _SEQUENCE_COLUMN = {"t1": "t1", "t1c": "t1c", "t2": "t2", "t2w": "t2", "flair": "flair", "dwi": "dwi"}
 
@@ -68,6 +73,7 @@ class Phantom:
             variation (fine ~3 mm grain, coarse ~15 mm); unlisted tissues get ``(0.04, 0.02)``.
         contrast: per-subject overrides, tissue -> {sequence column -> signal}.
         offset: the subject centre's world position, mm.
+        foreground: what skull stripping keeps (the brain), or None where it does not apply.
     """
 
     layers: list[tuple[str, Shape]]
@@ -75,6 +81,7 @@ class Phantom:
     texture: dict[str, tuple[float, float]] = field(default_factory=dict)
     contrast: dict[str, dict[str, float]] = field(default_factory=dict)
     offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    foreground: Shape | None = None
 
     def tissues(self) -> list[str]:
         """Tissue names, index 0 being air."""
@@ -135,25 +142,31 @@ def acquisition_grid(
     slice_mm: float,
     orientation: str,
     tilt_deg: float = 4.0,
+    plane: str = "axial",
 ) -> Grid:
-    """An axial acquisition: ``matrix`` x ``matrix`` in plane, slices covering ``fov_mm[2]``.
+    """An acquisition: ``matrix`` voxels along the first in-plane axis, square pixels, slices of ``slice_mm``.
 
     Args:
         rng: random source for the obliquity and the centring jitter.
         centre: world point (mm) the field of view is centred on (plus up to 5 mm jitter).
-        fov_mm: field of view, mm: in-plane x, y, and the slab thickness z.
-        matrix: in-plane voxels along x (y scaled to keep square pixels).
+        fov_mm: field of view along the world axes x, y, z, mm.
+        matrix: in-plane voxels along the first in-plane axis (the other scaled to keep
+            square pixels).
         slice_mm: slice spacing, mm.
-        orientation: ``"RAS"``, ``"LPS"`` or ``"LAS"``: where the array axes point.
-        tilt_deg: largest obliquity about the axial axis, degrees.
+        orientation: ``"RAS"``, ``"LPS"`` or ``"LAS"``: which way the world axes x, y, z
+            are walked by the array axes that follow them.
+        tilt_deg: largest obliquity about the world z axis, degrees.
+        plane: ``"axial"`` (slices along z), ``"coronal"`` (along y) or ``"sagittal"``
+            (along x); see :data:`PLANE_AXES`.
 
     Returns:
         The :class:`~mednet.io.grid.Grid`.
     """
-    pixel = fov_mm[0] / matrix
-    shape = (matrix, max(2, round(fov_mm[1] / pixel)), max(2, round(fov_mm[2] / slice_mm)))
+    order = PLANE_AXES[plane]
+    pixel = fov_mm[order[0]] / matrix
+    shape = (matrix, max(2, round(fov_mm[order[1]] / pixel)), max(2, round(fov_mm[order[2]] / slice_mm)))
     signs = {"R": 1.0, "L": -1.0, "A": 1.0, "P": -1.0, "S": 1.0}
-    axes = np.diag([signs[orientation[0]], signs[orientation[1]], signs[orientation[2]]])
+    axes = np.diag([signs[orientation[0]], signs[orientation[1]], signs[orientation[2]]])[:, list(order)]
     direction = rotation(np.deg2rad(rng.uniform(-tilt_deg, tilt_deg))) @ axes
     affine = np.eye(4)
     affine[:3, :3] = direction * np.array([pixel, pixel, slice_mm])
@@ -191,6 +204,7 @@ def render(
     rng: np.random.Generator,
     fine_mm: float = 2.0,
     noise: float = 0.025,
+    style: CaseStyle | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Sample the phantom on a grid as MRI volumes and a label map.
 
@@ -200,10 +214,14 @@ def render(
         sequences: sequence keys to render (``t1``, ``t1c``, ``t2``, ``t2w``, ``flair``, ``dwi``).
         rng: random source for texture, bias, scale and noise.
         fine_mm: voxels larger than this along an axis are sampled 3 times along it.
-        noise: Rician noise standard deviation relative to the subject's intensity scale.
+        noise: Rician noise standard deviation relative to the subject's intensity scale
+            (the style's own noise level when a style is given).
+        style: the case's randomised look (:mod:`mednet.synthetic.randomise`); None renders
+            with mednet's contrast table as it is.
 
     Returns:
-        ``({sequence: (x, y, z) int16}, (x, y, z) uint8 labels)``.
+        ``({sequence: (x, y, z) image}, (x, y, z) uint8 labels)``: images int16, or
+        float32 when the style z-scores them.
     """
     names = phantom.tissues()
     offsets = _subsamples(grid.spacing, fine_mm)
@@ -217,12 +235,48 @@ def render(
     amp_coarse = np.array([phantom.texture.get(t, (0.04, 0.02))[0] for t in names], np.float32)
     amp_fine = np.array([phantom.texture.get(t, (0.04, 0.02))[1] for t in names], np.float32)
     modulation = np.clip(1.0 + amp_coarse[tissue] * coarse + amp_fine[tissue] * fine, 0.2, 2.0)
+    if style is None:
+        images = {}
+        for sequence in sequences:
+            signal = (phantom.signal(names, sequence)[tissue] * modulation).mean(axis=1).reshape(grid.shape)
+            scale = 1000.0 * rng.uniform(0.7, 1.35)
+            clean = signal * _bias_field(rng, grid.shape, 0.25) * scale
+            sigma = noise * scale * rng.uniform(0.7, 1.3)
+            noisy = np.hypot(clean + rng.normal(0, sigma, grid.shape), rng.normal(0, sigma, grid.shape))
+            images[sequence] = np.clip(np.rint(noisy), 0, 32767).astype(np.int16)
+        return images, labels
+    return _render_styled(phantom, grid, sequences, rng, style, names, tissue, modulation, offsets), labels
+
+
+def _render_styled(phantom, grid, sequences, rng, style, names, tissue, modulation, offsets) -> dict[str, np.ndarray]:
+    """The randomised counterpart of :func:`render`'s image loop (same arguments, drawn look)."""
+    # smooth sub-regions of every tissue (SynthSeg's sub-classes): one field cut into bands
+    bands = _smooth_field(rng, grid.shape, grid.spacing, 20.0).reshape(-1)
+    sub = np.digitize(bands, np.quantile(bands, np.linspace(0, 1, style.subclasses + 1)[1:-1]))[:, None]
+    keep = None
+    if style.strip and phantom.foreground is not None:
+        inside = Phantom([("fg", phantom.foreground)], {}, offset=phantom.offset)
+        fraction = np.mean([inside.paint_grid(grid, o, ["air", "fg"]) for o in offsets], axis=0)
+        keep = fraction >= 0.5
+    slice_axis = int(np.argmax(grid.spacing))
     images = {}
     for sequence in sequences:
-        signal = (phantom.signal(names, sequence)[tissue] * modulation).mean(axis=1).reshape(grid.shape)
-        scale = 1000.0 * rng.uniform(0.7, 1.35)
-        clean = signal * _bias_field(rng, grid.shape, 0.25) * scale
-        sigma = noise * scale * rng.uniform(0.7, 1.3)
-        noisy = np.hypot(clean + rng.normal(0, sigma, grid.shape), rng.normal(0, sigma, grid.shape))
-        images[sequence] = np.clip(np.rint(noisy), 0, 32767).astype(np.int16)
-    return images, labels
+        table = style.signal_table(rng, names, sequence, phantom.signal(names, sequence))
+        signal = (table[tissue, sub] * modulation).mean(axis=1).reshape(grid.shape)
+        signal = np.power(np.clip(signal, 0, None), np.exp(rng.uniform(*np.log(style.preset.gamma))))
+        scale = 1000.0 * rng.uniform(0.5, 2.0)
+        clean = signal * _bias_field(rng, grid.shape, style.bias) * scale
+        if rng.random() < style.preset.ghosting:  # phase encoding along one of the in-plane axes
+            axis = int(rng.choice([a for a in range(3) if a != slice_axis]))
+            clean = ghosting(clean, axis, int(rng.integers(2, 6)), rng.uniform(0.1, 0.5))
+        sigma = style.noise * scale
+        image = np.hypot(clean + rng.normal(0, sigma, grid.shape), rng.normal(0, sigma, grid.shape))
+        if keep is not None:
+            image = np.where(keep, image, 0.0)
+        if style.zscore and keep is not None and keep.any():
+            inside_values = image[keep]
+            z = (image - inside_values.mean()) / max(float(inside_values.std()), 1e-6)
+            images[sequence] = np.where(keep, z, 0.0).astype(np.float32)
+        else:
+            images[sequence] = np.clip(np.rint(image), 0, 32767).astype(np.int16)
+    return images

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Cut", "Ellipsoid", "Shape", "Tube", "draw_seed", "rotation"]
+__all__ = ["Cut", "Ellipsoid", "Shape", "Tube", "Within", "draw_seed", "rotation"]
 
 
 def draw_seed(rng: np.random.Generator) -> int:
@@ -142,3 +142,20 @@ class Cut(Shape):
         if side.any():
             mask[side] = self.shape.inside(points[side])
         return mask
+
+
+@dataclass
+class Within(Shape):
+    """A shape kept only inside a container (a lesion kept inside the brain)."""
+
+    shape: Shape
+    container: Shape
+
+    def bounds(self):
+        """The intersection of the two boxes."""
+        (low_a, high_a), (low_b, high_b) = self.shape.bounds(), self.container.bounds()
+        return np.maximum(low_a, low_b), np.minimum(high_a, high_b)
+
+    def inside(self, points):
+        """Inside the shape and inside the container."""
+        return self.shape.inside(points) & self.container.contains(points)
