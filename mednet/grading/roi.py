@@ -26,8 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from scipy import ndimage
+from monai.transforms import BorderPad, NormalizeIntensity, Resize, SpatialCrop
 
 from mednet.io.validation import spacing_from_affine
 
@@ -249,30 +248,27 @@ def volume_crop_box(
     return box[0], box[1], box[2]
 
 
-def _crop(array: np.ndarray, box: Sequence[tuple[int, int]]) -> tuple[np.ndarray, tuple[slice, ...]]:
-    """Crop the trailing axes of ``array`` to ``box``, zero-padding; also where the image lies in the crop."""
-    lead = array.shape[: array.ndim - len(box)]
-    out = np.zeros(lead + tuple(stop - start for start, stop in box), dtype=array.dtype)
-    source, target = [], []
-    for (start, stop), size in zip(box, array.shape[len(lead) :], strict=True):
-        lo, hi = max(start, 0), min(stop, size)
-        source.append(slice(lo, max(hi, lo)))
-        target.append(slice(lo - start, lo - start + max(hi - lo, 0)))
-    keep = (Ellipsis, *target)
-    out[keep] = array[(Ellipsis, *source)]
-    return out, tuple(target)
+def _crop_pad(array: np.ndarray, box: Sequence[tuple[int, int]], zscore: bool) -> torch.Tensor:
+    """Crop ``array`` to ``box``, z-score it per channel, zero-pad where the box leaves the image.
 
+    Args:
+        array: ``(C, *spatial)``.
+        box: half-open ``(start, stop)`` voxel ranges of the leading spatial axes, possibly
+            outside the image; the other spatial axes are kept whole.
+        zscore: standardise each channel over the image voxels of the crop (a constant
+            channel is only centred), so that the padding, 0, is the crop's mean.
 
-def _zscore(crop: np.ndarray, inside: tuple[slice, ...], channel_axis: int) -> np.ndarray:
-    """Z-score each channel over the image voxels of the crop; the padding becomes 0 (the mean)."""
-    real = crop[(Ellipsis, *inside)]
-    axes = tuple(a for a in range(crop.ndim) if a != channel_axis)
-    mean = real.mean(axis=axes, keepdims=True, dtype=np.float64)
-    std = real.std(axis=axes, keepdims=True, dtype=np.float64)
-    std = np.where(std > 0, std, 1.0)
-    out = np.zeros_like(crop)
-    out[(Ellipsis, *inside)] = ((real - mean) / std).astype(crop.dtype)
-    return out
+    Returns:
+        ``(C, *box sizes, *kept axes)`` float32 tensor.
+    """
+    spatial = array.shape[1:]
+    box = [*box, *((0, size) for size in spatial[len(box) :])]
+    crop = SpatialCrop(roi_start=[lo for lo, _ in box], roi_end=[hi for _, hi in box])(torch.as_tensor(array))
+    crop = crop.clone()  # a view of the caller's image until now: normalised in place below
+    if zscore:
+        crop = NormalizeIntensity(channel_wise=True)(crop)
+    border = [width for (lo, hi), size in zip(box, spatial, strict=True) for width in (max(-lo, 0), max(hi - size, 0))]
+    return BorderPad(spatial_border=border)(crop).as_tensor()
 
 
 def _channels(array: np.ndarray, channels_out: int | None, axis: int) -> np.ndarray:
@@ -303,9 +299,12 @@ def extract_slices(
 
     Steps: :func:`lesion_slices` picks ``n`` slices around the slice of largest lesion area;
     :func:`crop_box` gives one square box around the lesion's in-plane bounding box over those
-    slices plus a margin, used for every slice (so the slices stay aligned); the crop is
-    zero-padded where the box leaves the image, z-scored (below), and resized to ``size`` with
-    bilinear interpolation (antialiased when shrinking).
+    slices plus a margin, used for every slice (so the slices stay aligned); the crop
+    (MONAI ``SpatialCrop``) is z-scored (below, MONAI ``NormalizeIntensity``), zero-padded
+    where the box leaves the image (``BorderPad``) and resized to ``size`` with bilinear
+    interpolation (``Resize`` with ``anti_aliasing``: an axis that shrinks by a factor ``s``
+    is first smoothed with a Gaussian of sigma ``(s - 1) / 2`` pixels, zero-padded at the
+    crop's border).
 
     Intensity: with ``zscore`` (default) each channel is standardised with the mean and
     standard deviation of the image voxels inside the crop over the whole stack of selected
@@ -349,14 +348,11 @@ def extract_slices(
         spacing=step,
         min_margin_voxels=min_margin_voxels,
     )
-    stack = np.moveaxis(array[:, :, :, slices], 3, 0)  # (n, C, x, y)
-    crop, inside = _crop(stack, (box_x, box_y))
-    if zscore:
-        crop = _zscore(crop, inside, channel_axis=1)
-    tensor = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))
-    shrink = any(out < have for out, have in zip(size, tensor.shape[2:], strict=True))
-    resized = F.interpolate(tensor, size=tuple(size), mode="bilinear", align_corners=False, antialias=shrink)
-    return _channels(resized.numpy(), channels_out, axis=1)
+    crop = _crop_pad(array[:, :, :, slices], (box_x, box_y), zscore)  # (C, X, Y, n)
+    channels = crop.shape[0]
+    planes = crop.permute(3, 0, 1, 2).reshape(len(slices) * channels, *crop.shape[1:3])  # (n * C, X, Y)
+    resized = Resize(tuple(size), mode="bilinear", align_corners=False, anti_aliasing=True)(planes)
+    return _channels(resized.reshape(len(slices), channels, *size).numpy(), channels_out, axis=1)
 
 
 def extract_volume(
@@ -375,9 +371,9 @@ def extract_volume(
     The crop is :func:`volume_crop_box` (the lesion's 3D bounding box with a margin on each
     axis), zero-padded where it leaves the image, z-scored per channel over the image voxels
     of the crop (as in :func:`extract_slices`) unless ``zscore=False``, and resized to ``size``
-    with trilinear interpolation. The crop's aspect ratio is not kept: each axis is stretched
-    to its output size. Torch has no antialiased trilinear mode, so an axis that shrinks is
-    first smoothed with a Gaussian of sigma ``(factor - 1) / 2`` voxels (as scikit-image does).
+    with trilinear interpolation (MONAI ``Resize`` with ``anti_aliasing``, as in
+    :func:`extract_slices`). The crop's aspect ratio is not kept: each axis is stretched to
+    its output size.
 
     Args:
         image: ``(C, x, y, z)`` array or tensor (``(x, y, z)`` is one channel).
@@ -401,12 +397,6 @@ def extract_volume(
     box = volume_crop_box(
         labels_3d, lesion_values, margin_fraction=margin_fraction, min_margin_voxels=min_margin_voxels
     )
-    crop, inside = _crop(array, box)
-    if zscore:
-        crop = _zscore(crop, inside, channel_axis=0)
-    sigma = [0.0] + [max(0.0, (have / out - 1) / 2) for have, out in zip(crop.shape[1:], size, strict=True)]
-    if any(sigma):
-        crop = ndimage.gaussian_filter(crop, sigma=sigma, mode="nearest")
-    tensor = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))[None]
-    resized = F.interpolate(tensor, size=tuple(size), mode="trilinear", align_corners=False)[0]
-    return _channels(resized.numpy(), channels_out, axis=0)
+    crop = _crop_pad(array, box, zscore)
+    resized = Resize(tuple(size), mode="trilinear", align_corners=False, anti_aliasing=True)(crop)
+    return _channels(np.asarray(resized), channels_out, axis=0)

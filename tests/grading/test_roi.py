@@ -179,3 +179,21 @@ def test_extract_slices_lesion_only_stack():
     image = np.random.default_rng(0).normal(size=labels.shape).astype(np.float32)
     stack = extract_slices(image, labels, [2], 20, (8, 8), min_area_fraction=0.0)
     assert stack.shape == (7, 1, 8, 8)
+
+
+def test_shrinking_is_antialiased_and_the_image_is_left_alone():
+    # a +-1 checkerboard shrunk by 3: plain bilinear interpolation lands on pixel centres and
+    # keeps the full +-1 pattern; smoothed first (sigma 1), the pattern all but vanishes
+    checker = np.indices((48, 48)).sum(axis=0) % 2 * 2.0 - 1.0
+    image = np.repeat(checker[None, :, :, None], 3, axis=3).astype(np.float32)
+    labels = np.zeros((48, 48, 3), np.uint8)
+    labels[:, :, 1] = 1  # the lesion fills the slice: the crop is the 48 x 48 slice with padding
+    stack = extract_slices(image, labels, [1], n=1, size=(16, 16), margin_mm=0, min_margin_voxels=0, zscore=False)
+    assert stack.shape == (1, 1, 16, 16) and np.abs(stack[0, 0, 2:-2, 2:-2]).max() < 0.05
+    volume = extract_volume(image, labels, [1], size=(16, 16, 1), margin_fraction=0, min_margin_voxels=0, zscore=False)
+    assert volume.shape == (1, 16, 16, 1) and np.abs(volume[0, 2:-2, 2:-2]).max() < 0.05
+    shifted = image * 2 + 5  # z-scoring changes it
+    original = shifted.copy()
+    for extract in (extract_slices, extract_volume):
+        extract(shifted, labels, [1], size=(16, 16) if extract is extract_slices else (16, 16, 1))
+        np.testing.assert_array_equal(shifted, original)
