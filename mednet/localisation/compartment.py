@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.transforms import CropForeground, HistogramNormalize
 from torch import nn
 
 __all__ = [
@@ -61,10 +62,11 @@ def enhance_slice(image2d: np.ndarray, *, n_bins: int = 256) -> np.ndarray:
 
     The body is the non-zero pixels (MR intensities are non-negative; zero is
     background). Body intensities are clipped to their 1st-99th percentiles, then
-    mapped through their cumulative histogram (``n_bins`` bins over the clipped range,
-    linearly interpolated between bin centres, as ``skimage.exposure.equalize_hist``
-    does), so the body fills ``(0, 1]`` roughly uniformly. The mapping is non-decreasing
-    in the input intensity, and background pixels stay exactly 0.
+    equalised by MONAI's ``HistogramNormalize`` over the body: mapped through their
+    cumulative histogram (``n_bins`` bins over the clipped range, linearly interpolated
+    between bin centres), rescaled so that the lowest bin maps to ``1 / n_bins`` and the
+    highest to 1. The body thus fills ``[1 / n_bins, 1]`` roughly uniformly, the mapping
+    is non-decreasing in the input intensity, and background pixels stay exactly 0.
 
     Args:
         image2d: ``(H, W)`` intensities.
@@ -85,16 +87,13 @@ def enhance_slice(image2d: np.ndarray, *, n_bins: int = 256) -> np.ndarray:
     body = image2d != 0
     if not body.any():
         return out
-    values = image2d[body]
-    low, high = np.percentile(values, [1.0, 99.0])
+    low, high = np.percentile(image2d[body], [1.0, 99.0])
     if high <= low:  # a constant body
         out[body] = 1.0
         return out
-    values = np.clip(values, low, high)
-    counts, edges = np.histogram(values, bins=n_bins, range=(low, high))
-    cdf = np.cumsum(counts) / values.size
-    centres = (edges[:-1] + edges[1:]) / 2
-    out[body] = np.interp(values, centres, cdf).astype(np.float32)
+    # the lowest bin above 0, so that the darkest body pixels stay apart from the background
+    equalise = HistogramNormalize(num_bins=n_bins, min=1.0 / n_bins, max=1.0, mask=body, dtype=np.float32)
+    out[body] = np.asarray(equalise(np.clip(image2d, low, high)))[body]
     return out
 
 
@@ -102,20 +101,16 @@ def _square_crop(slice2d: np.ndarray, body: np.ndarray) -> np.ndarray:
     """The smallest square around the body's bounding box, centred on it, zero-padded outside the image."""
     if not body.any():
         return slice2d
-    rows = np.flatnonzero(body.any(axis=1))
-    cols = np.flatnonzero(body.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    side = max(r1 - r0, c1 - c0)
-    top = r0 - (side - (r1 - r0)) // 2
-    left = c0 - (side - (c1 - c0)) // 2
-    square = np.zeros((side, side), dtype=slice2d.dtype)
-    src_r0, src_r1 = max(top, 0), min(top + side, slice2d.shape[0])
-    src_c0, src_c1 = max(left, 0), min(left + side, slice2d.shape[1])
-    square[src_r0 - top : src_r1 - top, src_c0 - left : src_c1 - left] = slice2d[src_r0:src_r1, src_c0:src_c1]
-    return square
+    cropper = CropForeground()  # the box of the body mask's non-zero pixels
+    start, end = cropper.compute_bounding_box(torch.as_tensor(body)[None])
+    side = int(np.max(end - start))
+    start = start - (side - (end - start)) // 2
+    return np.asarray(cropper.crop_pad(torch.as_tensor(slice2d)[None], start, start + side))[0]
 
 
 def _resize(square: np.ndarray, size: int) -> np.ndarray:
+    # torch's antialias, not MONAI Resize's: MONAI's Gaussian pads with zeros, which darkens
+    # the border of these raw (not z-scored) intensities when shrinking
     tensor = torch.as_tensor(np.ascontiguousarray(square, dtype=np.float32))[None, None]
     antialias = min(square.shape) > size  # only matters when shrinking
     resized = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias)

@@ -35,6 +35,17 @@ def test_enhance_slice_range_monotonic_background():
     assert np.median(out[image != 0]) == pytest.approx(0.5, abs=0.05)
 
 
+def test_enhance_slice_known_equalisation():
+    # body values 1, 2, 3, 4 (25 pixels each) in 3 bins over [1, 4]: counts 25, 25, 50, cumulative
+    # 25, 50, 100 rescaled to [1/3, 1] (1/3, 5/9, 1) at the bin centres 1.5, 2.5, 3.5, interpolated
+    image = np.zeros((12, 12))
+    image[1:11, 1:11] = np.repeat([1.0, 2.0, 3.0, 4.0], 25).reshape(10, 10)
+    out = enhance_slice(image, n_bins=3)
+    for value, expected in ((1.0, 1 / 3), (2.0, 4 / 9), (3.0, 7 / 9), (4.0, 1.0)):
+        assert out[image == value] == pytest.approx(expected), value
+    assert np.all(out[image == 0] == 0.0)
+
+
 def test_enhance_slice_degenerate_inputs():
     assert not enhance_slice(np.zeros((8, 8))).any()
     constant = np.zeros((8, 8))
