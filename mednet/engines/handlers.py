@@ -153,6 +153,8 @@ def _loss(output: Any) -> float:
         output = output[0]
     if isinstance(output, dict):
         output = output["loss"]
+    if isinstance(output, torch.Tensor):
+        output = output.detach()
     return float(output)
 
 
@@ -208,7 +210,8 @@ class TrainingProgress:
         self._losses = []
 
     def _iteration_completed(self, engine: Engine) -> None:
-        self._losses.append(float(self.output_transform(engine.state.output)))
+        loss = self.output_transform(engine.state.output)
+        self._losses.append(float(loss.detach() if isinstance(loss, torch.Tensor) else loss))
 
     def message(self, engine: Engine) -> str:
         """The line for the epoch that ``engine`` has just completed."""

@@ -104,3 +104,11 @@ def test_custom_output_transform():
 )
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_loss_that_requires_grad_is_read_without_warning():
+    engine = Engine(lambda e, b: {"loss": torch.tensor(0.25, requires_grad=True) * 2})
+    progress = TrainingProgress(clock=_Clock())
+    progress.attach(engine)
+    engine.run([0], max_epochs=1)  # pytest turns the tensor-to-scalar UserWarning into an error
+    assert progress.message(engine) == "epoch 1/1, loss 0.500, 0.0 s/epoch, ETA 0 s"
