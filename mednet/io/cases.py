@@ -37,7 +37,7 @@ class LoadedCase:
         reference_key: the sequence whose grid all others were brought onto.
         images: sequence key -> ``(1, x, y, z)`` MetaTensor on the reference grid,
             in the order the sequences were asked for.
-        label: the label map, ``(1, x, y, z)``, on the reference grid, or None.
+        labels: label key -> label map, ``(1, x, y, z)``, on the reference grid.
         resampling: one record per file: key, file, its own grid, whether it was
             resampled (and how), and the fraction of the reference field of view it covers.
     """
@@ -45,8 +45,13 @@ class LoadedCase:
     case_id: str
     reference_key: str
     images: dict[str, MetaTensor]
-    label: MetaTensor | None = None
+    labels: dict[str, MetaTensor] = field(default_factory=dict)
     resampling: list[dict] = field(default_factory=list)
+
+    @property
+    def label(self) -> MetaTensor | None:
+        """The first label map (the case's ``label``), or None."""
+        return next(iter(self.labels.values()), None)
 
     @property
     def grid(self) -> Grid:
@@ -59,9 +64,14 @@ class LoadedCase:
         return self.images[self.reference_key]
 
     def stacked(self, keys: Sequence[str] | None = None) -> MetaTensor:
-        """Sequences as channels, ``(len(keys), x, y, z)``, in the order of ``keys``."""
+        """Sequences as channels, ``(len(keys), x, y, z)``, in the order of ``keys``.
+
+        A key the case lacks is an all-zero channel (how the localisation networks are
+        trained to see a missing sequence).
+        """
         keys = list(keys or self.images)
-        stacked = MetaTensor(torch.cat([self.images[k].as_tensor() for k in keys]))
+        zeros = torch.zeros_like(self.reference.as_tensor())
+        stacked = MetaTensor(torch.cat([self.images[k].as_tensor() if k in self.images else zeros for k in keys]))
         stacked.copy_meta_from(self.reference)
         return stacked
 
@@ -82,44 +92,59 @@ def load_case(
     *,
     base_dir: os.PathLike | str | None = None,
     with_label: bool = True,
+    label_keys: Sequence[str] = (LABEL_KEY,),
+    allow_missing: bool = False,
     min_overlap: float = MIN_FOV_OVERLAP,
 ) -> LoadedCase:
-    """Read a case's sequences (and label map) onto the first sequence's grid.
+    """Read a case's sequences (and label maps) onto the first present sequence's grid.
+
+    Every value is either a path, read and validated by :func:`mednet.io.read_image`
+    (each file once), or a ``(1, x, y, z)`` MetaTensor that was already read that way,
+    taken as it is. Sequences on another grid are resampled onto the reference grid once,
+    in world coordinates (label maps with nearest-neighbour interpolation).
 
     Args:
-        case: a datalist entry: ``case_id``, a path per sequence key, optionally ``label``.
-        sequences: the sequences to load, in order; the first is the reference.
-            None loads every sequence the entry has, in the entry's order.
+        case: a datalist entry: ``case_id``, a path (or image) per sequence key, optionally
+            label maps under ``label_keys``.
+        sequences: the sequences to load, in order; the first present one is the
+            reference. None loads every sequence the entry has, in the entry's order.
         base_dir: folder that relative paths in ``case`` are relative to.
-        with_label: also read the label map when the entry has one.
+        with_label: also read the label maps the entry has under ``label_keys``.
+        label_keys: keys holding label maps (the first becomes ``LoadedCase.label``).
+        allow_missing: load the sequences that are there (at least one) instead of
+            refusing a case that lacks some.
         min_overlap: smallest fraction of the reference field of view that another
             sequence must cover.
 
     Returns:
-        The :class:`LoadedCase`.
+        The :class:`LoadedCase`; ``images`` holds the present sequences in the order asked for.
 
     Raises:
-        DatalistError: a requested sequence is missing from the entry.
+        DatalistError: a requested sequence is missing from the entry (or all are, with
+            ``allow_missing``).
         FieldOfViewError: a sequence covers less than ``min_overlap`` of the reference.
         InvalidImageError: a file fails validation (see :func:`mednet.io.read_image`).
     """
     case_id = str(case.get("case_id", "?"))
     keys = list(sequences) if sequences is not None else case_sequences(case)
-    missing = [k for k in keys if not case.get(k)]
-    if not keys or missing:
+    missing = [k for k in keys if not _given(case.get(k))]
+    present = [k for k in keys if k not in missing]
+    if not present or (missing and not allow_missing):
         raise DatalistError(
             f"case {case_id}: missing sequence(s) {', '.join(missing) or '(none listed)'}; "
-            f"expected {', '.join(keys) or 'at least one sequence'}, found {', '.join(case_sequences(case)) or 'none'}"
+            f"expected {', '.join(keys) or 'at least one sequence'}"
+            + (" (at least one)" if allow_missing else "")
+            + f", found {', '.join(case_sequences(case)) or 'none'}"
         )
-    reference = read_image(_resolve(case[keys[0]], base_dir), ImageKind.IMAGE)
+    reference = _read(case[present[0]], base_dir, ImageKind.IMAGE)
     target = Grid.of(reference)
-    loaded = LoadedCase(case_id=case_id, reference_key=keys[0], images={keys[0]: reference})
-    loaded.resampling.append(_record(keys[0], reference, target, resampled=False, overlap=1.0))
-    todo = [(k, ImageKind.IMAGE) for k in keys[1:]]
-    if with_label and case.get(LABEL_KEY):
-        todo.append((LABEL_KEY, ImageKind.LABEL))
+    loaded = LoadedCase(case_id=case_id, reference_key=present[0], images={present[0]: reference})
+    loaded.resampling.append(_record(present[0], reference, target, resampled=False, overlap=1.0))
+    todo = [(k, ImageKind.IMAGE) for k in present[1:]]
+    if with_label:
+        todo += [(k, ImageKind.LABEL) for k in label_keys if _given(case.get(k))]
     for key, kind in todo:
-        image = read_image(_resolve(case[key], base_dir), kind)
+        image = _read(case[key], base_dir, kind)
         own = Grid.of(image)
         if own.matches(target):
             image = resample_to_grid(image, reference)  # no interpolation: takes the reference's affine
@@ -129,7 +154,7 @@ def load_case(
             if overlap < min_overlap:
                 raise FieldOfViewError(
                     image.meta["filename_or_obj"],
-                    f"field of view does not overlap the reference sequence '{keys[0]}' "
+                    f"field of view does not overlap the reference sequence '{present[0]}' "
                     f"({reference.meta['filename_or_obj']})",
                     expected=f"at least {min_overlap:.0%} of the reference field of view covered",
                     found=f"{overlap:.1%} covered",
@@ -139,10 +164,24 @@ def load_case(
                 _record(key, image, own, resampled=True, overlap=overlap, label=kind is ImageKind.LABEL)
             )
         if kind is ImageKind.LABEL:
-            loaded.label = image
+            loaded.labels[key] = image
         else:
             loaded.images[key] = image
     return loaded
+
+
+def _given(value: object) -> bool:
+    """A path that is not empty, or an image."""
+    return value is not None and (not isinstance(value, str | os.PathLike) or bool(str(value)))
+
+
+def _read(value: object, base_dir: os.PathLike | str | None, kind: ImageKind) -> MetaTensor:
+    """A path read and validated by :func:`read_image`, or an image already read that way."""
+    if isinstance(value, MetaTensor):
+        if value.ndim != 4 or value.shape[0] != 1:
+            raise ValueError(f"expected a (1, x, y, z) image already read, found shape {tuple(value.shape)}")
+        return value
+    return read_image(_resolve(value, base_dir), kind)
 
 
 def _record(key: str, image: MetaTensor, own: Grid, resampled: bool, overlap: float, label: bool = False) -> dict:

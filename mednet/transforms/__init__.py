@@ -2,6 +2,7 @@
 
 from mednet.transforms.array import RandSequenceDropout, ResampleToReference
 from mednet.transforms.dictionary import (
+    LoadCased,
     LoadSequencesd,
     Localised,
     RandSequenceDropoutd,
@@ -16,6 +17,7 @@ __all__ = [
     "LesionCropd",
     "LesionFeaturesd",
     "LesionSlicesd",
+    "LoadCased",
     "LoadSequencesd",
     "Localised",
     "RandSequenceDropout",

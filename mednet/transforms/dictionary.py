@@ -13,8 +13,6 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import (
     Compose,
-    ConcatItemsd,
-    DeleteItemsd,
     EnsureChannelFirstd,
     LoadImaged,
     MapTransform,
@@ -22,6 +20,7 @@ from monai.transforms import (
 )
 from monai.utils import ImageMetaKey
 
+from mednet.io.cases import load_case
 from mednet.io.nifti_reader import NiftiReader
 from mednet.localisation.outputs import (
     LabelScheme,
@@ -32,6 +31,7 @@ from mednet.localisation.outputs import (
 from mednet.transforms.array import RandSequenceDropout, ResampleToReference, _probability
 
 __all__ = [
+    "LoadCased",
     "LoadSequencesd",
     "Localised",
     "RandSequenceDropoutd",
@@ -134,52 +134,90 @@ class RandSequenceDropoutd(RandomizableTransform, MapTransform):
         return d
 
 
+class LoadCased(MapTransform):
+    """Read a case's sequences (and label maps) with :mod:`mednet.io`, on the first present sequence's grid.
+
+    Each key's value is a path, read and validated by :func:`mednet.io.read_image` (NIfTI,
+    NRRD, MetaImage, DICOM; a refused file raises an
+    :class:`~mednet.errors.InvalidImageError` naming it), or a ``(1, x, y, z)`` MetaTensor
+    already read that way (the prediction engine passes the images it holds). Sequences
+    on another grid are resampled onto the reference grid, the first of ``keys`` present
+    (:func:`mednet.io.load_case`). After the call each present key holds its
+    ``(1, x, y, z)`` MetaTensor, and ``data["sequences_used"]`` lists the present sequences.
+
+    Args:
+        keys: the sequence keys, reference first when present, e.g. ``["t1", "t1c", "t2", "flair"]``.
+        label_keys: keys holding label maps (nearest-neighbour interpolation; integer values checked).
+        allow_missing_keys: load the sequences present (at least one) instead of refusing a
+            case that lacks some; absent label maps are always allowed.
+
+    Raises:
+        DatalistError: a sequence missing (or all of them, with ``allow_missing_keys``).
+        InvalidImageError: a file refused by :mod:`mednet.io` (its message names the file).
+    """
+
+    def __init__(self, keys: KeysCollection, label_keys: Sequence[str] = (), allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        self.label_keys = list(label_keys)
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        """Read and resample one case."""
+        d = dict(data)
+        loaded = load_case(d, list(self.keys), label_keys=self.label_keys, allow_missing=self.allow_missing_keys)
+        d.update(loaded.images)
+        d.update(loaded.labels)
+        d["sequences_used"] = list(loaded.images)
+        return d
+
+
 class LoadSequencesd(MapTransform):
     """Load a case's MRI sequences as one channel-first image, from separate files or one stacked file.
 
     Two inputs are understood:
 
-    - every key of ``keys`` present (a mednet datalist case: one path per sequence): each
-      file is read, brought onto the grid of the first sequence where it is on another one
-      (:class:`ResampleToReferenced`) and the sequences are stacked as channels in the order
-      of ``keys``; the per-sequence keys are then removed;
+    - at least one key of ``keys`` present (a mednet datalist case, one path per sequence,
+      or images already read): the sequences are read by :class:`LoadCased` (mednet's
+      validation, the first present sequence's grid) and stacked as channels in the order
+      of ``keys``, a missing sequence as an all-zero channel (the localisation networks are
+      trained with sequence dropout to work from any non-empty subset); the per-sequence
+      keys are then removed and ``data["sequences_used"]`` lists the present ones;
     - none of them present but ``name`` is (MONAI Label's request ``{"image": path}``, or a
       datalist of stacked files): one multi-channel file (a 4D NIfTI, channels last, as
       ``mednet bundle studies`` writes) holding the sequences in the order of ``keys``.
 
-    Either way ``data[name]`` is a ``(len(keys), x, y, z)`` MetaTensor on the first
-    sequence's grid whose metadata (affine, file name) is the first sequence's.
+    Either way ``data[name]`` is a ``(len(keys), x, y, z)`` MetaTensor on the reference
+    sequence's grid whose metadata (affine, file name) is that sequence's.
 
     Args:
         keys: the sequence keys in channel order, e.g. ``["t1", "t1c", "t2", "flair"]``.
         name: the output key (and the stacked file's key), usually ``"image"``.
-        reader: the image reader (default :class:`mednet.io.NiftiReader`).
+        reader: the stacked file's reader (default :class:`mednet.io.NiftiReader`).
+        allow_missing_keys: accept a case lacking some sequences (zero channels).
 
     Raises:
-        KeyError: some but not all sequence keys present, or neither input form.
+        KeyError: neither input form.
         ValueError: a stacked file whose channel count is not ``len(keys)``.
+        DatalistError / InvalidImageError: see :class:`LoadCased`.
     """
 
-    def __init__(self, keys: KeysCollection, name: str = "image", reader=None):
-        super().__init__(keys)
+    def __init__(self, keys: KeysCollection, name: str = "image", reader=None, allow_missing_keys: bool = True):
+        super().__init__(keys, allow_missing_keys)
         self.name = name
-        reader = reader or NiftiReader
-        sequences = list(self.keys)
-        self._separate = Compose([
-            LoadImaged(sequences, reader=reader, image_only=True), EnsureChannelFirstd(sequences),
-            ResampleToReferenced(sequences, ref_key=sequences[0]), ConcatItemsd(sequences, name),
-            DeleteItemsd(sequences),
-        ])  # fmt: skip
-        self._stacked = Compose([LoadImaged(name, reader=reader, image_only=True), EnsureChannelFirstd(name)])
+        self._separate = LoadCased(self.keys, allow_missing_keys=allow_missing_keys)
+        self._stacked = Compose([LoadImaged(name, reader=reader or NiftiReader, image_only=True),
+                                 EnsureChannelFirstd(name)])  # fmt: skip
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         """Load and stack the sequences of one case."""
-        present = [key for key in self.keys if key in data]
-        if present and len(present) < len(self.keys):
-            missing = [key for key in self.keys if key not in data]
-            raise KeyError(f"LoadSequencesd: the case has {present} but not {missing}; every sequence is needed")
-        if present:
-            return self._separate(dict(data))
+        if any(key in data for key in self.keys):
+            d = self._separate(dict(data))
+            images = {key: d.pop(key) for key in self.keys if key in d}
+            reference = images[d["sequences_used"][0]]
+            zeros = torch.zeros_like(reference.as_tensor())
+            stacked = MetaTensor(torch.cat([images[k].as_tensor() if k in images else zeros for k in self.keys]))
+            stacked.copy_meta_from(reference)
+            d[self.name] = stacked
+            return d
         if self.name not in data:
             raise KeyError(
                 f"LoadSequencesd: expected one path per sequence {list(self.keys)} or a stacked file under "
@@ -193,6 +231,7 @@ class LoadSequencesd(MapTransform):
                 f"sequences {list(self.keys)} (a 4D file, channels last), found shape {tuple(image.shape)} "
                 "after moving channels first; write one with `mednet bundle studies`"
             )
+        d["sequences_used"] = list(self.keys)
         return d
 
 

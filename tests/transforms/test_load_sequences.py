@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
 
+from mednet.errors import DatalistError, InvalidImageError
+from mednet.io import read_image
 from mednet.io.studies import write_stacked_case
 from mednet.transforms import LoadSequencesd
 from tests.conftest import lps_affine, write_nifti
@@ -29,7 +33,8 @@ def case(tmp_path, rng) -> dict:
 def test_separate_and_stacked_files_give_the_same_image(case, tmp_path):
     load = LoadSequencesd(KEYS, "image")
     separate = load(dict(case))
-    assert set(separate) == {"case_id", "image"}  # the per-sequence keys are removed
+    assert set(separate) == {"case_id", "image", "sequences_used"}  # the per-sequence keys are removed
+    assert separate["sequences_used"] == KEYS
     image = separate["image"]
     assert tuple(image.shape) == (3, 12, 10, 6)
     reference = nib.load(case["t1"])
@@ -47,10 +52,54 @@ def test_separate_and_stacked_files_give_the_same_image(case, tmp_path):
     assert torch.allclose(stacked.as_tensor().float(), image.as_tensor().float(), atol=1e-4)
 
 
+def test_missing_sequences_are_zero_channels_on_the_first_present_grid(case):
+    without_t1 = {k: v for k, v in case.items() if k != "t1"}
+    loaded = LoadSequencesd(KEYS, "image")(without_t1)
+    image = loaded["image"]
+    assert loaded["sequences_used"] == ["t2", "flair"]
+    assert tuple(image.shape) == (3, 12, 10, 6)  # t2's grid, the first present
+    assert not image[0].any()  # t1 missing: zeros
+    np.testing.assert_allclose(image[1].numpy(), nib.load(case["t2"]).get_fdata(), atol=1e-4)
+    assert np.allclose(image.affine.numpy(), nib.load(case["t2"]).affine)
+    with pytest.raises(DatalistError, match=r"case GLI_9: missing sequence\(s\) t1"):
+        LoadSequencesd(KEYS, "image", allow_missing_keys=False)(without_t1)
+    with pytest.raises(DatalistError, match="at least one"):
+        LoadSequencesd(KEYS, "image")({"case_id": "GLI_9", "t1": ""})
+
+
+def test_images_already_read_give_the_same_stack(case):
+    from_files = LoadSequencesd(KEYS, "image")(dict(case))["image"]
+    held = {"case_id": "GLI_9", **{k: read_image(case[k]) for k in KEYS}}
+    from_memory = LoadSequencesd(KEYS, "image")(held)["image"]
+    assert torch.equal(from_files.as_tensor(), from_memory.as_tensor())
+    assert torch.equal(from_files.affine, from_memory.affine)
+
+
+def test_bad_files_are_refused_by_mednet_io_with_their_name(case, tmp_path):
+    bad = tmp_path / "GLI_9_t2_nan.nii.gz"
+    data = np.ones((12, 10, 6), np.float32)
+    data[3, 3, 3] = np.nan
+    write_nifti(bad, data)
+    with pytest.raises(InvalidImageError, match=r"GLI_9_t2_nan.nii.gz: .*NaN"):
+        LoadSequencesd(KEYS, "image")({**case, "t2": str(bad)})
+    cut = tmp_path / "GLI_9_t2_cut.nii.gz"
+    cut.write_bytes(Path(case["t2"]).read_bytes()[:200])
+    with pytest.raises(InvalidImageError, match=r"GLI_9_t2_cut.nii.gz: truncated gzip"):
+        LoadSequencesd(KEYS, "image")({**case, "t2": str(cut)})
+
+
+def test_nrrd_sequence(case, tmp_path):
+    import SimpleITK as sitk
+
+    nrrd = tmp_path / "GLI_9_t2.nrrd"
+    sitk.WriteImage(sitk.ReadImage(case["t2"]), str(nrrd))
+    from_nrrd = LoadSequencesd(KEYS, "image")({**case, "t2": str(nrrd)})["image"]
+    from_nifti = LoadSequencesd(KEYS, "image")(dict(case))["image"]
+    torch.testing.assert_close(from_nrrd.as_tensor(), from_nifti.as_tensor(), atol=1e-3, rtol=0)
+
+
 def test_clear_errors(case, tmp_path):
     load = LoadSequencesd(KEYS, "image")
-    with pytest.raises(KeyError, match=r"not \['flair'\]"):
-        load({k: v for k, v in case.items() if k != "flair"})
     with pytest.raises(KeyError, match="stacked file under 'image'"):
         load({"case_id": "x"})
     two = write_stacked_case(case, KEYS[:2], tmp_path / "two.nii.gz")
