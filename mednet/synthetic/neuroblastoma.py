@@ -13,7 +13,8 @@ the vessel runs through the mass); ``M`` with distant metastases in the liver or
 bone. Labels: each organ, 12 primary tumour, 13 metastasis.
 
 ``varied=True`` (randomised cohorts) varies each organ's size, shape and position
-(:func:`~mednet.synthetic.randomise.jitter_anatomy`) and the metastases' number and size.
+(:func:`~mednet.synthetic.randomise.jitter_anatomy`), the body from infant to adult size, and the
+metastases' number and size.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def build(rng: np.random.Generator, label: str, varied: bool = False) -> tuple[P
     ``facts`` holds the field of view (``fov_mm``), the tumour's site and radius, and
     the metastases' sites.
     """
-    rx = rng.uniform(62, 105)  # half body width, mm: infant to school age
+    rx = rng.uniform(55, 150) if varied else rng.uniform(62, 105)  # half body width, mm: infant to school age (adult)
     ry = rx * rng.uniform(0.68, 0.8)
     k = rx / 85.0
     spine_y = -0.62 * ry
