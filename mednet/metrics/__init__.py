@@ -1,6 +1,6 @@
 """Metrics at patient level with bootstrap confidence intervals: segmentation, detection, classification."""
 
-from mednet.metrics.bootstrap import bootstrap_ci, bootstrap_cis, mean_ci
+from mednet.metrics.bootstrap import bootstrap_ci, bootstrap_cis, bootstrap_resamples, mean_ci
 from mednet.metrics.classification import (
     SLICE_LEVEL_NOTE,
     classification_summary,
@@ -17,6 +17,7 @@ __all__ = [
     "SLICE_LEVEL_NOTE",
     "bootstrap_ci",
     "bootstrap_cis",
+    "bootstrap_resamples",
     "classification_summary",
     "detection_counts",
     "detection_summary",

@@ -15,7 +15,10 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["bootstrap_ci", "bootstrap_cis", "mean_ci"]
+__all__ = ["bootstrap_ci", "bootstrap_cis", "bootstrap_resamples", "mean_ci"]
+
+#: Resampled row indices held at once (resamples per batch x rows), to bound memory.
+_BATCH_ROWS = 1_000_000
 
 
 def _check(n_boot: int, confidence: float) -> None:
@@ -25,50 +28,76 @@ def _check(n_boot: int, confidence: float) -> None:
         raise ValueError(f"confidence: expected a coverage in (0, 1), found {confidence!r}")
 
 
-def _intervals(
-    rows: list, statistic: Callable[[list], np.ndarray], n_boot: int, confidence: float, seed: int
-) -> list[tuple[float | None, float | None]]:
-    """Percentile interval of each of the ``k`` figures ``statistic`` returns, resampling ``rows``.
+def _interval(draws: np.ndarray, low: float, high: float, confidence: float) -> tuple[float | None, float | None]:
+    """One figure's interval: scipy's, or scipy's quantiles over the resamples where it is defined."""
+    finite = draws[np.isfinite(draws)]
+    if not finite.size:
+        return None, None
+    if finite.size < draws.size:
+        tail = (1 - confidence) / 2
+        return tuple(float(v) for v in stats.quantile(finite, np.array([tail, 1 - tail])))
+    return float(low), float(high)
+
+
+def bootstrap_resamples(
+    n_rows: int,
+    statistic: Callable[[np.ndarray], Mapping[Hashable, np.ndarray]],
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[Hashable, dict]:
+    """Figures of ``n_rows`` rows with percentile bootstrap intervals, the statistic taking many resamples at once.
+
+    The vectorised form of :func:`bootstrap_cis` (``scipy.stats.bootstrap`` with
+    ``vectorized=True``): ``statistic`` gets a batch of resamples as row indices and returns
+    every figure of every resample, so that a library that scores many problems in one call
+    (e.g. scikit-learn on one column per resample) is called once per batch, not per resample.
 
     Args:
-        rows: at least two rows.
-        statistic: list of rows -> ``(k,)`` figures, NaN where undefined.
-        n_boot: resamples.
-        confidence: coverage.
-        seed: seed of the resamples.
+        n_rows: patients (rows); the resamples draw their indices ``0 .. n_rows - 1``.
+        statistic: ``(B, n_rows)`` row indices, one resample per row -> ``{name: (B,)
+            figures}``, NaN where a figure is undefined on a resample. It is also called on
+            ``np.arange(n_rows)[None]`` (``B = 1``) for the figures' values.
+        n_boot: bootstrap resamples.
+        confidence: interval coverage.
+        seed: random seed of the resamples.
 
     Returns:
-        ``k`` pairs ``(low, high)``; ``(None, None)`` where no resample gave a number.
-    """
+        ``{name: {"value", "ci_low", "ci_high", "n"}}`` in ``statistic``'s order; an interval
+        is None when there are fewer than two rows or no resample gave that figure a number.
 
-    def on_rows(index: np.ndarray) -> np.ndarray:
-        return np.asarray(statistic([rows[i] for i in index]), dtype=float)
+    Raises:
+        ValueError: ``n_boot`` below 1 or ``confidence`` outside (0, 1).
+    """
+    _check(n_boot, confidence)
+    values = {name: float(np.asarray(v)[0]) for name, v in statistic(np.arange(n_rows)[None]).items()}
+    out = {name: {"value": v, "ci_low": None, "ci_high": None, "n": n_rows} for name, v in values.items()}
+    if n_rows < 2 or not values:
+        return out
+    names = list(values)
+
+    def figures(index: np.ndarray, axis: int = -1) -> np.ndarray:
+        computed = statistic(index)  # index: (B, n_rows), resamples along the first axis
+        return np.stack([np.asarray(computed[name], dtype=float) for name in names])  # (k, B)
 
     with warnings.catch_warnings():
         # scipy warns when an interval comes out NaN; NaN resamples are left out below instead
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         result = stats.bootstrap(
-            (np.arange(len(rows)),),
-            on_rows,
+            (np.arange(n_rows),),
+            figures,
             n_resamples=int(n_boot),
-            vectorized=False,
+            batch=max(1, _BATCH_ROWS // n_rows),  # memory; the draws do not depend on it
+            vectorized=True,
             confidence_level=confidence,
             method="percentile",
             rng=np.random.default_rng(seed),
         )
-    draws = np.atleast_2d(result.bootstrap_distribution)  # (k, n_boot)
-    low = np.atleast_1d(result.confidence_interval.low).astype(float)
-    high = np.atleast_1d(result.confidence_interval.high).astype(float)
-    out = []
-    for k, figure in enumerate(draws):
-        finite = figure[np.isfinite(figure)]
-        if not finite.size:
-            out.append((None, None))
-        elif finite.size < figure.size:  # scipy's percentile interval over the defined resamples
-            tail = (1 - confidence) / 2
-            out.append(tuple(float(v) for v in stats.quantile(finite, np.array([tail, 1 - tail]))))
-        else:
-            out.append((float(low[k]), float(high[k])))
+    low, high = result.confidence_interval
+    for k, name in enumerate(names):
+        interval = _interval(result.bootstrap_distribution[k], low[k], high[k], confidence)
+        out[name]["ci_low"], out[name]["ci_high"] = interval
     return out
 
 
@@ -83,7 +112,7 @@ def bootstrap_cis(
     """Several figures of the same rows, each with a percentile bootstrap interval from the same resamples.
 
     Computing every figure of a resample in one call of ``statistic`` shares the work they
-    have in common (e.g. one confusion matrix for sensitivity, specificity and precision).
+    have in common (e.g. the pooled lesion counts of every detection figure).
 
     Args:
         rows: one item per patient, resampled with replacement.
@@ -101,21 +130,16 @@ def bootstrap_cis(
     Raises:
         ValueError: ``n_boot`` below 1 or ``confidence`` outside (0, 1).
     """
-    _check(n_boot, confidence)
     rows = list(rows)
-    values = {name: float(v) for name, v in statistic(rows).items()}
-    out = {name: {"value": v, "ci_low": None, "ci_high": None, "n": len(rows)} for name, v in values.items()}
-    if len(rows) < 2 or not values:
-        return out
-    names = list(values)
+    if not rows:
+        _check(n_boot, confidence)
+        return {name: {"value": float(v), "ci_low": None, "ci_high": None, "n": 0} for name, v in statistic([]).items()}
 
-    def figures(sample: list) -> np.ndarray:
-        figure = statistic(sample)
-        return np.array([figure[name] for name in names], dtype=float)
+    def each(index: np.ndarray) -> dict[Hashable, np.ndarray]:
+        computed = [statistic([rows[i] for i in resample]) for resample in index]
+        return {name: np.array([c[name] for c in computed], dtype=float) for name in computed[0]}
 
-    for name, (low, high) in zip(names, _intervals(rows, figures, n_boot, confidence, seed), strict=True):
-        out[name]["ci_low"], out[name]["ci_high"] = low, high
-    return out
+    return bootstrap_resamples(len(rows), each, n_boot=n_boot, confidence=confidence, seed=seed)
 
 
 def bootstrap_ci(

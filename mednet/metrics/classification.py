@@ -13,8 +13,12 @@ Conventions:
 * binary prediction is positive when the probability is ``>= threshold`` (paper A's rule);
   multi-class prediction is the most probable class;
 * the figures are scikit-learn's (``precision_recall_fscore_support``, ``roc_auc_score``,
-  ``brier_score_loss``, ``confusion_matrix``, ``roc_curve``); the one-vs-rest specificity is
-  the recall of "not this class"; the expected calibration error is mednet's (sklearn has none).
+  ``confusion_matrix``, ``roc_curve``; the Brier score as ``mean_squared_error`` of the
+  probabilities, which is what ``brier_score_loss`` computes); the specificity is the recall
+  of the negatives ("not this class"); the expected calibration error is mednet's (sklearn
+  has none);
+* the resamples are scored together, one column per resample, so that each library call
+  covers a whole batch of resamples (:func:`mednet.metrics.bootstrap_resamples`).
 """
 
 from __future__ import annotations
@@ -27,15 +31,14 @@ from pathlib import Path
 import numpy as np
 import sklearn
 from sklearn.metrics import (
-    brier_score_loss,
     confusion_matrix,
+    mean_squared_error,
     precision_recall_fscore_support,
-    recall_score,
     roc_auc_score,
     roc_curve,
 )
 
-from mednet.metrics.bootstrap import bootstrap_cis
+from mednet.metrics.bootstrap import bootstrap_resamples
 
 __all__ = ["classification_summary", "expected_calibration_error", "plot_confusion", "plot_roc"]
 
@@ -115,71 +118,98 @@ def expected_calibration_error(y_true, y_prob, bins: int = 10) -> float:
         raise ValueError(f"bins must be at least 1, got {bins}")
     p = _probabilities(y_prob)
     y = _truth(y_true, 2 if p.ndim == 1 else p.shape[1], None)
-    return _ece(y, p, bins)
-
-
-def _ece(y: np.ndarray, p: np.ndarray, bins: int) -> float:
-    # sklearn has no ECE: calibration_curve gives each bin's frequency and mean confidence
-    # but not its row count, and closes its bins on the right ((a, b]), not on the left
     if not len(y):
         return _NAN
     if p.ndim == 1:
-        confidence, outcome = p, (y == 1).astype(float)
-    else:
-        confidence, outcome = p.max(axis=1), (p.argmax(axis=1) == y).astype(float)
-    index = np.minimum((confidence * bins).astype(int), bins - 1)
-    gap = np.bincount(index, weights=outcome - confidence, minlength=bins)
-    return float(np.abs(gap).sum() / len(y))
+        return float(_ece(y[:, None] == 1, p[:, None], bins)[0])
+    return float(_ece((p.argmax(axis=1) == y)[:, None], p.max(axis=1)[:, None], bins)[0])
 
 
-def _binary_figures(y: np.ndarray, p: np.ndarray, threshold: float, bins: int) -> dict[str, float]:
-    """Every binary figure of one (re)sample: ``y`` ``(n,)`` 0/1, ``p`` ``(n,)`` positive-class probabilities."""
-    predicted = (p >= threshold).astype(int)
+def _ece(outcome: np.ndarray, confidence: np.ndarray, bins: int) -> np.ndarray:
+    """ECE of each column: ``outcome`` ``(n, B)`` booleans, ``confidence`` ``(n, B)`` -> ``(B,)``.
+
+    sklearn has no ECE: ``calibration_curve`` gives each bin's frequency and mean confidence
+    but not its row count, and closes its bins on the right (``(a, b]``), not on the left.
+    """
+    n, columns = confidence.shape
+    index = np.minimum((confidence * bins).astype(int), bins - 1) + bins * np.arange(columns)
+    gap = np.bincount(index.ravel(), weights=(outcome - confidence).ravel(), minlength=bins * columns)
+    return np.abs(gap.reshape(columns, bins)).sum(axis=1) / n
+
+
+def _confusion_figures(truth: np.ndarray, called: np.ndarray) -> dict[str, np.ndarray]:
+    """Sensitivity, specificity, precision and F1 of each column's yes/no problem: ``(n, B)`` -> ``(B,)``.
+
+    The columns (resamples) are scored in one ``precision_recall_fscore_support`` call: column
+    ``b``'s rows are labelled ``2b`` (no) and ``2b + 1`` (yes), so that label ``2b + 1``'s
+    recall is the column's sensitivity and label ``2b``'s recall its specificity.
+    """
+    offset = 2 * np.arange(truth.shape[1])
     precision, recall, f1, _ = precision_recall_fscore_support(
-        y, predicted, labels=[0, 1], average=None, zero_division=np.nan
+        (offset + truth).ravel(),
+        (offset + called).ravel(),
+        labels=np.arange(2 * truth.shape[1]),
+        average=None,
+        zero_division=np.nan,
     )
+    return {"sensitivity": recall[1::2], "specificity": recall[0::2], "precision": precision[1::2], "f1": f1[1::2]}
+
+
+def _auc(truth: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """ROC AUC of each column with both outcomes (NaN for the others): ``(n, B)`` -> ``(B,)``."""
+    auc = np.full(truth.shape[1], _NAN)
+    both = truth.any(axis=0) & ~truth.all(axis=0)
+    if both.sum() == 1:  # sklearn reads a single column as one binary problem
+        auc[both] = roc_auc_score(truth[:, both].ravel(), score[:, both].ravel())
+    elif both.any():
+        auc[both] = roc_auc_score(truth[:, both], score[:, both], average=None)
+    return auc
+
+
+def _binary_figures(y: np.ndarray, p: np.ndarray, index: np.ndarray, threshold: float, bins: int) -> dict:
+    """Every binary figure of each resample: ``index`` ``(B, n)`` rows of ``y`` (0/1) and ``p`` -> ``(B,)`` each."""
+    truth, score = y[index].T == 1, p[index].T  # (n, B): one column per resample
+    called = score >= threshold
     return {
-        "accuracy": float(np.mean(predicted == y)),
-        "sensitivity": recall[1],
-        "specificity": recall[0],  # the negative class's recall
-        "precision": precision[1],
-        "f1": f1[1],
-        "auc": roc_auc_score(y, p) if 0 < y.sum() < len(y) else _NAN,
-        "brier": brier_score_loss(y, p, labels=[0, 1]),
-        "ece": _ece(y, p, bins),
+        "accuracy": np.mean(called == truth, axis=0),
+        **_confusion_figures(truth, called),
+        "auc": _auc(truth, score),
+        "brier": mean_squared_error(truth, score, multioutput="raw_values"),  # brier_score_loss, per column
+        "ece": _ece(truth, score, bins),
     }
 
 
 _PER_CLASS = ("sensitivity", "specificity", "precision", "f1", "auc")
 
 
-def _multiclass_figures(y: np.ndarray, p: np.ndarray, bins: int) -> dict:
-    """Every multi-class figure of one (re)sample: ``y`` ``(n,)`` indices, ``p`` ``(n, C)``.
+def _multiclass_figures(y: np.ndarray, p: np.ndarray, index: np.ndarray, bins: int) -> dict:
+    """Every multi-class figure of each resample: ``index`` ``(B, n)`` rows of ``y`` and ``p`` ``(N, C)``.
 
-    Keys: the summary's figure names, and ``(c, name)`` for class ``c``'s one-vs-rest figures.
+    Keys: the summary's figure names, and ``(c, name)`` for class ``c``'s one-vs-rest figures;
+    values ``(B,)``.
     """
     n_classes = p.shape[1]
-    labels = np.arange(n_classes)
-    predicted = p.argmax(axis=1)
-    precision, sensitivity, f1, support = precision_recall_fscore_support(
-        y, predicted, labels=labels, average=None, zero_division=np.nan
-    )
-    truth, called = np.eye(n_classes, dtype=int)[y], np.eye(n_classes, dtype=int)[predicted]
-    # class c's one-vs-rest specificity is the recall of "not c"
-    specificity = recall_score(1 - truth, 1 - called, average=None, zero_division=np.nan)
-    auc = np.full(n_classes, _NAN)
-    both = (support > 0) & (support < len(y))  # never a single class once C > 2: scored together
-    if both.any():
-        auc[both] = roc_auc_score(truth[:, both], p[:, both], average=None)
-    per_class = dict(zip(_PER_CLASS, (sensitivity, specificity, precision, f1, auc), strict=True))
-    every = bool(np.all(support > 0))  # macro figures need every class
-    macro = {**per_class, "precision": np.nan_to_num(precision, nan=0.0)}  # sklearn's zero_division=0
+    truth, prob = y[index].T, np.moveaxis(p[index], 0, 1)  # (n, B), (n, B, C)
+    called = prob.argmax(axis=2)
+    onehot = truth[..., None] == np.arange(n_classes)  # (n, B, C)
+    columns = onehot.reshape(len(truth), -1)  # (n, B * C): one yes/no problem per resample and class
+    auc = _auc(columns, prob.reshape(len(truth), -1)).reshape(-1, n_classes)
+    per_class = [{**_confusion_figures(truth == c, called == c), "auc": auc[:, c]} for c in range(n_classes)]
+    every = onehot.any(axis=0).all(axis=1)  # macro figures need every class in the resample
+
+    def macro(name: str) -> np.ndarray:
+        values = np.stack([figures[name] for figures in per_class], axis=1)  # (B, C)
+        if name == "precision":
+            values = np.nan_to_num(values, nan=0.0)  # sklearn's zero_division=0
+        return np.where(every, values.mean(axis=1), _NAN)
+
+    squared = mean_squared_error(columns, prob.reshape(len(truth), -1), multioutput="raw_values")
     return {
-        "accuracy": float(np.mean(predicted == y)),
-        **{f"macro_{name}": float(np.mean(v)) if every else _NAN for name, v in macro.items()},
-        "brier": brier_score_loss(y, p, labels=labels),
-        "ece": _ece(y, p, bins),
-        **{(c, name): v[c] for c in range(n_classes) for name, v in per_class.items()},
+        "accuracy": np.mean(called == truth, axis=0),
+        **{f"macro_{name}": macro(name) for name in _PER_CLASS},
+        "brier": squared.reshape(-1, n_classes).sum(axis=1),  # brier_score_loss over C classes, per resample
+        "ece": _ece(called == truth, prob.max(axis=2), bins),
+        **{(c, name): figures[name] for c, figures in enumerate(per_class) for name in _PER_CLASS},
     }
 
 
@@ -250,15 +280,12 @@ def classification_summary(
     predicted = (p >= threshold).astype(int) if binary else p.argmax(axis=1)
     out["confusion_matrix"] = confusion_matrix(y, predicted, labels=np.arange(n_classes)).tolist()
 
-    def statistic(sample: list[int]) -> dict:
-        index = np.asarray(sample, dtype=int)
-        if binary:
-            return _binary_figures(y[index], p[index], threshold, bins)
-        return _multiclass_figures(y[index], p[index], bins)
+    def statistic(index: np.ndarray) -> dict:
+        return _binary_figures(y, p, index, threshold, bins) if binary else _multiclass_figures(y, p, index, bins)
 
-    # the inputs are checked above: skip sklearn's checks in the thousands of resamples
+    # the inputs are checked above: skip sklearn's checks of its arguments
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-        figures = bootstrap_cis(range(len(y)), statistic, n_boot=n_boot, confidence=confidence, seed=seed)
+        figures = bootstrap_resamples(len(y), statistic, n_boot=n_boot, confidence=confidence, seed=seed)
     out.update({name: ci for name, ci in figures.items() if isinstance(name, str)})
     if not binary:
         out["per_class"] = {cls: {name: figures[c, name] for name in _PER_CLASS} for c, cls in enumerate(classes)}

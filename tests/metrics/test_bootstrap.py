@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mednet.metrics import bootstrap_ci, bootstrap_cis, mean_ci
+from mednet.metrics import bootstrap_ci, bootstrap_cis, bootstrap_resamples, mean_ci
 
 
 def test_mean_of_five_positives_in_ten_patients():
@@ -65,6 +65,25 @@ def test_several_figures_share_the_resamples():
     assert both["double"]["ci_low"] == pytest.approx(2 * both["mean"]["ci_low"])
     assert both["double"]["ci_high"] == pytest.approx(2 * both["mean"]["ci_high"])
     assert both["mean"] == bootstrap_ci(values, np.mean, n_boot=300)
+
+
+def test_a_statistic_of_many_resamples_at_once_gives_the_same_intervals():
+    values = np.array([0.0, 0.0, 1.0, 1.0, 1.0, 0.0])
+    batches = []
+
+    def shares(index):  # (B, n) row indices -> every resample's figures at once
+        batches.append(index.shape)
+        drawn = values[index]
+        positives = drawn.sum(axis=1)
+        defined = (positives > 0) & (positives < index.shape[1])
+        return {"share": np.where(defined, drawn.mean(axis=1), np.nan), "mean": drawn.mean(axis=1)}
+
+    def one(rows):
+        return {"share": float(np.mean(rows)) if 0 < sum(rows) < len(rows) else float("nan"), "mean": np.mean(rows)}
+
+    together = bootstrap_resamples(len(values), shares, n_boot=400, seed=2)
+    assert together == bootstrap_cis(list(values), one, n_boot=400, seed=2)
+    assert batches[0] == (1, 6) and sum(b[0] for b in batches[1:]) == 400  # the values, then the resamples
 
 
 def test_degenerate_inputs_and_errors():

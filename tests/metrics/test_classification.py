@@ -160,6 +160,48 @@ def test_multiclass_class_never_predicted():
     assert np.isnan(missing["macro_auc"]["value"]) and missing["accuracy"]["value"] == 1.0
 
 
+def test_resamples_scored_together_match_sklearn_one_by_one(rng):
+    """Each resample is a column of one sklearn call; its figures are those of the resample alone."""
+    from mednet.metrics.classification import _binary_figures, _multiclass_figures
+
+    y = rng.integers(0, 2, 15)
+    p = rng.uniform(size=15).round(1)
+    index = np.vstack([rng.integers(0, 15, 15) for _ in range(6)] + [np.zeros(15, int)])  # the last: one row only
+    figures = _binary_figures(y, p, index, 0.5, 10)
+    for b, rows in enumerate(index):
+        truth, score = y[rows], p[rows]
+        called = (score >= 0.5).astype(int)
+        expected = {
+            "sensitivity": recall_score(truth, called, zero_division=np.nan),
+            "specificity": recall_score(1 - truth, 1 - called, zero_division=np.nan),
+            "precision": precision_score(truth, called, zero_division=np.nan),
+            "f1": f1_score(truth, called, zero_division=np.nan),
+            "auc": roc_auc_score(truth, score) if 0 < truth.sum() < len(truth) else np.nan,
+            "brier": brier_score_loss(truth, score, labels=[0, 1]),
+            "accuracy": accuracy_score(truth, called),
+            "ece": expected_calibration_error(truth, score),
+        }
+        for name, value in expected.items():
+            assert figures[name][b] == pytest.approx(value, nan_ok=True), (b, name)
+    y3, p3 = _three_class()
+    index = np.vstack([rng.integers(0, 9, 9) for _ in range(5)] + [np.arange(9)])
+    figures = _multiclass_figures(y3, p3, index, 10)
+    for b, rows in enumerate(index):
+        truth, prob = y3[rows], p3[rows]
+        called = prob.argmax(axis=1)
+        every = len(np.unique(truth)) == 3
+        assert figures["brier"][b] == pytest.approx(brier_score_loss(truth, prob, labels=[0, 1, 2]))
+        macro_f1 = f1_score(truth, called, labels=[0, 1, 2], average="macro", zero_division=0)
+        assert figures["macro_f1"][b] == pytest.approx(macro_f1 if every else np.nan, nan_ok=True)
+        for c in range(3):
+            sens = recall_score(truth == c, called == c, zero_division=np.nan)
+            assert figures[c, "sensitivity"][b] == pytest.approx(sens, nan_ok=True), (b, c)
+            spec = recall_score(truth != c, called != c, zero_division=np.nan)
+            assert figures[c, "specificity"][b] == pytest.approx(spec, nan_ok=True), (b, c)
+            auc = roc_auc_score(truth == c, prob[:, c]) if 0 < np.sum(truth == c) < len(truth) else np.nan
+            assert figures[c, "auc"][b] == pytest.approx(auc, nan_ok=True), (b, c)
+
+
 def test_default_bootstrap_is_seeded():
     first = classification_summary(Y, P)
     assert first["auc"] == classification_summary(Y, P)["auc"]
