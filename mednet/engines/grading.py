@@ -30,7 +30,7 @@ from monai.handlers import ROCAUC
 from monai.utils import CommonKeys
 
 from mednet.fusion.case import CaseFusion
-from mednet.grading.aggregate import aggregate
+from mednet.grading.case import class_probabilities, grade_case
 from mednet.grading.losses import make_criterion
 
 __all__ = ["BranchLoss", "BranchwiseBest", "GradingWriter", "SequenceBatch", "branch_metrics", "fused_probabilities"]
@@ -258,17 +258,13 @@ class GradingWriter:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
         engine.add_event_handler(Events.COMPLETED, self.write)
 
-    def _class_probabilities(self, probs: torch.Tensor) -> np.ndarray:
-        """``(B, 1)`` sigmoid -> ``(B, 2)`` [1 - p, p]; ``(B, C)`` unchanged."""
-        p = probs.detach().float().cpu().numpy()
-        return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p
-
     def collect(self, engine: Engine) -> None:
         """Add the current batch's slices."""
         batch, output = engine.state.batch, engine.state.output
         outputs = output[CommonKeys.PRED]
         target = output.get(CommonKeys.LABEL)
-        branch_probs = {name: self._class_probabilities(p) for name, p in outputs["probabilities"].items()}
+        branch_probs = {name: class_probabilities(p.detach().float().cpu().numpy())
+                        for name, p in outputs["probabilities"].items()}  # fmt: skip
         n = next(iter(branch_probs.values())).shape[0]
         for i in range(n):
             row = {
@@ -281,26 +277,18 @@ class GradingWriter:
             self.rows.append(row)
 
     def patients(self) -> list[dict]:
-        """One row per case: aggregated branch probabilities, fused probabilities and class."""
+        """One row per case: aggregated branch probabilities, fused probabilities and class (:func:`grade_case`)."""
         cases: dict[str, list[dict]] = {}
         for row in self.rows:
             cases.setdefault(row["case_id"], []).append(row)
         out = []
         for case_id, rows in cases.items():
-            branches = {
-                name: np.asarray(aggregate(np.array([r["probabilities"][name] for r in rows]), self.aggregation))
-                for name in rows[0]["probabilities"]
-            }
-            record = self.fusion(branches, self.readings.get(case_id))
-            out.append({
-                "case_id": case_id, "patient_id": rows[0]["patient_id"], "slices": len(rows),
-                "true_class": rows[0]["true_class"],
-                "branches": {name: dict(zip(self.classes, map(float, p), strict=True)) for name, p in branches.items()},
-                "fused": record.pop("fused"),
-                "fused_class": record.pop("fused_class"),
-                "fusion": record,
-                "aggregation": self.aggregation,
-            })  # fmt: skip
+            slices = {name: np.array([r["probabilities"][name] for r in rows]) for name in rows[0]["probabilities"]}
+            graded = grade_case(slices, self.classes, self.aggregation, self.fusion, self.readings.get(case_id))
+            out.append({"case_id": case_id, "patient_id": rows[0]["patient_id"], "slices": len(rows),
+                        "true_class": rows[0]["true_class"], "branches": graded.sequences, "fused": graded.fused,
+                        "fused_class": graded.fused_class, "fusion": graded.fusion,
+                        "aggregation": self.aggregation})  # fmt: skip
         return out
 
     def write(self, engine: Engine | None = None) -> dict[str, Path]:

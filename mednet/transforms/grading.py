@@ -72,6 +72,8 @@ class LesionSlicesd(MapTransform):
         min_area_fraction: None for paper B's contiguous window of ``n`` slices; a fraction
             to keep only the (at most ``n``) slices showing the lesion (see
             :func:`mednet.grading.lesion_slices`), so that cases give different numbers of slices.
+        allow_missing_keys: cut the slices of the sequences present (a case lacking one is
+            graded by the others).
     """
 
     def __init__(
@@ -87,8 +89,9 @@ class LesionSlicesd(MapTransform):
         drop_keys: Sequence[str] = (),
         ranks_key: str = "slice_ranks",
         min_area_fraction: float | None = None,
+        allow_missing_keys: bool = False,
     ):
-        super().__init__(keys)
+        super().__init__(keys, allow_missing_keys)
         self.ranks_key = ranks_key
         self.label_key = label_key
         self.lesion_values = lesion_values
