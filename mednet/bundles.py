@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import numbers
 import os
 import shutil
 import sys
@@ -132,30 +133,43 @@ def train_bundle(
     datalist: os.PathLike | str,
     work: os.PathLike | str,
     *,
-    budget_s: float,
+    epochs: int,
     root: os.PathLike | str | None = None,
     seed: int = 0,
     **override,
 ) -> float:
-    """Train a bundle from scratch within a wall-clock budget; the seconds it took.
+    """Train a bundle from scratch for a number of epochs; the seconds it took.
 
     ``work`` is emptied first; the weights go to ``work/models`` (``model.pt``, the best
-    validation epoch's), the logs and TensorBoard curves to ``work/train_log``. Training
-    stops at the end of the first epoch past ``budget_s`` (``mednet.engines.TimeBudget``).
+    validation epoch's), the logs and TensorBoard curves to ``work/train_log``. The run's
+    length is ``epochs`` (the config's ``max_epochs``), never the wall clock, so the same
+    call gives the same weights on a slow or busy machine as on a fast one: on CPU, with
+    the same ``seed`` and the same number of torch threads, byte for byte. A wall-clock
+    limit remains an opt-in override (``time_budget_s=600``, ``mednet.engines.TimeBudget``),
+    at the price of that reproducibility.
 
     Args:
         name: the bundle.
         datalist: the datalist with ``training`` and ``validation`` partitions.
         work: the run's folder.
-        budget_s: training wall-clock budget in seconds.
+        epochs: how many epochs to train (>= 1); the last is validated even when
+            ``val_interval`` would skip it.
         root: folder holding the bundles (default :data:`BUNDLES_DIR`).
-        seed: the training seed.
-        override: further config entries (``roi_size=[64, 64, 32]``).
+        seed: the training seed (network initialisation, shuffling, augmentation).
+        override: further config entries (``roi_size=[64, 64, 32]``, ``val_interval=2``).
+
+    Raises:
+        ValueError: ``epochs`` is not a positive whole number, or ``max_epochs`` is given
+            among the overrides (give ``epochs``).
     """
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+        raise ValueError(f"epochs: expected a whole number >= 1, found {epochs!r}")
+    if "max_epochs" in override:
+        raise ValueError(f"max_epochs={override['max_epochs']!r}: give the run's length as epochs= instead")
     work = Path(work)
     shutil.rmtree(work, ignore_errors=True)
     start = time.perf_counter()
-    settings = {"time_budget_s": budget_s, "max_epochs": 10_000, "seed": seed, **override}
+    settings = {"max_epochs": int(epochs), "seed": seed, **override}
     run_bundle(name, ["train"], root=root, datalist=str(datalist), ckpt_dir=str(work / "models"),
                output_dir=str(work / "train_log"), **settings)  # fmt: skip
     return time.perf_counter() - start
