@@ -124,11 +124,10 @@ def bootstrap_cis(
         seed: random seed of the resamples.
 
     Returns:
-        ``{name: {"value", "ci_low", "ci_high", "n"}}`` in ``statistic``'s order; an interval
-        is None when there are fewer than two rows or no resample gave that figure a number.
+        As :func:`bootstrap_resamples`: ``{name: {"value", "ci_low", "ci_high", "n"}}``.
 
     Raises:
-        ValueError: ``n_boot`` below 1 or ``confidence`` outside (0, 1).
+        ValueError: as :func:`bootstrap_resamples`.
     """
     rows = list(rows)
     if not rows:
