@@ -1,4 +1,4 @@
-"""``mednet demo`` on one disease with tiny budgets: cohort, training, weights installed, predict, table; reuse."""
+"""``mednet demo`` on one disease with one tiny epoch: cohort, training, weights installed, predict, table; reuse."""
 
 from __future__ import annotations
 
@@ -17,11 +17,16 @@ from tests.bundles.helpers import BUNDLES, TINY, TINY_GRADING
 pytestmark = pytest.mark.bundle
 
 
+def _no_max_epochs(settings: dict) -> dict:
+    """The tiny settings without ``max_epochs``: a demo plan gives the epochs."""
+    return {k: v for k, v in settings.items() if k != "max_epochs"}
+
+
 def test_demo_trains_predicts_and_reuses(tmp_path, monkeypatch, capsys):
     bundles = tmp_path / "bundles"
     for name in ("cpa_mri_segmentation", "cpa_mri_classification"):
         shutil.copytree(BUNDLES / name / "configs", bundles / name / "configs")
-    plan = DemoPlan(12, 60, 60, {**TINY, "val_interval": 1}, TINY_GRADING, size="small")
+    plan = DemoPlan(12, 1, 1, {**_no_max_epochs(TINY), "val_interval": 1}, _no_max_epochs(TINY_GRADING), size="small")
     lines: list[str] = []
     summary = run_demo(tmp_path / "demo", diseases=["cpa"], plans={"cpa": plan}, bundles=bundles, device="cpu",
                        echo=lines.append)  # fmt: skip
@@ -29,6 +34,9 @@ def test_demo_trains_predicts_and_reuses(tmp_path, monkeypatch, capsys):
     assert result["failed"] == 0 and result["cases"] >= 2
     for name in ("cpa_mri_segmentation", "cpa_mri_classification"):
         assert (bundles / name / "models" / "model.pt").is_file() and result["training"][name]["trained"]
+        assert result["training"][name]["epochs"] == 1
+        log = (tmp_path / "demo" / "cpa" / "training" / f"{name}.log").read_text()
+        assert "TrainingProgress" in log and "epoch 1/1, loss " in log and ", ETA 0 s" in log
     assert not list((bundles / "cpa_mri_classification" / "models").glob(".*partial"))
     predictions = tmp_path / "demo" / "cpa" / "predictions"
     assert (predictions / "report.html").is_file() and (predictions / "metrics.json").is_file()
