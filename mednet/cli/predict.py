@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--disease", required=True, choices=sorted(DISEASES))
     parser.add_argument("--input", required=True, help="folder of NIfTI files, or a datalist JSON")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--device", default="auto", help="auto (the GPU when PyTorch finds one), cpu, cuda or cuda:N")
     parser.add_argument("--bundles", default=None, help="folder of trained bundles (default: mednet's bundles/)")
     parser.add_argument("--clinicians", default=None, help="CSV of clinicians' readings: case_id, role, reading")
     parser.add_argument("--partition", default="testing", help="datalist partition, or 'all' (default testing)")
@@ -50,7 +50,7 @@ def run_predict(args: argparse.Namespace) -> int:
     print(f"{result['ok']} of {result['cases']} cases done ({result['skipped']} already complete), "
           f"{result['failed']} failed; summary {result['summary']}, report {result['report']}"
           + (f", metrics {result['metrics']}" if result["metrics"] else "")
-          + f"; the bundles' log: {result['log']}")  # fmt: skip
+          + f"; log: {result['log']}")  # fmt: skip
     return 1 if result["failed"] else 0
 
 

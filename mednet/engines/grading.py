@@ -213,20 +213,19 @@ class GradingWriter:
       slice index, true class (when known), each branch's probability per class;
     - ``grading.csv`` / ``grading.json``: one row per case: each branch's probability per
       class aggregated over the case's slices (``aggregation``), the fused probabilities and
-      class by ``fusion`` (a :class:`mednet.fusion.CaseFusion`; by default the network's own
-      rule, vote or mean, on the aggregated probabilities; DL-MDT also takes the case's
-      clinicians' ``readings``), and the true class. ``grading.json`` also holds each case's
-      fusion record (rule, weights, votes, missing sources).
+      class by ``fusion`` (the bundle's :class:`mednet.fusion.CaseFusion`; DL-MDT also takes
+      the case's clinicians' ``readings``), both by :func:`mednet.grading.grade_case`, and the
+      true class. ``grading.json`` also holds each case's fusion record (rule, weights, votes,
+      missing sources).
 
     Args:
         output_dir: where the files go (created).
         classes: class names, in target order (``classes[1]`` is the positive class of a
             binary single-logit network).
-        network: the multi-sequence classifier (its fusion and tie rules are the default fusion).
         aggregation: ``mean``, ``median``, ``max``, ``vote`` or ``logit_mean``.
         case_key / patient_key / slice_key: batch keys naming each slice's case.
         overwrite: replace existing files (else an existing ``grading.csv`` is an error).
-        fusion: the case-level fusion; default ``CaseFusion(classes, network.fusion, network.tie)``.
+        fusion: the case-level fusion.
         readings: ``case_id -> {role: reading}`` (e.g. :func:`mednet.fusion.datalist_readings`).
     """
 
@@ -234,19 +233,17 @@ class GradingWriter:
         self,
         output_dir: os.PathLike | str,
         classes: Sequence[str],
-        network,
+        fusion: CaseFusion,
         aggregation: str = "mean",
         case_key: str = "case_id",
         patient_key: str = "patient_id",
         slice_key: str = "slice_index",
         overwrite: bool = False,
-        fusion: CaseFusion | None = None,
         readings: Mapping[str, Mapping[str, object]] | None = None,
     ):
         self.output_dir = Path(output_dir)
         self.classes = [str(c) for c in classes]
-        self.network, self.aggregation = getattr(network, "module", network), aggregation
-        self.fusion = fusion or CaseFusion(self.classes, self.network.fusion, self.network.tie)
+        self.fusion, self.aggregation = fusion, aggregation
         self.readings = dict(readings or {})
         self.case_key, self.patient_key, self.slice_key = case_key, patient_key, slice_key
         self.overwrite = overwrite

@@ -36,6 +36,11 @@ class CaseFusion:
             for ``stacking``.
         readers: the reader roles DL-MDT expects (e.g. ``["radiology", "radiotherapy"]``);
             a case without one of them is fused without it, weights renormalised.
+        min_confidence: a call whose fused probability for the decided class is below this
+            (for DL-MDT: whose weighted vote is, e.g. a 2-of-4 tie) is indeterminate; None never.
+        max_ood: a call is indeterminate when any sequence's feature distance to the
+            training cases (:class:`mednet.grading.FeatureOOD`, as a ratio to its threshold)
+            exceeds this.
 
     Raises:
         ValueError: unknown method or tie rule, ``dl_mdt`` for more than two classes,
@@ -51,7 +56,13 @@ class CaseFusion:
         weights: Mapping[str, float] | None = None,
         stacking: StackingFusion | os.PathLike | str | None = None,
         readers: Sequence[str] = (),
+        min_confidence: float | None = None,
+        max_ood: float = 1.0,
     ):
+        if min_confidence is not None and not 0.0 <= float(min_confidence) <= 1.0:
+            raise ValueError(f"min_confidence: expected a probability in [0, 1] or None, found {min_confidence}")
+        self.min_confidence = None if min_confidence is None else float(min_confidence)
+        self.max_ood = float(max_ood)
         self.classes = [str(c) for c in classes]
         self.method = FusionMethod.parse(method, "fusion")
         self.tie = TieRule.parse(tie, "tie")
@@ -85,10 +96,10 @@ class CaseFusion:
             values = [1.0 - values[0], values[0]]
         return dict(zip(self.classes, map(float, values), strict=True))
 
-    def __call__(
+    def _fuse(
         self, branches: Mapping[str, Sequence[float]], readings: Mapping[str, object] | None = None
     ) -> dict[str, object]:
-        """Fuse one case.
+        """Fuse one case (the rule alone; :meth:`__call__` adds whether the call is certain enough).
 
         Args:
             branches: sequence -> its ``C`` class probabilities (summing to 1).
@@ -134,6 +145,39 @@ class CaseFusion:
         record.update(fused=self._as_classes(fused), fused_class=self.classes[int(decided[0])], weights=weights)
         return record
 
+
+    def __call__(
+        self,
+        branches: Mapping[str, Sequence[float]],
+        readings: Mapping[str, object] | None = None,
+        ood: Mapping[str, float] | None = None,
+    ) -> dict[str, object]:
+        """Fuse one case and say whether the call stands or is indeterminate.
+
+        Args:
+            branches: sequence -> its ``C`` class probabilities (summing to 1).
+            readings: reader role -> reading (class name, 1/0, or missing); used by DL-MDT.
+            ood: sequence -> feature distance ratio (:meth:`mednet.grading.FeatureOOD.ratios`).
+
+        Returns:
+            The rule's record (see :meth:`_fuse`: ``fused``, ``fused_class``, ...) with
+            ``call`` (the fused class, or ``"indeterminate"``), ``indeterminate``,
+            ``confidence`` (the fused probability of the decided class), ``ood`` and
+            ``reasons`` (why a call is indeterminate, with the numbers).
+        """
+        record = self._fuse(branches, readings)
+        confidence = float(record["fused"][record["fused_class"]])
+        reasons = []
+        if self.min_confidence is not None and confidence < self.min_confidence:
+            what = "weighted vote" if self.method == FusionMethod.DL_MDT else "fused probability"
+            reasons.append(f"{what} for {record['fused_class']} is {confidence:.2f}, below {self.min_confidence:.2f}")
+        far = {name: ratio for name, ratio in (ood or {}).items() if ratio > self.max_ood}
+        if far:
+            detail = ", ".join(f"{name} at {ratio:.1f}x" for name, ratio in far.items())
+            reasons.append(f"unlike the training cases: feature distance above the fitted threshold ({detail})")
+        record.update(call="indeterminate" if reasons else record["fused_class"], indeterminate=bool(reasons),
+                      confidence=round(confidence, 4), ood=dict(ood or {}), reasons=reasons)  # fmt: skip
+        return record
 
 def datalist_readings(
     datalist: os.PathLike | str,

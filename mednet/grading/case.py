@@ -30,9 +30,9 @@ class CaseGrading:
         slices: slices graded per sequence.
         aggregation: how slices were aggregated.
         fused: class -> fused probability (for a vote: the mean of the sequences').
-        fused_class: the decided class, or ``"indeterminate"`` when the fusion is unsure.
+        fused_class: the class the fusion rule decides.
         fusion: the rest of the fusion's record (rule, weights, votes, readings, missing
-            sources, why a call is indeterminate).
+            sources, and ``call``: the fused class or ``"indeterminate"``, with the reasons).
         slice_rows: per slice: ``slice_index`` and sequence -> class probabilities (secondary).
     """
 
@@ -43,6 +43,11 @@ class CaseGrading:
     fused_class: str
     fusion: dict
     slice_rows: list[dict] = field(default_factory=list)
+
+    @property
+    def call(self) -> str:
+        """What the report shows: the fused class, or ``"indeterminate"`` when the fusion is unsure."""
+        return str(self.fusion.get("call", self.fused_class))
 
     def to_json(self) -> dict:
         """JSON-ready, without the slice rows (written to their own CSV)."""
@@ -64,6 +69,7 @@ def grade_case(
     fusion: CaseFusion,
     readings: Mapping[str, object] | None = None,
     slice_index: Sequence[int] | None = None,
+    ood: Mapping[str, float] | None = None,
 ) -> CaseGrading:
     """Aggregate each sequence's slices and fuse the sequences.
 
@@ -76,6 +82,8 @@ def grade_case(
         fusion: the bundle's case fusion.
         readings: reader role -> reading, for DL-MDT.
         slice_index: each slice's ``z`` in the volume, for the slice rows.
+        ood: sequence -> feature distance ratio to the training cases (see
+            :class:`mednet.grading.FeatureOOD`); the fusion calls a far case indeterminate.
 
     Returns:
         The :class:`CaseGrading`.
@@ -90,7 +98,7 @@ def grade_case(
     if len(set(counts.values())) != 1:
         raise ValueError(f"grade_case: the sequences have different slice counts {counts}")
     branches = {name: np.asarray(aggregate(p, aggregation)).reshape(-1) for name, p in per_slice.items()}
-    record = fusion(branches, readings)
+    record = fusion(branches, readings, ood)
     n = next(iter(counts.values()))
     index = list(slice_index) if slice_index is not None else list(range(n))
     rows = [{"slice_index": int(index[i]), **{name: p[i].tolist() for name, p in per_slice.items()}} for i in range(n)]

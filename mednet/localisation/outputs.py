@@ -198,6 +198,17 @@ def write_localisation(
 
 
 def _colour(value: object) -> str:
-    """A ``#rrggbb`` colour; MONAI's config parser turns ``#`` into ``::`` (its ID separator) in config strings."""
-    text = str(value)
-    return "#" + text[2:] if text.startswith("::") else text
+    """A label colour as ``#rrggbb``, from ``"#rrggbb"`` or ``[r, g, b]``.
+
+    Bundle configs hold ``[r, g, b]`` (0-255): MONAI's config parser rewrites ``#`` in every
+    config string as its ID separator.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if isinstance(value, str) and len(value) == 7 and value.startswith("#"):
+        int(value[1:], 16)
+        return value.lower()
+    if isinstance(value, list | tuple) and len(value) == 3 and all(0 <= int(v) <= 255 for v in value):
+        return "#" + "".join(f"{int(v):02x}" for v in value)
+    raise ValueError(f"label colour: expected '#rrggbb' or [r, g, b] with 0-255 values, found {value!r}")

@@ -27,7 +27,7 @@ from mednet.networks.googlenet import (
     parameter_groups,
 )
 from mednet.networks.lenet import LeNet5
-from mednet.networks.multisequence import FUSIONS, TIE_RULES, MultiSequenceClassifier
+from mednet.networks.multisequence import MultiSequenceClassifier
 from mednet.networks.probabilities import ProbabilityMixin, branch_probabilities
 from mednet.networks.stacked import StackedClassifier
 from mednet.networks.svgg import SVGG
@@ -35,10 +35,8 @@ from mednet.networks.svgg import SVGG
 __all__ = [
     "CLASSIFIERS",
     "DEFAULT_HEAD",
-    "FUSIONS",
     "PAPER_HEAD",
     "SVGG",
-    "TIE_RULES",
     "BasicConv2d",
     "GoogLeNet",
     "Inception",

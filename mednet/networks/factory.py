@@ -75,8 +75,6 @@ def build_multisequence(
     in_channels: int,
     num_classes: int,
     *,
-    fusion: str = "vote",
-    tie: str = "positive",
     n_features: int = 0,
     embedding: int = 32,
     pretrained: str | os.PathLike | None = None,
@@ -90,8 +88,6 @@ def build_multisequence(
         spatial_dims: 2 or 3.
         in_channels: channels of each sequence's input (3 for ImageNet weights).
         num_classes: logits per branch (1 for a single sigmoid logit).
-        fusion: ``"vote"`` or ``"mean"``.
-        tie: ``"positive"`` or ``"negative"``.
         n_features: with ``> 0`` each branch is :class:`WithFeatures` (its network built with
             ``num_classes=embedding``) and also takes the batch's ``"features"``.
         embedding: the image network's output width when ``n_features > 0``.
@@ -114,7 +110,7 @@ def build_multisequence(
         if pretrained:
             load_pretrained(branch, pretrained)
         branches[sequence] = WithFeatures(branch, embedding, n_features, num_classes) if n_features else branch
-    return MultiSequenceClassifier(branches, fusion=fusion, tie=tie, extra_inputs=("features",) if n_features else ())
+    return MultiSequenceClassifier(branches, extra_inputs=("features",) if n_features else ())
 
 
 def optimizer_groups(network: nn.Module, lr: float, backbone_lr: float | None = None) -> list[dict[str, Any]]:

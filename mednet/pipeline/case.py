@@ -1,10 +1,13 @@
-"""One case through the pipeline: localise, grade each sequence, fuse, write.
+"""One case through the pipeline, in memory: read and validate, localise, grade, fuse, write.
 
-Each stage is the disease's own bundle, run in-process on a one-case datalist
-(:func:`mednet.bundles.run_bundle`), so that ``mednet predict`` writes exactly what the
-bundles write. The case's files are made in ``OUT/.partial/<case>/`` and moved to
-``OUT/<case>/`` in one rename when everything is there: an interrupted case leaves no
-partial files among the results, and a re-run finds it incomplete and does it again.
+:class:`Predictors` holds a disease's two predictors, built once per cohort
+(:mod:`mednet.inference`). :func:`predict_case` is one straight line: every input file
+read once and validated by :func:`mednet.io.load_case` (NIfTI, NRRD, MetaImage, DICOM
+series; all sequences on the reference grid, the first present sequence's), the label
+map and lesion table from the localisation predictor, each present sequence graded and
+the sequences fused by the grading predictor, then the files written. They are made in
+``OUT/.partial/<case>/`` and moved to ``OUT/<case>/`` in one rename when everything is
+there: an interrupted or failed case leaves nothing among the results.
 
 Files per case (``OUT/<case>/``): ``<case>_labels.nii.gz`` (organ and lesion map on the
 reference input's exact grid) with ``<case>_labels.json`` (its label table),
@@ -15,25 +18,55 @@ output), ``<case>_grading_slices.csv`` (each graded slice's probabilities, secon
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from mednet.bundles import run_bundle
 from mednet.fusion import merge_readings
+from mednet.inference import GradingPredictor, LocalisationPredictor
+from mednet.io.cases import load_case
+from mednet.localisation.outputs import LabelScheme, LocalisationResult, write_localisation
 from mednet.pipeline.diseases import DiseaseSpec
 from mednet.report.overview import write_overview
 
-__all__ = ["CaseError", "case_record_path", "predict_case"]
+__all__ = ["CaseError", "Predictors", "case_record_path", "predict_case"]
 
 
 class CaseError(RuntimeError):
     """A case the pipeline could not process; the message says why (recorded in ``summary.csv``)."""
+
+
+@dataclass
+class Predictors:
+    """A disease's predictors, built once per cohort.
+
+    Attributes:
+        spec: the disease.
+        localise: the localisation predictor.
+        grade: the grading predictor.
+        device: where they run (``cpu`` or ``cuda:N``).
+    """
+
+    spec: DiseaseSpec
+    localise: LocalisationPredictor
+    grade: GradingPredictor
+
+    @classmethod
+    def build(cls, spec: DiseaseSpec, device: str = "auto", models: Mapping[str, os.PathLike | str] | None = None):
+        """Both predictors on ``device``; ``models``: bundle name -> checkpoint (default each bundle's own)."""
+        models = dict(models or {})
+        return cls(spec, LocalisationPredictor(spec.localisation, device, models.get(spec.localisation.name)),
+                   GradingPredictor(spec.grading, device, models.get(spec.grading.name)))  # fmt: skip
+
+    @property
+    def device(self) -> str:
+        """The device, as text."""
+        return str(self.localise.device)
 
 
 def case_record_path(out: os.PathLike | str, case_id: str) -> Path:
@@ -41,122 +74,121 @@ def case_record_path(out: os.PathLike | str, case_id: str) -> Path:
     return Path(out) / case_id / f"{case_id}.json"
 
 
-def _one_case_datalist(case: Mapping, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"testing": [dict(case)]}, indent=2) + "\n")
-    return path
-
-
-def _device_overrides(device: str) -> dict:
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device: expected 'cpu' or 'cuda', found {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but PyTorch finds no CUDA GPU; use --device cpu")
-    return {"device": torch.device(device), "amp": device == "cuda"}
-
-
 def predict_case(
     case: Mapping,
-    spec: DiseaseSpec,
+    predictors: Predictors,
     out: os.PathLike | str,
     *,
-    device: str = "cpu",
     readings: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict:
     """Run the pipeline on one case and write its files; return its ``<case>.json`` record.
 
     Args:
-        case: a datalist entry: ``case_id``, ``patient_id``, an absolute path per sequence,
-            optionally ``clinicians`` (reader role -> reading).
-        spec: the disease's bundles and sequences.
+        case: a datalist entry: ``case_id``, ``patient_id``, a path per sequence (any
+            non-empty subset of the disease's sequences), optionally ``label`` (the truth,
+            recorded for evaluation), ``class`` and ``clinicians`` (reader role -> reading).
+        predictors: the disease's predictors.
         out: the cohort's output folder.
-        device: ``"cpu"`` or ``"cuda"``.
         readings: ``case_id -> {role: reading}`` from a clinicians' CSV (overrides the case's own).
 
     Returns:
         The record written to ``OUT/<case>/<case>.json``.
 
     Raises:
-        CaseError: a required sequence is missing or its file is not there (the message names it),
-            or a stage failed.
+        CaseError: the case has none of the disease's sequences.
+        InvalidImageError: an input refused by :mod:`mednet.io` (the message names the file).
     """
+    spec = predictors.spec
     case_id = str(case["case_id"])
-    missing = [s for s in spec.required if not case.get(s)]
-    if missing:
-        raise CaseError(f"case {case_id}: missing required sequence(s) {', '.join(missing)} "
-                        f"({spec.name} needs {', '.join(spec.required)})")  # fmt: skip
-    absent = [f"{s} ({case[s]})" for s in spec.required if not Path(case[s]).exists()]
-    if absent:
-        raise CaseError(f"case {case_id}: file not found for {', '.join(absent)}")
-    out = Path(out).resolve()  # the one-case datalists below hold absolute paths
+    present = [s for s in spec.sequences if case.get(s)]
+    if not any(s in present for s in spec.localisation.sequences):
+        raise CaseError(f"case {case_id}: none of the sequences {spec.name} reads "
+                        f"({', '.join(spec.localisation.sequences)}); the case has "
+                        f"{', '.join(k for k in case if k not in ('case_id', 'patient_id')) or 'nothing'}")  # fmt: skip
+    out = Path(out)
     partial = out / ".partial" / case_id
     shutil.rmtree(partial, ignore_errors=True)
-    work = partial / "_work"
-    overrides = _device_overrides(device)
     timings: dict[str, float] = {}
-    case_readings = merge_readings(case, readings)
 
     start = time.perf_counter()
-    run_bundle(spec.localisation.name, ["inference"], root=spec.localisation.parent,
-               datalist=str(_one_case_datalist(case, work / "localise.json")), partition="testing",
-               output_dir=str(work / "localise"), ckpt_path=str(spec.weights(spec.localisation)), overwrite=True,
-               **overrides)  # fmt: skip
-    for file in (work / "localise" / case_id).iterdir():
-        os.replace(file, partial / file.name)
+    loaded = load_case(case, present, allow_missing=True)
+    timings["read_s"] = round(time.perf_counter() - start, 2)
+
+    start = time.perf_counter()
+    found = predictors.localise({"case_id": case_id, **loaded.images})
     timings["localise_s"] = round(time.perf_counter() - start, 2)
-    label_path = partial / f"{case_id}_labels.nii.gz"
-    lesions = json.loads((partial / f"{case_id}_lesions.json").read_text())["lesions"]
-    label_table = json.loads((partial / f"{case_id}_labels.json").read_text())["labels"]
 
     grading, note = None, ""
-    if not any(int(lesion["label"]) in spec.lesion_values for lesion in lesions):
+    branches = [s for s in spec.branches if s in loaded.images]
+    if not any(int(lesion["label"]) in spec.grading.lesion_values for lesion in found.lesions):
         note = "no lesion found by the localisation stage: nothing to grade"
+    elif not branches:
+        note = f"no grading sequence ({', '.join(spec.branches)}) in the case: not graded"
     else:
         start = time.perf_counter()
-        graded = {**case, spec.roi_key: str(label_path), "clinicians": case_readings}
-        run_bundle(spec.grading.name, ["inference"], root=spec.grading.parent,
-                   datalist=str(_one_case_datalist(graded, work / "grade.json")), partition="testing",
-                   output_dir=str(work / "grade"), ckpt_path=str(spec.weights(spec.grading)), overwrite=True,
-                   **overrides)  # fmt: skip
-        grading = json.loads((work / "grade" / "grading.json").read_text())["cases"][0]
-        os.replace(work / "grade" / "grading_slices.csv", partial / f"{case_id}_grading_slices.csv")
+        grading = predictors.grade({s: loaded.images[s] for s in branches}, found.labels, case_id,
+                                   merge_readings(case, readings))  # fmt: skip
         timings["grade_and_fuse_s"] = round(time.perf_counter() - start, 2)
 
-    diagnosis = grading["fused_class"] if grading else None
+    start = time.perf_counter()
+    scheme = LabelScheme(found.label_table, {})
+    files = write_localisation(LocalisationResult(found.array, found.lesions), loaded.reference, partial.parent,
+                               case_id, scheme, overwrite=True)  # fmt: skip
+    if grading is not None:
+        _write_slices(partial / f"{case_id}_grading_slices.csv", case, grading.slice_rows, spec.classes)
+    missing = [s for s in spec.sequences if s not in loaded.images]
     record = {
         "case_id": case_id,
         "patient_id": str(case.get("patient_id", case_id)),
         "disease": spec.name,
-        "inputs": {s: str(case[s]) for s in spec.required},
-        "reference_sequence": spec.required[0],
-        "labels": label_path.name,
-        "label_table": label_table,
-        "lesions": lesions,
-        "sequences": grading["branches"] if grading else {},
-        "slices": grading["slices"] if grading else 0,
-        "aggregation": grading["aggregation"] if grading else None,
-        "fused": grading["fused"] if grading else None,
-        "fused_class": diagnosis,
-        "fusion": grading["fusion"] if grading else None,
-        "clinicians": case_readings,
+        "inputs": {s: str(case[s]) for s in present},
+        "reference_sequence": loaded.reference_key,
+        "sequences_used": {"localisation": found.sequences_used, "grading": branches if grading else []},
+        "missing_sequences": missing,
+        "resampling": loaded.resampling,
+        "labels": files["labels"].name,
+        "label_table": [{"value": 0, "name": "background", "colour": "#000000"}, *found.label_table],
+        "lesions": found.lesions,
+        "sequences": grading.sequences if grading else {},
+        "slices": grading.slices if grading else 0,
+        "aggregation": grading.aggregation if grading else None,
+        "fused": grading.fused if grading else None,
+        "fused_class": grading.fused_class if grading else None,
+        "call": grading.call if grading else None,
+        "fusion": grading.fusion if grading else None,
+        "clinicians": merge_readings(case, readings),
         "true_class": case.get("class"),
         "reference_label": str(case["label"]) if case.get("label") else None,
-        "note": note,
+        "note": "; ".join(filter(None, [note, f"missing sequence(s): {', '.join(missing)}" if missing else ""])),
         "bundles": spec.versions,
-        "device": device,
+        "device": predictors.device,
         "timings": timings,
     }
-    start = time.perf_counter()
-    probability = f" (p {grading['fused'][diagnosis]:.2f})" if grading else ""
-    outlined = [*spec.lesion_values, *spec.metastasis_values]
-    write_overview({s: case[s] for s in spec.required}, label_path, label_table, outlined,
+    diagnosis = record["fused_class"]
+    probability = f" (p {grading.fused[diagnosis]:.2f})" if grading and diagnosis in grading.fused else ""
+    if grading and grading.call != diagnosis:
+        diagnosis = f"indeterminate, leaning {diagnosis}"
+    write_overview(loaded.images, found.labels, record["label_table"],
+                   [*spec.grading.lesion_values, *spec.grading.metastasis_values, *spec.localisation.lesion_values],
                    f"{case_id}: {diagnosis or 'no lesion found'}{probability}",
                    partial / f"{case_id}_overview.png")  # fmt: skip
-    timings["overview_s"] = round(time.perf_counter() - start, 2)
-    shutil.rmtree(work)
-    (partial / f"{case_id}.json").write_text(json.dumps(record, indent=2) + "\n")
+    timings["write_s"] = round(time.perf_counter() - start, 2)
+    (partial / f"{case_id}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     final = out / case_id
     if final.exists():
         shutil.rmtree(final)
     os.replace(partial, final)
     return record
+
+
+def _write_slices(path: Path, case: Mapping, rows: list[dict], classes) -> None:
+    """Each graded slice's probabilities per sequence and class (secondary, slice level)."""
+    sequences = [k for k in (rows[0] if rows else {}) if k != "slice_index"]
+    ids = [str(case["case_id"]), str(case.get("patient_id", case["case_id"]))]
+    with path.open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["case_id", "patient_id", "slice_index", "true_class",
+                         *[f"p_{s}_{c}" for s in sequences for c in classes]])  # fmt: skip
+        for row in rows:
+            writer.writerow([*ids, row["slice_index"], case.get("class") or "",
+                             *[f"{v:.6f}" for s in sequences for v in row[s]]])  # fmt: skip

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mednet.bundles import console_to
 from mednet.fusion import read_clinician_csv
-from mednet.pipeline.case import case_record_path, predict_case
+from mednet.pipeline.case import Predictors, case_record_path, predict_case
 from mednet.pipeline.diseases import disease_spec
 from mednet.report.html import write_report
 
@@ -85,8 +85,10 @@ def summary_row(record: Mapping | None, case_id: str, sequences, error: str = ""
         "patient_id": record.get("patient_id", ""),
         "status": "ok",
         "error": "",
+        "call": record.get("call") or "",
         "fused_class": diagnosis or "",
         "fused_probability": fused.get(diagnosis, "") if diagnosis else "",
+        "why_indeterminate": "; ".join((record.get("fusion") or {}).get("reasons") or []),
         "fusion": (record.get("fusion") or {}).get("method", ""),
         "true_class": record.get("true_class") or "",
         "lesions": len(lesions),
@@ -104,8 +106,9 @@ def predict_cohort(
     disease: str,
     out: os.PathLike | str,
     *,
-    device: str = "cpu",
+    device: str = "auto",
     bundles: os.PathLike | str | None = None,
+    models: Mapping[str, os.PathLike | str] | None = None,
     clinicians: os.PathLike | str | None = None,
     partition: str = "testing",
     overwrite: bool = False,
@@ -117,8 +120,9 @@ def predict_cohort(
         source: a folder or a datalist JSON (see :func:`load_cases`).
         disease: ``glioma``, ``cpa`` or ``neuroblastoma``.
         out: the output folder.
-        device: ``cpu`` or ``cuda``.
+        device: ``auto`` (the GPU when there is one), ``cpu`` or ``cuda``; checked before any case.
         bundles: folder of the bundles (default: mednet's own, with their ``models/model.pt``).
+        models: bundle name -> checkpoint, instead of the bundle's own ``models/model.pt``.
         clinicians: a CSV of clinicians' readings (``case_id``, role, reading).
         partition: for a datalist: the partition to predict.
         overwrite: redo complete cases too.
@@ -131,36 +135,34 @@ def predict_cohort(
         FileNotFoundError: a bundle without trained weights (with how to train it).
     """
     spec = disease_spec(disease, bundles)
-    spec.check_weights()
+    predictors = Predictors.build(spec, device, models)  # device, weights and configs checked before any case
     cases = load_cases(source, partition)
     readings = read_clinician_csv(clinicians) if clinicians else {}
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    log = out / "predict.log"  # the bundles' own log lines, warnings and progress bars
+    console = sys.stderr  # the progress lines stay on the console while the libraries' output goes to the log
+    say = progress or (lambda line: print(line, file=console, flush=True))
+    log = out / "predict.log"  # warnings and log lines of the libraries
     rows, skipped, failed = [], 0, 0
-    for i, case in enumerate(cases, start=1):
-        case_id = str(case["case_id"])
-        record_path = case_record_path(out, case_id)
-        if record_path.is_file() and not overwrite:
-            record, skipped = json.loads(record_path.read_text()), skipped + 1
-            say(f"[{i}/{len(cases)}] {case_id}: complete, skipped")
-        else:
-            try:
-                with console_to(log):
-                    record = predict_case(case, spec, out, device=device, readings=readings)
-                say(f"[{i}/{len(cases)}] {case_id}: {record['fused_class'] or record['note']}")
-            except Exception as error:  # one bad case must not stop the cohort
-                failed += 1
-                message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                cause = _root_cause(error)
-                if cause is not error:
-                    message = f"{message} ({type(cause).__name__}: {str(cause).strip().splitlines()[0]})"
-                rows.append(summary_row(None, case_id, [], message))
-                say(f"[{i}/{len(cases)}] {case_id}: FAILED: {message}")
-                continue
-        rows.append(summary_row(record, case_id, spec.sequences))
-    summary = _write_summary(out / "summary.csv", rows, spec.sequences)
+    with console_to(log):
+        for i, case in enumerate(cases, start=1):
+            case_id = str(case["case_id"])
+            record_path = case_record_path(out, case_id)
+            if record_path.is_file() and not overwrite:
+                record, skipped = json.loads(record_path.read_text()), skipped + 1
+                say(f"[{i}/{len(cases)}] {case_id}: complete, skipped")
+            else:
+                try:
+                    record = predict_case(case, predictors, out, readings=readings)
+                    say(f"[{i}/{len(cases)}] {case_id}: {record['call'] or record['note']}")
+                except Exception as error:  # one bad case must not stop the cohort
+                    failed += 1
+                    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                    rows.append(summary_row(None, case_id, [], message))
+                    say(f"[{i}/{len(cases)}] {case_id}: FAILED: {message}")
+                    continue
+            rows.append(summary_row(record, case_id, spec.branches))
+    summary = _write_summary(out / "summary.csv", rows, spec.branches)
     metrics = None
     if any(r.get("true_class") for r in rows if r["status"] == "ok"):
         from mednet.pipeline.evaluate import evaluate_predictions
@@ -168,26 +170,21 @@ def predict_cohort(
         with console_to(log):  # MONAI's metrics warn about their own deprecations
             metrics = evaluate_predictions(out, spec)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    bundles_used = ", ".join(f"{k} {v}" for k, v in spec.versions.items())
     notes = ["Research use only: mednet is not a medical device and must not be used for clinical decisions.",
-             f"Disease {spec.name}; bundles " + ", ".join(f"{k} {v}" for k, v in spec.versions.items())
-             + f"; device {device}. {len(rows)} cases: {len(rows) - failed} done, {failed} failed."]  # fmt: skip
-    report = write_report(out / "report.html", f"mednet {spec.name}: {stamp}", rows, spec.sequences,
+             f"Disease {spec.name}; bundles {bundles_used}; device {predictors.device}. "
+             f"{len(rows)} cases: {len(rows) - failed} done, {failed} failed."]  # fmt: skip
+    report = write_report(out / "report.html", f"mednet {spec.name}: {stamp}", rows, spec.branches,
                           metrics=metrics, notes=notes)  # fmt: skip
     return {"cases": len(cases), "ok": len(cases) - failed, "failed": failed, "skipped": skipped,
             "summary": summary, "report": report, "metrics": out / "metrics.json" if metrics else None,
             "log": log}  # fmt: skip
 
 
-def _root_cause(error: BaseException) -> BaseException:
-    while (error.__cause__ or error.__context__) is not None:
-        error = error.__cause__ or error.__context__
-    return error
-
-
 def _write_summary(path: Path, rows: list[dict], sequences: list[str]) -> Path:
-    columns = ["case_id", "patient_id", "status", "error", "fused_class", "fused_probability",
-               *[f"p_{s}" for s in sequences], "fusion", "true_class", "lesions", "lesion_volume_ml", "note",
-               "overview"]  # fmt: skip
+    columns = ["case_id", "patient_id", "status", "error", "call", "fused_class", "fused_probability",
+               "why_indeterminate", *[f"p_{s}" for s in sequences], "fusion", "true_class", "lesions",
+               "lesion_volume_ml", "note", "overview"]  # fmt: skip
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")

@@ -1,20 +1,21 @@
 """The three diseases as configurations of one pipeline: which bundles, which sequences.
 
 A disease names its localisation (segmentation) bundle and its grading (classification)
-bundle; the sequences a case needs are read from the bundles' own ``inference.json``
-(``image_keys`` of the first, ``sequences`` of the second), so that the pipeline and the
+bundle; everything else (sequences, classes, label table, lesion values) is read from the
+bundles themselves by :class:`mednet.bundles.BundleSpec`, so that the pipeline and the
 bundles cannot disagree.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mednet.bundles import bundle_path
 from mednet.options import choose
+
+if TYPE_CHECKING:
+    from mednet.bundles.spec import BundleSpec
 
 __all__ = ["DISEASES", "DiseaseSpec", "disease_spec"]
 
@@ -32,74 +33,53 @@ class DiseaseSpec:
 
     Attributes:
         name: the disease.
-        localisation: the segmentation bundle's folder.
-        grading: the classification bundle's folder.
-        required: the sequences every case needs (localisation's inputs, then grading's).
-        classes: the grading classes.
-        versions: bundle name -> its ``metadata.json`` version.
-        sequences: the grading branches (the sequences with a probability of their own).
-        roi_key: the grading bundle's region-of-interest key (the label map it crops around).
-        lesion_values: the label values graded (and outlined in the overview, with
-            ``metastasis_values``).
-        metastasis_values: the label values of distant lesions (neuroblastoma), else empty.
+        localisation: the segmentation bundle.
+        grading: the classification bundle.
     """
 
     name: str
-    localisation: Path
-    grading: Path
-    required: tuple[str, ...]
-    classes: tuple[str, ...]
-    versions: dict[str, str]
-    sequences: tuple[str, ...]
-    roi_key: str
-    lesion_values: tuple[int, ...]
-    metastasis_values: tuple[int, ...] = ()
+    localisation: BundleSpec
+    grading: BundleSpec
 
-    def weights(self, bundle: Path) -> Path:
-        """The bundle's ``models/model.pt``."""
-        return bundle / "models" / "model.pt"
+    def __post_init__(self) -> None:
+        first, other = self.localisation.sequences[0], self.grading.sequences[0]
+        if first != other:
+            raise ValueError(
+                f"{self.name}: the bundles disagree on the reference sequence: {self.localisation.name} puts "
+                f"{first!r} first, {self.grading.name} {other!r}; the label map must be on the grading's grid"
+            )
 
-    def check_weights(self) -> None:
-        """Raise a FileNotFoundError saying how to train any bundle that has no weights."""
-        for bundle in (self.localisation, self.grading):
-            path = self.weights(bundle)
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"{path}: bundle {bundle.name} has no trained weights. Train it with\n"
-                    f"  python -m monai.bundle run --config_file {bundle}/configs/train.json "
-                    f"--bundle_root {bundle} --datalist <datalist.json>\n"
-                    "or run `mednet demo`, which trains every bundle briefly on synthetic data "
-                    "(or point --bundles at a folder of trained bundles)."
-                )
+    @property
+    def sequences(self) -> tuple[str, ...]:
+        """Every sequence either stage reads, the localisation's first (its first is the reference)."""
+        return tuple(dict.fromkeys([*self.localisation.sequences, *self.grading.sequences]))
 
+    @property
+    def branches(self) -> tuple[str, ...]:
+        """The grading branches (the sequences with a probability of their own)."""
+        return self.grading.sequences
 
-def _config(bundle: Path, name: str) -> dict:
-    return json.loads((bundle / "configs" / f"{name}.json").read_text())
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The grading classes."""
+        return self.grading.classes
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Bundle name -> version."""
+        return {b.name: b.version for b in (self.localisation, self.grading)}
 
 
 def disease_spec(disease: str, bundles: os.PathLike | str | None = None) -> DiseaseSpec:
     """The :class:`DiseaseSpec` of ``disease`` with bundles from ``bundles`` (default: mednet's).
 
     Raises:
-        ValueError: an unknown disease (with the closest name).
+        ValueError: an unknown disease (with the closest name), or bundles that disagree.
         FileNotFoundError: a bundle folder that is not there.
     """
+    from mednet.bundles.locate import bundle_path
+    from mednet.bundles.spec import BundleSpec
+
     name = choose(disease, DISEASES, "disease")
-    localisation, grading = (bundle_path(b, bundles) for b in DISEASES[name])
-    image_keys = _config(localisation, "inference")["image_keys"]
-    grading_config = _config(grading, "inference")
-    required = tuple(dict.fromkeys([*image_keys, *grading_config["sequences"]]))
-    versions = {b.name: json.loads((b / "configs" / "metadata.json").read_text())["version"]
-                for b in (localisation, grading)}  # fmt: skip
-    return DiseaseSpec(
-        name,
-        localisation,
-        grading,
-        required,
-        tuple(grading_config["classes"]),
-        versions,
-        tuple(grading_config["sequences"]),
-        grading_config["roi_key"],
-        tuple(grading_config["lesion_values"]),
-        tuple(grading_config.get("metastasis_values", ())),
-    )
+    localisation, grading = (BundleSpec.load(bundle_path(b, bundles)) for b in DISEASES[name])
+    return DiseaseSpec(name, localisation, grading)

@@ -28,16 +28,6 @@ def read_records(out: os.PathLike | str) -> list[dict]:
     return [r for r in records if isinstance(r, dict) and r.get("case_id") and r.get("disease")]
 
 
-def _parsed(bundle: Path, configs: list[str], names: list[str]) -> dict:
-    """Values of a bundle's merged configs, expressions evaluated (e.g. a label table built by ``$``)."""
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config([str(bundle / "configs" / f"{c}.json") for c in configs])
-    parser["bundle_root"] = str(bundle)
-    return {name: parser.get_parsed_content(name) for name in names}
-
-
 def _figure(summary: Mapping, *path: str) -> dict | None:
     node = summary
     for key in path:
@@ -125,15 +115,13 @@ def evaluate_predictions(
     if with_labels:
         listing = metrics_dir / "localisation_datalist.json"
         listing.write_text(json.dumps({"testing": with_labels}, indent=2))
-        seg = _parsed(
-            spec.localisation,
-            ["inference", "evaluate"],
-            ["label_table", "lesion_classes", "source_labels", "target_labels", "min_reference_mm3"],
-        )
-        localisation = evaluate_localisation(out, listing, seg["label_table"], seg["lesion_classes"],
-                                             source_labels=seg["source_labels"], target_labels=seg["target_labels"],
+        seg = spec.localisation.parser("inference", "evaluate")
+        localisation = evaluate_localisation(out, listing, spec.localisation.label_table,
+                                             seg.get_parsed_content("lesion_classes"),
+                                             source_labels=seg.get_parsed_content("source_labels"),
+                                             target_labels=seg.get_parsed_content("target_labels"),
                                              out_dir=metrics_dir, n_boot=n_boot,
-                                             min_reference_mm3=seg["min_reference_mm3"])  # fmt: skip
+                                             min_reference_mm3=seg.get_parsed_content("min_reference_mm3"))  # fmt: skip
         summary = localisation.get("summary", localisation)
         result["localisation"] = summary
         result["headline"]["localisation"] = {

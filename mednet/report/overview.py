@@ -88,9 +88,16 @@ def legend_entries(label_table: Sequence[Mapping], present: set[int], lesions: s
     return handles
 
 
+def _nifti(image) -> nib.Nifti1Image:
+    """A file (loaded lazily) or a ``(1, x, y, z)`` MetaTensor as an in-memory NIfTI image."""
+    if isinstance(image, os.PathLike | str):
+        return nib.load(str(image))
+    return nib.Nifti1Image(np.asarray(image[0].detach().cpu().numpy()), np.asarray(image.affine, dtype=float))
+
+
 def write_overview(
-    images: Mapping[str, os.PathLike | str],
-    label_path: os.PathLike | str,
+    images: Mapping[str, object],
+    label_path: object,
     label_table: Sequence[Mapping],
     lesion_values: Sequence[int],
     title: str,
@@ -99,8 +106,9 @@ def write_overview(
     """Write a case's overview PNG (one panel per sequence).
 
     Args:
-        images: sequence -> image file (each is resampled onto the label map's grid).
-        label_path: the label map (on the reference sequence's grid).
+        images: sequence -> image file or ``(1, x, y, z)`` MetaTensor (each resampled onto the
+            label map's grid when on another).
+        label_path: the label map (on the reference sequence's grid): a file or a MetaTensor.
         label_table: ``[{"value", "name", "colour"}, ...]``.
         lesion_values: the label values outlined as lesions.
         title: the figure's title (case and diagnosis).
@@ -115,7 +123,7 @@ def write_overview(
     import matplotlib.pyplot as plt
     from matplotlib.colors import to_rgba
 
-    seg_image = nib.load(str(label_path))
+    seg_image = _nifti(label_path)
     seg = to_ras(seg_image).astype(int)
     lesions = {int(v) for v in lesion_values}
     area = np.isin(seg, list(lesions)).sum(axis=(0, 1))
@@ -125,7 +133,7 @@ def write_overview(
     colours = {int(e["value"]): to_rgba(e["colour"]) for e in label_table if int(e["value"])}
     fig, axes = plt.subplots(1, len(images), figsize=(3.4 * len(images), 4.4), squeeze=False)
     for ax, (sequence, path) in zip(axes[0], images.items(), strict=True):
-        picture = radiological_slice(to_ras(on_grid(nib.load(str(path)), seg_image)).astype(float), k)
+        picture = radiological_slice(to_ras(on_grid(_nifti(path), seg_image)).astype(float), k)
         draw_panel(ax, picture, label_slice, colours, lesions, spacing[1] / spacing[0], f"{sequence}  (slice {k})")
     fig.suptitle(title, fontsize=11, fontweight="bold")
     handles = legend_entries(label_table, {int(v) for v in np.unique(label_slice)}, lesions)

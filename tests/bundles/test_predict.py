@@ -53,21 +53,23 @@ def test_predict_writes_every_output_on_the_input_grid(disease, trained_bundles,
         folder = out / case_id
         for suffix in ("_labels.nii.gz", "_labels.json", "_lesions.csv", "_lesions.json", ".json", "_overview.png"):
             assert (folder / f"{case_id}{suffix}").is_file(), suffix
-        reference = nib.load(datalist.parent / case[spec.required[0]])
+        reference = nib.load(datalist.parent / case[spec.sequences[0]])
         labels = nib.load(folder / f"{case_id}_labels.nii.gz")
         assert labels.shape == reference.shape
         np.testing.assert_allclose(labels.affine, reference.affine, atol=1e-5)
         record = json.loads((folder / f"{case_id}.json").read_text())
         assert record["disease"] == disease and record["bundles"] == spec.versions
         assert all(row["colour"].startswith("#") for row in record["label_table"])  # not MONAI's "::" for "#"
-        assert set(record["inputs"]) == set(spec.required) and record["timings"]["localise_s"] >= 0
-        gradable = [lesion for lesion in record["lesions"] if lesion["label"] in spec.lesion_values]
+        assert set(record["inputs"]) == set(spec.sequences) and record["timings"]["localise_s"] >= 0
+        assert record["sequences_used"]["localisation"] == list(spec.localisation.sequences)
+        assert record["missing_sequences"] == [] and record["reference_sequence"] == spec.sequences[0]
+        gradable = [lesion for lesion in record["lesions"] if lesion["label"] in spec.grading.lesion_values]
         if not gradable:  # the tiny localisation model found no lesion
             assert "no lesion" in record["note"] and record["sequences"] == {} and record["fused_class"] is None
         else:
             assert record["fused_class"] in spec.classes
             assert sum(record["fused"].values()) == pytest.approx(1.0, abs=1e-5)
-            assert set(record["sequences"]) <= set(spec.required) and record["fusion"]["method"]
+            assert set(record["sequences"]) <= set(spec.branches) and record["fusion"]["method"]
             if disease == "cpa":
                 assert record["fusion"]["method"] == "dl_mdt" and record["clinicians"] == case["clinicians"]
     assert not list((out / ".partial").iterdir())
@@ -86,11 +88,11 @@ def lesion_everywhere(trained_bundles, tmp_path_factory):
     shutil.copytree(trained_bundles, root, dirs_exist_ok=True)
     for disease in DISEASES:
         spec = disease_spec(disease, root)
-        weights = spec.weights(spec.localisation)
+        weights = spec.localisation.weights
         state = torch.load(weights, map_location="cpu", weights_only=True)
         last = [k for k in state if k.endswith(".conv.bias")][-1]
         bias = torch.full_like(state[last], -50.0)
-        bias[spec.lesion_values[0]] = 50.0
+        bias[spec.grading.lesion_values[0]] = 50.0
         state[last] = bias
         torch.save(state, weights)
     return root
@@ -105,9 +107,9 @@ def test_predict_grades_and_fuses_a_found_lesion(disease, lesion_everywhere, gra
     spec = disease_spec(disease, lesion_everywhere)
     for case in json.loads(datalist.read_text())["testing"]:
         record = json.loads((out / case["case_id"] / f"{case['case_id']}.json").read_text())
-        assert any(lesion["label"] == spec.lesion_values[0] for lesion in record["lesions"])
+        assert any(lesion["label"] == spec.grading.lesion_values[0] for lesion in record["lesions"])
         assert record["note"] == "" and record["fused_class"] in spec.classes and record["slices"] > 0
-        assert set(record["sequences"]) == set(spec.sequences)
+        assert set(record["sequences"]) == set(spec.branches)
         for probabilities in record["sequences"].values():
             assert set(probabilities) == set(spec.classes) and sum(probabilities.values()) == pytest.approx(1, abs=1e-5)
         assert max(record["fused"], key=record["fused"].get) == record["fused_class"] or disease == "cpa"
@@ -133,8 +135,7 @@ def test_resume_bad_case_and_exit_code(trained_bundles, grading_cohorts, tmp_pat
     source = grading_cohorts["glioma_mri_classification"]
     doc = json.loads(source.read_text())
     good = doc["testing"][0]
-    bad = {**good, "case_id": "BAD_1", "patient_id": "BAD_1"}
-    bad.pop("flair")  # a required sequence missing
+    bad = {**good, "case_id": "BAD_1", "patient_id": "BAD_1", "flair": "no_such_flair.nii.gz"}
     doc["testing"] = [good, bad]
     datalist = source.parent / "with_bad_case.json"
     datalist.write_text(json.dumps(doc))
@@ -144,7 +145,8 @@ def test_resume_bad_case_and_exit_code(trained_bundles, grading_cohorts, tmp_pat
     assert main(args) == 1  # one case failed
     rows = {r["case_id"]: r for r in _rows(out / "summary.csv")}
     assert rows[good["case_id"]]["status"] == "ok"
-    assert rows["BAD_1"]["status"] == "failed" and "missing required sequence(s) flair" in rows["BAD_1"]["error"]
+    assert rows["BAD_1"]["status"] == "failed" and "no_such_flair.nii.gz: file not found" in rows["BAD_1"]["error"]
+    assert not (out / "BAD_1").exists() and not (out / ".partial" / "BAD_1").exists()
     # an interrupted case: its files half made in .partial, none in OUT/<case>
     record = out / good["case_id"] / f"{good['case_id']}.json"
     before = json.loads(record.read_text())
@@ -158,6 +160,24 @@ def test_resume_bad_case_and_exit_code(trained_bundles, grading_cohorts, tmp_pat
     assert main(args) == 1  # complete cases are skipped
     assert record.stat().st_mtime_ns == mtime
     assert "complete, skipped" in capsys.readouterr().err
+
+
+def test_a_case_lacking_sequences_is_localised_and_graded_with_the_others(lesion_everywhere, grading_cohorts, tmp_path):
+    """BRATS 2013 gives T1c and FLAIR only: the glioma pipeline localises from those and grades with FLAIR."""
+    source = grading_cohorts["glioma_mri_classification"]
+    case = {k: v for k, v in json.loads(source.read_text())["testing"][0].items() if k not in ("t1", "t2")}
+    datalist = source.parent / "t1c_flair_only.json"
+    datalist.write_text(json.dumps({"testing": [case]}))
+    result = predict_cohort(datalist, "glioma", tmp_path / "out", bundles=lesion_everywhere, progress=lambda line: None)
+    assert result["failed"] == 0
+    record = json.loads((tmp_path / "out" / case["case_id"] / f"{case['case_id']}.json").read_text())
+    assert record["reference_sequence"] == "t1c" and record["missing_sequences"] == ["t1", "t2"]
+    assert record["sequences_used"] == {"localisation": ["t1c", "flair"], "grading": ["flair"]}
+    assert set(record["sequences"]) == {"flair"} and record["fused_class"] in ("LGG", "HGG")
+    assert "missing sequence(s): t1, t2" in record["note"]
+    labels = nib.load(tmp_path / "out" / case["case_id"] / f"{case['case_id']}_labels.nii.gz")
+    reference = nib.load(source.parent / case["t1c"])
+    assert labels.shape == reference.shape and np.allclose(labels.affine, reference.affine, atol=1e-5)
 
 
 def test_bundle_without_weights_says_how_to_train(tmp_path, grading_cohorts):
@@ -186,7 +206,7 @@ def test_report_renders_in_headless_chromium(trained_bundles, grading_cohorts, t
     assert [r[0] for r in rows] == [c["case_id"] for c in good] + ["BAD_2"]
     ok = [r for r in rows if r[1] == "ok"]
     assert len(ok) == len(good) and all(r[2] in {"AN", "MG", ""} for r in ok)
-    assert rows[-1][1].startswith("failed") and "file not found for t2 (" in rows[-1][1] and "missing_t2" in rows[-1][1]
+    assert rows[-1][1].startswith("failed") and "missing_t2.nii.gz: file not found" in rows[-1][1]
     # every case's overview decoded and laid out (a broken data URI has naturalWidth 0)
     assert probe["images"] == probe["decoded"] == probe["shown"] == len(good)
     assert probe["table_height"] > 150 * len(good)

@@ -12,6 +12,7 @@ from ignite.engine import Engine, Events
 from sklearn.metrics import roc_auc_score
 
 from mednet.engines import BranchLoss, BranchwiseBest, GradingWriter, SequenceBatch, branch_metrics
+from mednet.fusion import CaseFusion
 from mednet.metrics import evaluate_grading
 from mednet.networks import build_multisequence
 
@@ -39,13 +40,12 @@ def test_branch_loss_sums_the_branches_and_keeps_each():
 
 
 def test_grading_writer_aggregates_slices_per_case_and_votes(tmp_path):
-    net = build_multisequence(["t1", "t2", "flair"], "svgg", 2, 1, 1, channels=[4], hidden=0)
     cases = ["a", "a", "b", "b"]
     probs = {"t1": np.array([0.9, 0.7, 0.2, 0.4]), "t2": np.array([0.6, 0.6, 0.3, 0.9]),
              "flair": np.array([0.1, 0.3, 0.1, 0.1])}  # fmt: skip
     engine = Engine(lambda e, batch: {"pred": {"probabilities": {k: torch.tensor(v)[:, None] for k, v in probs.items()}},
                                       "label": torch.tensor([1, 1, 0, 0])})  # fmt: skip
-    writer = GradingWriter(tmp_path, ["LGG", "HGG"], net)
+    writer = GradingWriter(tmp_path, ["LGG", "HGG"], CaseFusion(["LGG", "HGG"], "vote"))
     writer.attach(engine)
     engine.run([{"case_id": cases, "patient_id": cases, "slice_index": torch.tensor([3, 4, 7, 8])}], max_epochs=1)
     doc = json.loads((tmp_path / "grading.json").read_text())

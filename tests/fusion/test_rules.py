@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mednet.fusion import (
+    CaseFusion,
     FusionMethod,
     TieRule,
     decide,
@@ -176,3 +177,23 @@ def test_case_fusion_records():
         CaseFusion(["LGG", "HGG"], "weighted", weights={"t1": 1.0, "t2": 1.0})(branches)
     with pytest.raises(ValueError, match="two classes"):
         CaseFusion(["L1", "L2", "M"], "dl_mdt")
+
+
+def test_case_fusion_calls_unsure_and_unfamiliar_cases_indeterminate():
+    fusion = CaseFusion(["LGG", "HGG"], "mean", min_confidence=0.6)
+    sure = fusion({"t1": [0.1, 0.9], "t2": [0.2, 0.8]})
+    assert sure["call"] == "HGG" and not sure["indeterminate"] and sure["confidence"] == pytest.approx(0.85)
+    unsure = fusion({"t1": [0.4, 0.6], "t2": [0.5, 0.5]})
+    assert unsure["fused_class"] == "HGG" and unsure["call"] == "indeterminate" and unsure["indeterminate"]
+    assert unsure["reasons"] == ["fused probability for HGG is 0.55, below 0.60"]
+    far = fusion({"t1": [0.1, 0.9], "t2": [0.2, 0.8]}, ood={"t1": 0.7, "t2": 2.5})
+    assert far["call"] == "indeterminate" and "t2 at 2.5x" in far["reasons"][0] and "t1" not in far["reasons"][0]
+    # DL-MDT: a 2-of-4 tie resolves to the positive class (paper A) but is not a confident call
+    dlmdt = CaseFusion(["MG", "AN"], "dl_mdt", readers=["radiology", "radiotherapy"], min_confidence=0.6)
+    tie = dlmdt({"t1c": [0.2, 0.8], "t2": [0.7, 0.3]}, {"radiology": "MG", "radiotherapy": "AN"})
+    assert tie["fused_class"] == "AN" and tie["call"] == "indeterminate"
+    assert tie["reasons"] == ["weighted vote for AN is 0.50, below 0.60"]
+    agreed = dlmdt({"t1c": [0.2, 0.8], "t2": [0.3, 0.7]}, {"radiology": "AN", "radiotherapy": "MG"})
+    assert agreed["call"] == "AN" and agreed["confidence"] == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="min_confidence: expected a probability"):
+        CaseFusion(["a", "b"], "mean", min_confidence=1.5)

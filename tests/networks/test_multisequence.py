@@ -1,4 +1,4 @@
-"""MultiSequenceClassifier: independent branches, per-branch losses, vote and mean fusion."""
+"""MultiSequenceClassifier: independent branches, per-branch losses, any subset of the sequences."""
 
 from __future__ import annotations
 
@@ -34,8 +34,7 @@ def test_independent_branches_and_outputs():
     out = model(batch)
     assert set(out["logits"]) == {"t1", "t2", "flair"}
     assert all(v.shape == (2, 1) for v in out["probabilities"].values())
-    assert out["fused"].shape == (2, 1) and out["fused_class"].shape == (2,)
-    assert out["fused_class"].dtype == torch.int64
+    assert set(out) == {"logits", "probabilities"}  # no decision inside the network
     for s in ("t1", "t2", "flair"):
         assert torch.allclose(out["probabilities"][s], torch.sigmoid(out["logits"][s]))
     assert model.sequences == ("t1", "t2", "flair")
@@ -77,77 +76,18 @@ def test_losses_multiclass_default_cross_entropy():
     assert total.ndim == 0
 
 
-def test_majority_vote_three_binary_branches():
-    # rows: p per branch (logit 0 means p = 0.5, which votes 1)
-    t1 = [[2.0], [-2.0], [0.0], [-1.0]]
-    t2 = [[1.0], [3.0], [-3.0], [-1.0]]
-    flair = [[-1.0], [-0.5], [-0.1], [4.0]]
-    model = MultiSequenceClassifier({"t1": Fixed(t1), "t2": Fixed(t2), "flair": Fixed(flair)})
-    out = model(_inputs(("t1", "t2", "flair"), 4))
-    assert out["fused_class"].tolist() == [1, 0, 0, 0]
-    assert torch.allclose(out["fused"][:, 0], torch.tensor([2 / 3, 1 / 3, 1 / 3, 1 / 3]))
-
-
-@pytest.mark.parametrize(("tie", "expected"), [("positive", [1, 1, 0]), ("negative", [0, 1, 0])])
-def test_vote_tie_two_branches(tie, expected):
-    # row 0: one vote each (tie); row 1: both positive; row 2: both negative
-    model = MultiSequenceClassifier(
-        {"t1": Fixed([[3.0], [1.0], [-1.0]]), "t2": Fixed([[-3.0], [2.0], [-2.0]])}, tie=tie
-    )
-    out = model(_inputs(("t1", "t2")))
-    assert out["fused_class"].tolist() == expected
-    assert out["fused"][:, 0].tolist() == [0.5, 1.0, 0.0]
-
-
-def test_vote_tie_paper_a_four_sources():
-    # DL-MDT: 2 of 4 votes resolves to acoustic neuroma (positive)
-    logits = {"t1": [[1.0]], "t2": [[-1.0]], "radiology": [[2.0]], "radiotherapy": [[-2.0]]}
-    model = MultiSequenceClassifier({k: Fixed(v) for k, v in logits.items()})
-    assert model(_inputs(logits, 1))["fused_class"].tolist() == [1]
-
-
-def test_vote_multiclass_softmax_branches():
-    a = [[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]]
-    b = [[0.0, 0.0, 3.0], [0.0, 3.0, 0.0]]
-    c = [[0.0, 3.0, 0.0], [3.0, 0.0, 0.0]]
-    branches = {"a": Fixed(a), "b": Fixed(b), "c": Fixed(c)}
-    out = MultiSequenceClassifier(branches)(_inputs("abc", 2))
-    assert out["fused_class"].tolist() == [2, 1]  # row 0: three-way tie -> highest class
-    assert torch.allclose(out["probabilities"]["a"].sum(1), torch.ones(2))
-    assert torch.allclose(out["fused"][1], torch.tensor([1 / 3, 2 / 3, 0.0]))
-    negative = MultiSequenceClassifier({k: Fixed(v) for k, v in (("a", a), ("b", b), ("c", c))}, tie="negative")
-    assert negative(_inputs("abc", 2))["fused_class"].tolist() == [0, 1]
-
-
-def test_two_class_softmax_tie():
-    branches = {"a": Fixed([[1.0, 0.0]]), "b": Fixed([[0.0, 1.0]])}
-    assert MultiSequenceClassifier(dict(branches))(_inputs("ab", 1))["fused_class"].tolist() == [1]
-    assert MultiSequenceClassifier(dict(branches), tie="negative")(_inputs("ab", 1))["fused_class"].tolist() == [0]
-
-
-def test_mean_fusion():
-    t1, t2, flair = [[2.0], [0.0]], [[-1.0], [-3.0]], [[-1.5], [3.0]]
-    model = MultiSequenceClassifier({"t1": Fixed(t1), "t2": Fixed(t2), "flair": Fixed(flair)}, fusion="mean")
-    out = model(_inputs(("t1", "t2", "flair"), 2))
-    expected = torch.sigmoid(torch.tensor([t1, t2, flair])).mean(0)
-    assert torch.allclose(out["fused"], expected)
-    assert out["fused_class"].tolist() == (expected[:, 0] >= 0.5).long().tolist()
-    # a mean of exactly 0.5 follows the tie rule
-    tied = {"a": Fixed([[1.0]]), "b": Fixed([[-1.0]])}
-    assert MultiSequenceClassifier(dict(tied), fusion="mean")(_inputs("ab", 1))["fused_class"].tolist() == [1]
-    negative = MultiSequenceClassifier(dict(tied), fusion="mean", tie="negative")
-    assert negative(_inputs("ab", 1))["fused_class"].tolist() == [0]
+def test_a_subset_of_branches_runs_the_sequences_given():
+    model = MultiSequenceClassifier({"t1": Fixed([[2.0]]), "t2": Fixed([[-1.0]]), "flair": Fixed([[0.5]])})
+    out = model(_inputs(("t2", "flair"), 1))
+    assert set(out["logits"]) == set(out["probabilities"]) == {"t2", "flair"}
+    assert torch.allclose(out["probabilities"]["t2"], torch.sigmoid(torch.tensor([[-1.0]])))
 
 
 def test_invalid_arguments_and_inputs():
-    with pytest.raises(ValueError, match="fusion"):
-        MultiSequenceClassifier({"a": Fixed([[1.0]])}, fusion="max")
-    with pytest.raises(ValueError, match="tie"):
-        MultiSequenceClassifier({"a": Fixed([[1.0]])}, tie="random")
     with pytest.raises(ValueError, match="at least one"):
         MultiSequenceClassifier({})
     model = MultiSequenceClassifier({"a": Fixed([[1.0]]), "b": Fixed([[1.0, 2.0]])})
-    with pytest.raises(KeyError, match="'b'"):
-        model(_inputs("a", 1))
+    with pytest.raises(KeyError, match=r"expected one or more of \['a', 'b'\]"):
+        model(_inputs("c", 1))
     with pytest.raises(ValueError, match="one shape"):
         model(_inputs("ab", 1))

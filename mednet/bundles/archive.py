@@ -1,0 +1,109 @@
+"""Bundles as files to share: the table of bundles, installing a run's weights, a self-contained archive."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+from mednet.bundles.locate import bundle_path, list_bundles
+
+__all__ = ["bundle_table", "export_bundle", "install_weights"]
+
+
+def install_weights(models: os.PathLike | str, name: str, root: os.PathLike | str | None = None) -> Path:
+    """Copy a training run's ``models/`` files into bundle ``name``'s ``models/``; its ``model.pt``.
+
+    Each file is copied to a temporary name and renamed, so an interrupted copy never
+    leaves a truncated ``model.pt`` that would later pass for trained weights.
+
+    Raises:
+        FileNotFoundError: ``models`` holds no ``model.pt``.
+    """
+    models = Path(models)
+    if not (models / "model.pt").is_file():
+        raise FileNotFoundError(f"{models}: no model.pt to install")
+    target = bundle_path(name, root) / "models"
+    target.mkdir(exist_ok=True)
+    for source in sorted(models.iterdir(), key=lambda p: p.name == "model.pt"):  # model.pt last
+        if source.is_file():
+            partial = target / f".{source.name}.partial"
+            shutil.copyfile(source, partial)
+            os.replace(partial, target / source.name)
+    return target / "model.pt"
+
+
+def bundle_table(root: os.PathLike | str | None = None) -> list[dict]:
+    """One row per bundle under ``root``: name, version, task, whether weights are present, folder.
+
+    Returns:
+        ``[{"name", "version", "title", "weights", "weights_mb", "trained", "path"}]``; ``trained``
+        is the weights file's modification time (ISO), or ``""``.
+    """
+    import datetime
+    import json
+
+    rows = []
+    for name in list_bundles(root):
+        path = bundle_path(name, root)
+        meta = json.loads((path / "configs" / "metadata.json").read_text())
+        weights = path / "models" / "model.pt"
+        present = weights.is_file()
+        stamp = (
+            datetime.datetime.fromtimestamp(weights.stat().st_mtime).isoformat(timespec="minutes") if present else ""
+        )
+        rows.append({"name": name, "version": meta.get("version", ""), "title": meta.get("name", ""),
+                     "weights": present, "weights_mb": round(weights.stat().st_size / 2**20, 1) if present else 0.0,
+                     "trained": stamp, "path": str(path)})  # fmt: skip
+    return rows
+
+
+#: What a bundle archive holds, relative to the bundle folder (``models/`` added by :func:`export_bundle`).
+_ARCHIVED = ("configs", "docs", "LICENSE")
+
+
+def export_bundle(name: str, out: os.PathLike | str, root: os.PathLike | str | None = None) -> Path:
+    """Write bundle ``name`` as a self-contained zip archive (MONAI model-zoo layout).
+
+    The archive holds one top folder ``<name>/`` with ``configs/`` (metadata, train,
+    inference, evaluate, ...), ``docs/`` (the model card), ``LICENSE`` and ``models/``
+    (``model.pt`` and any ``model.ts`` / ``model_branches.json`` / ``stacking.json``), and
+    nothing else (no ``eval/`` or prediction outputs). Written to a temporary name and
+    renamed.
+
+    Args:
+        name: the bundle.
+        out: the ``.zip`` to write (an existing file is replaced).
+        root: folder holding the bundles (default :data:`BUNDLES_DIR`).
+
+    Returns:
+        The archive's path.
+
+    Raises:
+        FileNotFoundError: the bundle has no trained weights (with how to train it) or lacks
+            one of its required parts.
+    """
+    path = bundle_path(name, root)
+    weights = path / "models" / "model.pt"
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"{weights}: bundle {name} has no trained weights to export; train it first "
+            f"(python -m monai.bundle run --config_file {path}/configs/train.json --bundle_root {path} "
+            "--datalist <datalist.json>, or `mednet demo`)"
+        )
+    missing = [part for part in _ARCHIVED if not (path / part).exists()]
+    if missing:
+        raise FileNotFoundError(f"{path}: bundle {name} lacks {', '.join(missing)}")
+    files = [f for part in _ARCHIVED for f in ([path / part] if (path / part).is_file() else
+                                                sorted((path / part).rglob("*")))]  # fmt: skip
+    files += sorted(f for f in (path / "models").iterdir() if f.suffix in {".pt", ".ts", ".json"})
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for file in files:
+            if file.is_file() and not file.name.startswith("."):
+                archive.write(file, f"{name}/{file.relative_to(path).as_posix()}")
+    os.replace(partial, out)
+    return out

@@ -1,0 +1,34 @@
+"""Where mednet's MONAI bundles are: the repository's ``bundles/`` in a clone, package data when installed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["BUNDLES_DIR", "bundle_path", "list_bundles"]
+
+#: mednet's bundle folder: the repository's ``bundles/`` in a clone (``mednet/_bundles``
+#: links to it), the copy inside the package in an installed wheel. Training and the
+#: demo write weights into its bundles' ``models/``, where ``mednet predict`` finds them.
+BUNDLES_DIR = (Path(__file__).resolve().parent.parent / "_bundles").resolve()
+
+
+def list_bundles(root: os.PathLike | str | None = None) -> list[str]:
+    """Names of the bundles under ``root`` (default :data:`BUNDLES_DIR`): folders with ``configs/metadata.json``."""
+    root = Path(root) if root else BUNDLES_DIR
+    return (
+        sorted(p.name for p in root.iterdir() if (p / "configs" / "metadata.json").is_file()) if root.is_dir() else []
+    )
+
+
+def bundle_path(name: str, root: os.PathLike | str | None = None) -> Path:
+    """The folder of bundle ``name``.
+
+    Raises:
+        FileNotFoundError: no such bundle, with the names that exist.
+    """
+    root = Path(root) if root else BUNDLES_DIR
+    path = root / name
+    if not (path / "configs" / "metadata.json").is_file():
+        raise FileNotFoundError(f"{path}: no bundle {name!r} here; bundles in {root}: {', '.join(list_bundles(root))}")
+    return path

@@ -1,0 +1,164 @@
+"""One reader of a bundle's configuration: what it takes, what it gives, where its weights are.
+
+Everything mednet needs to know about a bundle outside a ``monai.bundle run`` (its
+sequences, classes, label table, lesion values, version, weights) comes from
+:class:`BundleSpec`, which reads ``metadata.json`` and parses ``inference.json`` once
+with MONAI's ``ConfigParser``. The prediction engine instantiates the bundle's own
+network, transforms and inferer through :meth:`BundleSpec.parser`, so that mednet and
+``python -m monai.bundle run`` run the same objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from mednet.errors import MednetError
+from mednet.localisation.outputs import LabelScheme
+
+__all__ = ["BundleSpec", "UnsafeCheckpointError", "load_state_dict"]
+
+_TASKS = ("segmentation", "classification")
+
+
+class UnsafeCheckpointError(MednetError, ValueError):
+    """A checkpoint that is not a plain dict of tensors (it would run pickled code to load)."""
+
+
+def load_state_dict(path: os.PathLike | str, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """A checkpoint's state dict, loaded with ``weights_only=True``.
+
+    Accepts a plain state dict or MONAI's ``{"model": state_dict}``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        UnsafeCheckpointError: the file holds anything but tensors and plain containers
+            (a pickled object would run code when loaded); the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint here")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError (and others) for unsafe payloads
+        raise UnsafeCheckpointError(
+            f"{path}: refused: not a plain state dict of tensors (loading it would need to run pickled code: "
+            f"{type(error).__name__}); only load checkpoints you trust, and re-save them as a state dict"
+        ) from error
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UnsafeCheckpointError(f"{path}: expected a state dict (parameter name -> tensor), found {type(state)}")
+    return state
+
+
+@dataclass(frozen=True)
+class BundleSpec:
+    """A bundle as mednet sees it.
+
+    Attributes:
+        path: the bundle's folder.
+        name: its folder name.
+        version: ``metadata.json``'s version.
+        task: ``"segmentation"`` (localisation) or ``"classification"`` (grading).
+        sequences: the sequences it takes, in channel (or branch) order; the first is the
+            reference grid.
+        label_table: segmentation: ``[{"value", "name", "colour": "#rrggbb"}, ...]`` (no background).
+        lesion_values: label values of the lesions (segmentation: the lesion classes;
+            classification: what it grades around).
+        metastasis_values: distant lesions' label values (neuroblastoma), else empty.
+        classes: classification: the class names in output order.
+        roi_key: classification: the key of the label map it crops around.
+        weights: the default checkpoint, ``models/model.pt``.
+        reference: ``models/reference.json`` when the weights are mednet's reference
+            weights (how they were trained), else empty.
+    """
+
+    path: Path
+    name: str
+    version: str
+    task: str
+    sequences: tuple[str, ...]
+    label_table: tuple[dict, ...] = ()
+    lesion_values: tuple[int, ...] = ()
+    metastasis_values: tuple[int, ...] = ()
+    classes: tuple[str, ...] = ()
+    roi_key: str = ""
+    reference: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def weights(self) -> Path:
+        """The bundle's ``models/model.pt``."""
+        return self.path / "models" / "model.pt"
+
+    @classmethod
+    def load(cls, path: os.PathLike | str) -> BundleSpec:
+        """Read a bundle folder's ``metadata.json`` and ``inference.json``.
+
+        Raises:
+            FileNotFoundError: not a bundle folder (no ``configs/metadata.json``).
+            ValueError: a bundle whose name says neither segmentation nor classification.
+        """
+        path = Path(path).resolve()
+        meta_file = path / "configs" / "metadata.json"
+        if not meta_file.is_file():
+            raise FileNotFoundError(f"{path}: not a bundle (no configs/metadata.json)")
+        task = next((t for t in _TASKS if t in path.name), None)
+        if task is None:
+            raise ValueError(f"{path.name}: a bundle's name says its task, expected one of {', '.join(_TASKS)}")
+        meta = json.loads(meta_file.read_text())
+        parser = cls._parser(path)
+        get = parser.get_parsed_content
+        reference = path / "models" / "reference.json"
+        common = {"path": path, "name": path.name, "version": str(meta.get("version", "")), "task": task,
+                  "reference": json.loads(reference.read_text()) if reference.is_file() else {}}  # fmt: skip
+        if task == "segmentation":
+            return cls(
+                **common, sequences=tuple(get("image_keys")), label_table=tuple(LabelScheme(get("label_table")).labels),
+                lesion_values=tuple(sorted(int(k) for k in get("lesion_classes"))),
+            )  # fmt: skip
+        metastases = get("metastasis_values") if "metastasis_values" in parser else ()
+        return cls(
+            **common, sequences=tuple(get("sequences")), classes=tuple(get("classes")), roi_key=str(get("roi_key")),
+            lesion_values=tuple(int(v) for v in get("lesion_values")), metastasis_values=tuple(map(int, metastases)),
+        )  # fmt: skip
+
+    @staticmethod
+    def _parser(path: Path, configs: tuple[str, ...] = ("inference",), **overrides):
+        from monai.bundle import ConfigParser
+
+        parser = ConfigParser()
+        with warnings.catch_warnings():  # MONAI warns that configs run code: these are the bundle's own
+            warnings.filterwarnings("ignore", message="parsing config_file", category=UserWarning)
+            parser.read_config([str(path / "configs" / f"{c}.json") for c in configs])
+        parser["bundle_root"] = str(path)
+        for key, value in overrides.items():
+            parser[key] = value
+        return parser
+
+    def parser(self, *configs: str, **overrides):
+        """A fresh ``ConfigParser`` of the bundle's configs (default ``inference``), with ``overrides`` set."""
+        return self._parser(self.path, configs or ("inference",), **overrides)
+
+    def load_weights(self, network: torch.nn.Module, weights: os.PathLike | str | None, device: torch.device) -> None:
+        """Load ``weights`` (default :attr:`weights`) into ``network`` on ``device``, in eval mode.
+
+        Raises:
+            FileNotFoundError: no weights, with how to get them.
+            UnsafeCheckpointError: see :func:`load_state_dict`.
+        """
+        path = Path(weights) if weights else self.weights
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: bundle {self.name} has no trained weights. Train it with\n"
+                f"  python -m monai.bundle run --config_file {self.path}/configs/train.json "
+                f"--bundle_root {self.path} --datalist <datalist.json>\n"
+                "or `mednet demo --retrain` (or point --bundles at a folder of trained bundles)."
+            )
+        network.load_state_dict(load_state_dict(path, device))
+        network.to(device).eval()

@@ -1,0 +1,127 @@
+"""The prediction engine: predictors built once from a bundle give what ``monai.bundle run`` gives.
+
+Uses the tiny checkpoints of tests/bundles/conftest.py: the outputs are not meaningful
+as diagnoses, only as the same outputs by two paths.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from mednet.bundles import BundleSpec, UnsafeCheckpointError, load_state_dict
+from mednet.inference import GradingPredictor, LocalisationPredictor, choose_device
+from mednet.io import read_image
+from tests.bundles.helpers import BUNDLES, CLASSIFICATION, SEGMENTATION, TINY, TINY_GRADING, run_bundle
+
+pytestmark = pytest.mark.bundle
+
+SEG_OVERRIDES = {"roi_size": TINY["roi_size"]}
+GRADING_OVERRIDES = {k: TINY_GRADING[k] for k in ("n_slices", "slice_size", "batch_size")}
+
+
+@pytest.mark.parametrize("bundle", SEGMENTATION)
+def test_localisation_predictor_gives_the_bundles_label_map(bundle, tiny_cohorts, tiny_checkpoints, tmp_path):
+    datalist = tiny_cohorts[bundle]
+    weights = tiny_checkpoints[bundle] / "models" / "model.pt"
+    run_bundle(bundle, ["inference"], datalist=str(datalist), ckpt_path=str(weights), output_dir=str(tmp_path),
+               **SEG_OVERRIDES)  # fmt: skip
+    case = json.loads(datalist.read_text())["testing"][0]
+    spec = BundleSpec.load(BUNDLES / bundle)
+    predictor = LocalisationPredictor(spec, "cpu", weights, **SEG_OVERRIDES)
+    found = predictor({"case_id": case["case_id"], **{k: str(datalist.parent / case[k]) for k in spec.sequences}})
+    written = nib.load(tmp_path / case["case_id"] / f"{case['case_id']}_labels.nii.gz")
+    np.testing.assert_array_equal(found.array, np.asarray(written.dataobj))  # identical by construction
+    np.testing.assert_allclose(found.labels.affine.numpy(), written.affine, atol=1e-5)
+    lesions = json.loads((tmp_path / case["case_id"] / f"{case['case_id']}_lesions.json").read_text())["lesions"]
+    assert [lesion["voxels"] for lesion in found.lesions] == [lesion["voxels"] for lesion in lesions]
+    assert found.sequences_used == list(spec.sequences) and found.reference == spec.sequences[0]
+    # the same images already read give the same map: the engine reads each file once
+    held = predictor({"case_id": case["case_id"],
+                      **{k: read_image(datalist.parent / case[k]) for k in spec.sequences}})  # fmt: skip
+    np.testing.assert_array_equal(held.array, found.array)
+
+
+def test_localisation_without_the_first_sequence_is_on_the_next_ones_grid(tiny_cohorts, tiny_checkpoints):
+    bundle = "glioma_mri_segmentation"
+    datalist = tiny_cohorts[bundle]
+    case = json.loads(datalist.read_text())["testing"][0]
+    spec = BundleSpec.load(BUNDLES / bundle)
+    predictor = LocalisationPredictor(spec, "cpu", tiny_checkpoints[bundle] / "models" / "model.pt", **SEG_OVERRIDES)
+    found = predictor({"case_id": "x", "t1c": str(datalist.parent / case["t1c"]),
+                       "flair": str(datalist.parent / case["flair"])})  # fmt: skip
+    assert found.sequences_used == ["t1c", "flair"] and found.reference == "t1c"
+    reference = nib.load(datalist.parent / case["t1c"])
+    assert found.array.shape == reference.shape
+    np.testing.assert_allclose(found.labels.affine.numpy(), reference.affine, atol=1e-5)
+
+
+@pytest.mark.parametrize("bundle", sorted(CLASSIFICATION))
+def test_grading_predictor_gives_the_bundles_grading(bundle, grading_cohorts, grading_checkpoints, tmp_path):
+    datalist = grading_cohorts[bundle]
+    weights = grading_checkpoints[bundle] / "models" / "model.pt"
+    run_bundle(bundle, ["inference"], datalist=str(datalist), ckpt_path=str(weights), output_dir=str(tmp_path),
+               overwrite=True, **GRADING_OVERRIDES)  # fmt: skip
+    written = {c["case_id"]: c for c in json.loads((tmp_path / "grading.json").read_text())["cases"]}
+    spec = BundleSpec.load(BUNDLES / bundle)
+    predictor = GradingPredictor(spec, "cpu", weights, **GRADING_OVERRIDES)
+    for case in json.loads(datalist.read_text())["testing"]:
+        images = {s: read_image(datalist.parent / case[s]) for s in spec.sequences}
+        labels = read_image(datalist.parent / case["label"], "label")
+        graded = predictor(images, labels, case["case_id"], case.get("clinicians"))
+        expected = written[case["case_id"]]
+        assert graded.fused_class == expected["fused_class"] and graded.slices == expected["slices"]
+        for name, probabilities in expected["branches"].items():
+            assert graded.sequences[name] == pytest.approx(probabilities, abs=1e-5)
+        assert graded.fused == pytest.approx(expected["fused"], abs=1e-5)
+        # a sequence missing: the others are graded and fused
+        first = spec.sequences[0]
+        fewer = predictor({s: images[s] for s in spec.sequences if s != first}, labels, case["case_id"])
+        assert set(fewer.sequences) == set(spec.sequences) - {first}
+        assert fewer.fused_class in spec.classes
+
+
+def test_checkpoints_load_weights_only(tmp_path):
+    state = {"weight": torch.ones(2)}
+    torch.save(state, tmp_path / "plain.pt")
+    torch.save({"model": state}, tmp_path / "monai.pt")
+    assert torch.equal(load_state_dict(tmp_path / "plain.pt")["weight"], state["weight"])
+    assert torch.equal(load_state_dict(tmp_path / "monai.pt")["weight"], state["weight"])
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this would run on load",))
+
+    with (tmp_path / "pickled.pt").open("wb") as stream:
+        pickle.dump({"weight": Payload()}, stream)
+    with pytest.raises(UnsafeCheckpointError, match=r"pickled.pt: refused: not a plain state dict"):
+        load_state_dict(tmp_path / "pickled.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint here"):
+        load_state_dict(tmp_path / "absent.pt")
+
+
+def test_device_is_chosen_once_and_checked_before_work():
+    assert choose_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert choose_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="expected one of auto, cpu, cuda"):
+        choose_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="PyTorch finds no CUDA GPU"):
+            choose_device("cuda")
+
+
+def test_bundle_spec_reads_each_bundle_once():
+    glioma = BundleSpec.load(BUNDLES / "glioma_mri_segmentation")
+    assert glioma.task == "segmentation" and glioma.sequences == ("t1", "t1c", "t2", "flair")
+    assert glioma.label_table == ({"value": 1, "name": "tumour", "colour": "#ff7f0e"},)
+    assert glioma.lesion_values == (1,) and glioma.version
+    nb = BundleSpec.load(BUNDLES / "neuroblastoma_mri_classification")
+    assert nb.task == "classification" and nb.classes == ("L1", "L2", "M")
+    assert nb.lesion_values == (12,) and nb.metastasis_values == (13,) and nb.roi_key == "label"
+    with pytest.raises(FileNotFoundError, match="not a bundle"):
+        BundleSpec.load(BUNDLES / "no_such_bundle")
