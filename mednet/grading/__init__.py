@@ -9,7 +9,7 @@ from mednet.grading.case import CaseGrading, class_probabilities, grade_case
 from mednet.grading.features import FEATURE_NAMES, lesion_features
 from mednet.grading.losses import IMBALANCE_OPTIONS, FocalLoss, balanced_sampler, class_counts, make_criterion
 from mednet.grading.ood import FeatureOOD, fit_feature_ood, penultimate_features
-from mednet.grading.roi import crop_box, extract_slices, extract_volume, lesion_slices, volume_crop_box
+from mednet.grading.roi import crop_box, extract_slices, lesion_slices
 
 __all__ = [
     "AGGREGATION_METHODS",
@@ -24,7 +24,6 @@ __all__ = [
     "class_probabilities",
     "crop_box",
     "extract_slices",
-    "extract_volume",
     "fit_feature_ood",
     "grade_case",
     "lesion_features",
@@ -32,5 +31,4 @@ __all__ = [
     "make_criterion",
     "patient_probabilities",
     "penultimate_features",
-    "volume_crop_box",
 ]

@@ -1,9 +1,8 @@
-"""Inputs of the grading stage: the lesion's slices (2D) or the lesion's box (3D), cropped and resized.
+"""Inputs of the grading stage: the lesion's axial slices, cropped and resized.
 
 Paper B grades each patient from the axial slice with the largest tumour area and its
 neighbours, 20 slices in all, converted to 224 x 224 x 3 images for an ImageNet-pretrained
-network. :func:`extract_slices` does this; :func:`extract_volume` is the 3D alternative (one
-crop around the lesion's 3D bounding box).
+network. :func:`extract_slices` does this (all three papers grade 2D slices).
 
 Where the lesion labels come from:
 
@@ -30,7 +29,7 @@ from monai.transforms import BorderPad, NormalizeIntensity, Resize, SpatialCrop
 
 from mednet.io.validation import spacing_from_affine
 
-__all__ = ["crop_box", "extract_slices", "extract_volume", "lesion_slices", "volume_crop_box"]
+__all__ = ["crop_box", "extract_slices", "lesion_slices"]
 
 #: Default margin around the lesion box, as a fraction of the box size.
 DEFAULT_MARGIN_FRACTION = 0.25
@@ -214,40 +213,6 @@ def crop_box(
     return box[0], box[1]
 
 
-def volume_crop_box(
-    labels,
-    lesion_values: int | Sequence[int],
-    *,
-    margin_fraction: float = DEFAULT_MARGIN_FRACTION,
-    min_margin_voxels: int = DEFAULT_MIN_MARGIN_VOXELS,
-) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    """The 3D crop box of :func:`extract_volume`: the lesion's bounding box with a margin per axis.
-
-    Along each axis the margin is ``margin_fraction`` of the bounding box's extent on that
-    axis (rounded up), at least ``min_margin_voxels``, on each side.
-
-    Args:
-        labels: ``(x, y, z)`` integer label map (or ``(1, x, y, z)``).
-        lesion_values: label value(s) of the lesion.
-        margin_fraction: margin as a fraction of the extent.
-        min_margin_voxels: smallest margin, in voxels.
-
-    Returns:
-        Three half-open ``(start, stop)`` voxel ranges, possibly outside the image.
-
-    Raises:
-        ValueError: no lesion voxel, or a negative margin.
-    """
-    if margin_fraction < 0 or min_margin_voxels < 0:
-        raise ValueError("margins must not be negative")
-    index = np.argwhere(_lesion_mask(_labels_3d(labels), lesion_values))
-    box = []
-    for lo, hi in zip(index.min(axis=0), index.max(axis=0), strict=True):
-        margin = max(math.ceil(margin_fraction * (hi - lo + 1) - _EPS), min_margin_voxels)
-        box.append((int(lo) - margin, int(hi) + 1 + margin))
-    return box[0], box[1], box[2]
-
-
 def _crop_pad(array: np.ndarray, box: Sequence[tuple[int, int]], zscore: bool) -> torch.Tensor:
     """Crop ``array`` to ``box``, z-score it per channel, zero-pad where the box leaves the image.
 
@@ -353,50 +318,3 @@ def extract_slices(
     planes = crop.permute(3, 0, 1, 2).reshape(len(slices) * channels, *crop.shape[1:3])  # (n * C, X, Y)
     resized = Resize(tuple(size), mode="bilinear", align_corners=False, anti_aliasing=True)(planes)
     return _channels(resized.reshape(len(slices), channels, *size).numpy(), channels_out, axis=1)
-
-
-def extract_volume(
-    image,
-    labels,
-    lesion_values: int | Sequence[int],
-    size: tuple[int, int, int] = (64, 64, 32),
-    margin_fraction: float = DEFAULT_MARGIN_FRACTION,
-    *,
-    min_margin_voxels: int = DEFAULT_MIN_MARGIN_VOXELS,
-    channels_out: int | None = None,
-    zscore: bool = True,
-) -> np.ndarray:
-    """The lesion's 3D box, cropped and resized (3D grading input).
-
-    The crop is :func:`volume_crop_box` (the lesion's 3D bounding box with a margin on each
-    axis), zero-padded where it leaves the image, z-scored per channel over the image voxels
-    of the crop (as in :func:`extract_slices`) unless ``zscore=False``, and resized to ``size``
-    with trilinear interpolation (MONAI ``Resize`` with ``anti_aliasing``, as in
-    :func:`extract_slices`). The crop's aspect ratio is not kept: each axis is stretched to
-    its output size.
-
-    Args:
-        image: ``(C, x, y, z)`` array or tensor (``(x, y, z)`` is one channel).
-        labels: ``(x, y, z)`` (or ``(1, x, y, z)``) label map on the image's grid: the ground
-            truth in training, the localisation stage's output at inference.
-        lesion_values: label value(s) of the lesion.
-        size: output ``(X, Y, Z)``.
-        margin_fraction: margin on each side as a fraction of the lesion's extent on that axis.
-        min_margin_voxels: smallest margin, in voxels.
-        channels_out: e.g. 3 to replicate a single channel; None keeps ``C``.
-        zscore: standardise intensities; False leaves them raw.
-
-    Returns:
-        ``(C', X, Y, Z)`` float32 array.
-
-    Raises:
-        ValueError: no lesion voxel, shapes that disagree, or a channel count that cannot be made.
-    """
-    labels_3d = _labels_3d(labels)
-    array = _image_4d(image, labels_3d)
-    box = volume_crop_box(
-        labels_3d, lesion_values, margin_fraction=margin_fraction, min_margin_voxels=min_margin_voxels
-    )
-    crop = _crop_pad(array, box, zscore)
-    resized = Resize(tuple(size), mode="trilinear", align_corners=False, anti_aliasing=True)(crop)
-    return _channels(np.asarray(resized), channels_out, axis=0)

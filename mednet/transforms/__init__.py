@@ -10,11 +10,10 @@ from mednet.transforms.dictionary import (
     Spacingd,
     WriteLocalisationd,
 )
-from mednet.transforms.grading import ClassIndexd, LesionCropd, LesionFeaturesd, LesionSlicesd
+from mednet.transforms.grading import ClassIndexd, LesionFeaturesd, LesionSlicesd
 
 __all__ = [
     "ClassIndexd",
-    "LesionCropd",
     "LesionFeaturesd",
     "LesionSlicesd",
     "LoadCased",

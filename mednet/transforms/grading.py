@@ -1,13 +1,12 @@
 """Dictionary transforms that make the grading stage's inputs from a loaded case.
 
-A case dict after ``LoadImaged`` + ``EnsureChannelFirstd`` (+ ``ResampleToReferenced`` and
-``Orientationd``) holds one ``(1, x, y, z)`` image per sequence key and a label map. These
-transforms cut the lesion out of it:
+A case dict after :class:`mednet.transforms.LoadCased` (and ``Orientationd``) holds one
+``(1, x, y, z)`` image per sequence key and a label map. These transforms cut the lesion
+out of it:
 
 - :class:`LesionSlicesd` (2D mode, paper B): the ``n`` axial slices around the slice of
   largest lesion area, one output dict per slice (MONAI flattens the list, as it does for
   ``RandCropByPosNegLabeld``'s samples), each sequence ``(C', H, W)``;
-- :class:`LesionCropd` (3D mode): one box around the lesion, each sequence ``(C', X, Y, Z)``;
 - :class:`ClassIndexd`: the case's class name -> integer target;
 - :class:`LesionFeaturesd`: the staging features of the label map (neuroblastoma).
 
@@ -26,11 +25,11 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from mednet.grading.features import lesion_features
-from mednet.grading.roi import _labels_3d, _to_numpy, extract_slices, extract_volume, lesion_slices
+from mednet.grading.roi import _labels_3d, _to_numpy, extract_slices, lesion_slices
 from mednet.io.validation import spacing_from_affine
 from mednet.options import choose
 
-__all__ = ["ClassIndexd", "LesionCropd", "LesionFeaturesd", "LesionSlicesd"]
+__all__ = ["ClassIndexd", "LesionFeaturesd", "LesionSlicesd"]
 
 
 def _labels(d: Mapping, label_key: str, case: str) -> np.ndarray:
@@ -127,56 +126,6 @@ class LesionSlicesd(MapTransform):
             for rank, z in enumerate(slice_index)
             if keep is None or rank in keep
         ]
-
-
-class LesionCropd(MapTransform):
-    """The lesion's 3D box per sequence, cropped and resized (3D grading input).
-
-    For each key, :func:`mednet.grading.extract_volume` on that sequence and the label map;
-    the result replaces the volume as a ``(C', X, Y, Z)`` float tensor. The label map is
-    removed.
-
-    Args:
-        keys: the sequence keys.
-        label_key: the label map on the sequences' grid.
-        lesion_values: the lesion's label value(s).
-        size: output ``(X, Y, Z)``.
-        margin_fraction: margin on each side, as a fraction of the lesion's extent.
-        channels_out: e.g. 3 to replicate a single channel.
-        zscore: standardise each sequence over its crop.
-    """
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        label_key: str,
-        lesion_values: int | Sequence[int],
-        size: Sequence[int] = (64, 64, 32),
-        margin_fraction: float = 0.25,
-        channels_out: int | None = None,
-        zscore: bool = True,
-    ):
-        super().__init__(keys)
-        self.label_key, self.lesion_values = label_key, lesion_values
-        self.size, self.margin_fraction = tuple(int(s) for s in size), margin_fraction
-        self.channels_out, self.zscore = channels_out, zscore
-
-    def __call__(self, data: Mapping[Hashable, object]) -> dict:
-        """The case with each sequence replaced by its lesion crop."""
-        d = dict(data)
-        case = _case(d)
-        labels = _labels(d, self.label_key, case)
-        for key in self.key_iterator(d):
-            try:
-                crop = extract_volume(
-                    d[key], labels, self.lesion_values, self.size, self.margin_fraction,
-                    channels_out=self.channels_out, zscore=self.zscore,
-                )  # fmt: skip
-            except ValueError as error:
-                raise _lesion_error(error, case, self.label_key, self.lesion_values) from error
-            d[key] = torch.from_numpy(crop)
-        d.pop(self.label_key, None)
-        return d
 
 
 class ClassIndexd(MapTransform):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from mednet.grading import crop_box, extract_slices, extract_volume, lesion_slices, volume_crop_box
+from mednet.grading import crop_box, extract_slices, lesion_slices
 
 
 def _labels(depth: int, largest: int, shape=(30, 30)) -> np.ndarray:
@@ -137,28 +137,6 @@ def test_extract_slices_spacing_from_metatensor(rng):
     assert not np.allclose(explicit, isotropic)
 
 
-def test_volume_crop_box_and_extract_volume(rng):
-    labels = np.zeros((40, 40, 20), np.uint8)
-    labels[10:20, 15:23, 8:12] = 4  # 10 x 8 x 4
-    box = volume_crop_box(labels, [4])
-    assert box == ((7, 23), (12, 26), (5, 15))  # margins ceil(2.5) = 3, ceil(2) -> 3, ceil(1) -> 3 (the minimum)
-    image = rng.normal(0, 1, (1, 40, 40, 20)).astype(np.float32)
-    out = extract_volume(image, labels, [4])
-    assert out.shape == (1, 64, 64, 32) and out.dtype == np.float32 and np.isfinite(out).all()
-    assert extract_volume(image, labels, 4, size=(8, 8, 4), channels_out=3).shape == (3, 8, 8, 4)
-    same = extract_volume(image, labels, [4], size=(16, 14, 10), zscore=False)
-    np.testing.assert_allclose(same, image[:, 7:23, 12:26, 5:15], rtol=1e-6)
-    labels[:] = 0
-    labels[0:3, 0:3, 0:2] = 4  # at the corner: padded
-    box = volume_crop_box(labels, [4], margin_fraction=0.5)
-    assert box == ((-3, 6), (-3, 6), (-3, 5))
-    constant = extract_volume(np.ones((1, 40, 40, 20), np.float32), labels, [4], size=(9, 9, 8), margin_fraction=0.5,
-                              zscore=False)  # fmt: skip
-    assert constant[0, 0, 0, 0] == 0 and constant[0, -1, -1, -1] == 1
-    with pytest.raises(ValueError, match="no lesion voxel"):
-        extract_volume(image, np.zeros_like(labels), [4])
-
-
 def test_lesion_slices_only_where_the_lesion_shows():
     labels = _labels(40, 25)  # lesion on z = 22..28, largest at 25
     assert lesion_slices(labels, [2], min_area_fraction=0.0) == list(range(22, 29))
@@ -190,10 +168,7 @@ def test_shrinking_is_antialiased_and_the_image_is_left_alone():
     labels[:, :, 1] = 1  # the lesion fills the slice: the crop is the 48 x 48 slice with padding
     stack = extract_slices(image, labels, [1], n=1, size=(16, 16), margin_mm=0, min_margin_voxels=0, zscore=False)
     assert stack.shape == (1, 1, 16, 16) and np.abs(stack[0, 0, 2:-2, 2:-2]).max() < 0.05
-    volume = extract_volume(image, labels, [1], size=(16, 16, 1), margin_fraction=0, min_margin_voxels=0, zscore=False)
-    assert volume.shape == (1, 16, 16, 1) and np.abs(volume[0, 2:-2, 2:-2]).max() < 0.05
     shifted = image * 2 + 5  # z-scoring changes it
     original = shifted.copy()
-    for extract in (extract_slices, extract_volume):
-        extract(shifted, labels, [1], size=(16, 16) if extract is extract_slices else (16, 16, 1))
-        np.testing.assert_array_equal(shifted, original)
+    extract_slices(shifted, labels, [1], size=(16, 16))
+    np.testing.assert_array_equal(shifted, original)

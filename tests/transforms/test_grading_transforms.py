@@ -9,7 +9,7 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, RandFlipd
 
 from mednet.grading import extract_slices, lesion_features
-from mednet.transforms import ClassIndexd, LesionCropd, LesionFeaturesd, LesionSlicesd
+from mednet.transforms import ClassIndexd, LesionFeaturesd, LesionSlicesd
 
 
 def _case(rng) -> dict:
@@ -54,12 +54,6 @@ def test_lesion_slices_three_channels_and_a_clear_error_without_lesion(rng):
         LesionSlicesd(["t1"], "label", [5], n=2, size=(8, 8))(case)
     with pytest.raises(KeyError, match="no 'seg' label map"):
         LesionSlicesd(["t1"], "seg", [1], n=2, size=(8, 8))(case)
-
-
-def test_lesion_crop_3d(rng):
-    out = LesionCropd(["t1", "t2"], "label", [1, 2], size=(16, 16, 8))(_case(rng))
-    assert out["t1"].shape == (1, 16, 16, 8) and out["t2"].shape == (1, 16, 16, 8)
-    assert "label" not in out
 
 
 def test_class_index_with_did_you_mean():
