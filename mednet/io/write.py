@@ -9,7 +9,6 @@ prefer either one show the output where they show the input.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from monai.data import MetaTensor
 from monai.utils import ImageMetaKey
 
 from mednet.errors import OutputExistsError, ProtectedInputError
+from mednet.io.atomic import atomic_path
 from mednet.io.grid import Grid
 
 __all__ = ["label_dtype", "save_atomic", "write_image"]
@@ -129,15 +129,7 @@ def write_image(
 
 
 def save_atomic(image: nib.Nifti1Image, out: os.PathLike | str) -> None:
-    """Save a NIfTI image to a temporary file beside ``out``, then rename it over ``out``."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".nii.gz" if out.name.lower().endswith(".gz") else ".nii"
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp" + suffix)
-    os.close(fd)
-    try:
+    """Save a NIfTI image atomically (:func:`mednet.io.atomic.atomic_path`), creating ``out``'s folder."""
+    suffix = ".nii.gz" if str(out).lower().endswith(".gz") else ".nii"
+    with atomic_path(out, suffix=suffix, parents=True) as tmp:
         nib.save(image, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
