@@ -38,6 +38,7 @@ from pathlib import Path
 
 from mednet import __version__
 from mednet.errors import DatalistError
+from mednet.io.atomic import write_json_atomic
 from mednet.io.read import IMAGE_SUFFIXES, is_image_path, looks_like_dicom
 from mednet.io.sequences import LABEL_KEY, SEQUENCE_KEYS, normalise_sequence_key
 from mednet.io.splits import DEFAULT_RATIOS, PARTITIONS, check_no_leakage, split_cases, summarise
@@ -433,11 +434,7 @@ def save_datalist(datalist: Mapping, out: os.PathLike | str) -> Path:
                     entry[key] = path.relative_to(base).as_posix()
             entries.append(entry)
         doc[name] = entries
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return write_json_atomic(out, doc, indent=2, parents=True)
 
 
 def load_datalist(path: os.PathLike | str, *, slice_split: bool = False) -> dict:

@@ -12,15 +12,14 @@ import contextlib
 import csv
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 
+from mednet.io.atomic import atomic_path
 from mednet.io.validation import spacing_from_affine
 
 __all__ = ["TABLE_COLUMNS", "find_lesions", "largest_diameter_mm", "write_lesion_table"]
@@ -213,17 +212,10 @@ def find_lesions(
 
 
 def write_lesion_table(lesions: list[dict], json_path: os.PathLike | str, csv_path: os.PathLike | str) -> None:
-    """Write the lesion table as JSON and CSV, each atomically (temporary file, then rename)."""
-    for path, write in ((Path(json_path), _write_json), (Path(csv_path), _write_csv)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as stream:
-                write(lesions, stream)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    """Write the lesion table as JSON and CSV, each atomically (:func:`mednet.io.atomic.atomic_path`)."""
+    for path, write in ((json_path, _write_json), (csv_path, _write_csv)):
+        with atomic_path(path, parents=True) as tmp, tmp.open("w", newline="", encoding="utf-8") as stream:
+            write(lesions, stream)
 
 
 def _write_json(lesions: list[dict], stream) -> None:

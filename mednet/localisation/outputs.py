@@ -13,7 +13,6 @@ also returns); :func:`write_localisation` writes them (through
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import numpy as np
 from monai.data import MetaTensor
 from scipy import ndimage
 
+from mednet.io.atomic import write_json_atomic
 from mednet.io.write import write_image
 from mednet.localisation.lesions import find_lesions, write_lesion_table
 from mednet.localisation.organs import clean_organs
@@ -190,9 +190,7 @@ def write_localisation(
     }
     write_image(result.labels, paths["labels"], reference, label=True, overwrite=overwrite)
     table = [{"value": 0, "name": "background", "colour": "#000000"}, *scheme.labels]
-    tmp = paths["label_table"].with_name(f".{paths['label_table'].name}.tmp")
-    tmp.write_text(json.dumps({"labels": table}, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, paths["label_table"])
+    write_json_atomic(paths["label_table"], {"labels": table}, indent=2)
     write_lesion_table(result.lesions, paths["lesions_json"], paths["lesions_csv"])
     return paths
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import nibabel as nib
 import numpy as np
@@ -88,6 +90,10 @@ def test_write_localisation_files_on_the_reference_grid(tmp_path):
     table = json.loads(paths["label_table"].read_text())["labels"]
     assert [row["name"] for row in table] == ["background", "kidney", "tumour"]
     assert json.loads(paths["lesions_json"].read_text())["count"] == 1
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert sorted(paths["labels"].parent.iterdir()) == sorted(paths.values())  # no temporary file left
+    assert {stat.S_IMODE(p.stat().st_mode) for p in paths.values()} == {0o666 & ~umask}  # as open() makes them
     with pytest.raises(Exception, match="output exists"):
         write_localisation(result, reference, tmp_path / "out", "case", scheme)
 
