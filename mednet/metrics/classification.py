@@ -24,7 +24,6 @@ Conventions:
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from mednet.io.atomic import atomic_path
 from mednet.metrics.bootstrap import bootstrap_resamples
 
 __all__ = ["classification_summary", "expected_calibration_error", "plot_confusion", "plot_roc"]
@@ -293,18 +293,10 @@ def classification_summary(
 
 
 def _save(figure, path: os.PathLike | str) -> Path:
-    """Write a matplotlib figure as PNG atomically (temporary file beside it, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            figure.savefig(stream, format="png", dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write a matplotlib figure as PNG atomically (:func:`mednet.io.atomic.atomic_path`)."""
+    with atomic_path(path, parents=True) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    return Path(path)
 
 
 def _new_figure(size: tuple[float, float]):

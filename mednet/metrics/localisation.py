@@ -9,7 +9,6 @@ same grid, so the figures are those a reader of the written maps would measure.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mednet.errors import DatalistError
+from mednet.io.atomic import atomic_path, write_json_atomic
 from mednet.io.datalist import datalist_cases
 from mednet.io.read import read_image
 from mednet.io.validation import spacing_from_affine
@@ -165,12 +165,8 @@ def _write(result: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = result["cases"]
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    tmp = out_dir / ".metrics_cases.csv.tmp"
-    with tmp.open("w", newline="", encoding="utf-8") as stream:
+    with atomic_path(out_dir / "metrics_cases.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, out_dir / "metrics_cases.csv")
-    tmp = out_dir / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(_json_safe(result), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / "metrics.json")
+    write_json_atomic(out_dir / "metrics.json", _json_safe(result), indent=2)
