@@ -15,6 +15,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from mednet.io.atomic import write_text_atomic
+
 __all__ = ["write_report"]
 
 _STYLE = """
@@ -129,7 +131,4 @@ def write_report(
               "Click an overview for the full image.</p>"
             + "<table id='cases'><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
             + "".join(body) + "</table></body></html>\n")  # fmt: skip
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return write_text_atomic(out, page)

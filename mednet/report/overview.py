@@ -15,6 +15,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from mednet.io.atomic import atomic_path
+
 __all__ = ["draw_panel", "legend_entries", "radiological_slice", "to_ras", "write_overview"]
 
 
@@ -142,10 +144,7 @@ def write_overview(
     if handles:
         fig.legend(handles=handles, loc="lower center", ncol=columns, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.035 * rows + 0.01 if handles else 0, 1, 1))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_path(out, suffix=".png", parents=True) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    return Path(out)
