@@ -32,6 +32,7 @@ from monai.utils import CommonKeys
 from mednet.fusion.case import CaseFusion
 from mednet.grading.case import class_probabilities, grade_case
 from mednet.grading.losses import make_criterion
+from mednet.io.atomic import atomic_path, write_json_atomic
 
 __all__ = ["BranchLoss", "BranchwiseBest", "GradingWriter", "SequenceBatch", "branch_metrics", "fused_probabilities"]
 
@@ -190,11 +191,10 @@ class BranchwiseBest:
             state.update({f"branches.{name}.{k}": v for k, v in branch_state.items()})
         self.save_dir.mkdir(parents=True, exist_ok=True)
         path = self.save_dir / self.filename
-        tmp = path.with_name(path.name + ".part")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
         record = path.with_name(f"{path.stem}_branches.json")
-        record.write_text(json.dumps({"metric_prefix": self.metric_prefix, "branches": self.best}, indent=2) + "\n")
+        write_json_atomic(record, {"metric_prefix": self.metric_prefix, "branches": self.best}, indent=2)
         return path
 
 

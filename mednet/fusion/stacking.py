@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from mednet.errors import PatientLeakageError
+from mednet.io.atomic import write_json_atomic
 
 __all__ = ["StackingFusion", "fit_stacking"]
 
@@ -122,15 +123,10 @@ class StackingFusion:
         """Write the fitted model as JSON (atomically)."""
         if self.coef is None:
             raise RuntimeError("stacking: nothing to save before fitting")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"method": "stacking", "model": "sklearn.linear_model.LogisticRegression", "C": self.c,
                "sources": self.sources, "classes": self.classes, "coef": self.coef.tolist(),
                "intercept": self.intercept.tolist(), "fitted_on": self.fitted_on}  # fmt: skip
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_json_atomic(path, doc, indent=2, parents=True)
 
     @classmethod
     def load(cls, path: os.PathLike | str) -> StackingFusion:

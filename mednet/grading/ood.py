@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mednet.io.atomic import write_json_atomic
+
 __all__ = ["FeatureOOD", "fit_feature_ood", "penultimate_features"]
 
 
@@ -115,12 +117,8 @@ class FeatureOOD:
 
     def save(self, path: os.PathLike | str) -> Path:
         """Write as JSON (atomically)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps({"method": "mahalanobis_ledoit_wolf", "quantile": self.quantile,
-                                   "cases": self.cases, "branches": self.branches}) + "\n")  # fmt: skip
-        os.replace(tmp, path)
-        return path
+        return write_json_atomic(path, {"method": "mahalanobis_ledoit_wolf", "quantile": self.quantile,
+                                        "cases": self.cases, "branches": self.branches})  # fmt: skip
 
     @classmethod
     def load(cls, path: os.PathLike | str) -> FeatureOOD:
