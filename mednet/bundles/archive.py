@@ -21,6 +21,8 @@ def install_weights(models: os.PathLike | str, name: str, root: os.PathLike | st
     Raises:
         FileNotFoundError: ``models`` holds no ``model.pt``.
     """
+    from mednet.io.atomic import atomic_path  # not at the top: mednet.io loads MONAI, `mednet bundle list` need not
+
     models = Path(models)
     if not (models / "model.pt").is_file():
         raise FileNotFoundError(f"{models}: no model.pt to install")
@@ -28,9 +30,8 @@ def install_weights(models: os.PathLike | str, name: str, root: os.PathLike | st
     target.mkdir(exist_ok=True)
     for source in sorted(models.iterdir(), key=lambda p: p.name == "model.pt"):  # model.pt last
         if source.is_file():
-            partial = target / f".{source.name}.partial"
-            shutil.copyfile(source, partial)
-            os.replace(partial, target / source.name)
+            with atomic_path(target / source.name) as tmp:
+                shutil.copyfile(source, tmp)
     return target / "model.pt"
 
 
@@ -84,6 +85,8 @@ def export_bundle(name: str, out: os.PathLike | str, root: os.PathLike | str | N
         FileNotFoundError: the bundle has no trained weights (with how to train it) or lacks
             one of its required parts.
     """
+    from mednet.io.atomic import atomic_path  # not at the top: mednet.io loads MONAI, `mednet bundle list` need not
+
     path = bundle_path(name, root)
     weights = path / "models" / "model.pt"
     if not weights.is_file():
@@ -98,12 +101,8 @@ def export_bundle(name: str, out: os.PathLike | str, root: os.PathLike | str | N
     files = [f for part in _ARCHIVED for f in ([path / part] if (path / part).is_file() else
                                                 sorted((path / part).rglob("*")))]  # fmt: skip
     files += sorted(f for f in (path / "models").iterdir() if f.suffix in {".pt", ".ts", ".json"})
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with atomic_path(out, parents=True) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for file in files:
-            if file.is_file() and not file.name.startswith("."):
+            if file.is_file() and not file.name.startswith("."):  # no temporary file of a write under way
                 archive.write(file, f"{name}/{file.relative_to(path).as_posix()}")
-    os.replace(partial, out)
-    return out
+    return Path(out)
