@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mednet.bundles import console_to
 from mednet.fusion import read_clinician_csv
+from mednet.io.atomic import atomic_path
 from mednet.pipeline.case import Predictors, case_record_path, predict_case
 from mednet.pipeline.diseases import disease_spec
 from mednet.report.html import write_report
@@ -185,10 +186,8 @@ def _write_summary(path: Path, rows: list[dict], sequences: list[str]) -> Path:
     columns = ["case_id", "patient_id", "status", "error", "call", "fused_class", "fused_probability",
                "why_indeterminate", *[f"p_{s}" for s in sequences], "fusion", "true_class", "lesions",
                "lesion_volume_ml", "note", "overview"]  # fmt: skip
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
     return path
