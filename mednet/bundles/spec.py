@@ -74,6 +74,10 @@ class BundleSpec:
         metastasis_values: distant lesions' label values (neuroblastoma), else empty.
         classes: classification: the class names in output order.
         roi_key: classification: the key of the label map it crops around.
+        truth_labels: segmentation: ``(source, target)`` values that a ground-truth label map
+            is relabelled with before scoring (as in training, e.g. BraTS 1, 2, 4 -> 1).
+        min_reference_mm3: segmentation: true lesions smaller than this are not counted as
+            lesions to detect (``evaluate.json``).
         weights: the default checkpoint, ``models/model.pt``.
         reference: ``models/reference.json`` when the weights are mednet's reference
             weights (how they were trained), else empty.
@@ -89,7 +93,19 @@ class BundleSpec:
     metastasis_values: tuple[int, ...] = ()
     classes: tuple[str, ...] = ()
     roi_key: str = ""
+    truth_labels: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+    min_reference_mm3: float = 0.0
     reference: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def classes_by_value(self) -> dict[int, str]:
+        """Segmentation: label value -> name (background excluded)."""
+        return {int(row["value"]): str(row["name"]) for row in self.label_table}
+
+    @property
+    def lesion_classes(self) -> dict[int, str]:
+        """Segmentation: lesion value -> name."""
+        return {v: n for v, n in self.classes_by_value.items() if v in self.lesion_values}
 
     @property
     def weights(self) -> Path:
@@ -118,14 +134,17 @@ class BundleSpec:
         common = {"path": path, "name": path.name, "version": str(meta.get("version", "")), "task": task,
                   "reference": json.loads(reference.read_text()) if reference.is_file() else {}}  # fmt: skip
         if task == "segmentation":
+            scoring = cls._parser(path, ("inference", "evaluate")).get_parsed_content
             return cls(
                 **common, sequences=tuple(get("image_keys")), label_table=tuple(LabelScheme(get("label_table")).labels),
                 lesion_values=tuple(sorted(int(k) for k in get("lesion_classes"))),
+                truth_labels=(tuple(scoring("source_labels")), tuple(scoring("target_labels"))),
+                min_reference_mm3=float(scoring("min_reference_mm3")),
             )  # fmt: skip
-        metastases = get("metastasis_values") if "metastasis_values" in parser else ()
         return cls(
             **common, sequences=tuple(get("sequences")), classes=tuple(get("classes")), roi_key=str(get("roi_key")),
-            lesion_values=tuple(int(v) for v in get("lesion_values")), metastasis_values=tuple(map(int, metastases)),
+            lesion_values=tuple(map(int, get("lesion_values"))),
+            metastasis_values=tuple(map(int, get("metastasis_values"))),
         )  # fmt: skip
 
     @staticmethod
