@@ -9,8 +9,8 @@ from mednet.metrics.classification import (
     plot_roc,
 )
 from mednet.metrics.detection import detection_counts, detection_summary
-from mednet.metrics.grading import evaluate_grading
-from mednet.metrics.localisation import evaluate_localisation, map_labels
+from mednet.metrics.grading import evaluate_grading, grading_metrics
+from mednet.metrics.localisation import evaluate_localisation, map_labels, score_localisation, summarise_localisation
 from mednet.metrics.segmentation import segmentation_scores
 
 __all__ = [
@@ -24,9 +24,12 @@ __all__ = [
     "evaluate_grading",
     "evaluate_localisation",
     "expected_calibration_error",
+    "grading_metrics",
     "map_labels",
     "mean_ci",
     "plot_confusion",
     "plot_roc",
+    "score_localisation",
     "segmentation_scores",
+    "summarise_localisation",
 ]

@@ -13,14 +13,16 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from mednet.io.atomic import write_json_atomic
 from mednet.metrics.bootstrap import bootstrap_ci
 from mednet.metrics.classification import classification_summary, plot_confusion, plot_roc
 
-__all__ = ["evaluate_grading"]
+__all__ = ["evaluate_grading", "grading_metrics"]
 
 
 def _probabilities(rows: list[dict], key: str, classes: list[str], branch: str | None = None) -> np.ndarray:
@@ -29,45 +31,121 @@ def _probabilities(rows: list[dict], key: str, classes: list[str], branch: str |
     return p[:, 1] if len(classes) == 2 else p
 
 
-def _by_patient(cases: list[dict]) -> list[dict]:
-    """One row per patient: the mean of its cases' probabilities (most patients have one case)."""
-    groups: dict[str, list[dict]] = {}
+def _by_patient(cases: Sequence[Mapping]) -> list[dict]:
+    """One row per patient: the mean of its cases' probabilities (most patients have one case).
+
+    A sequence missing from some of a patient's cases is averaged over the cases that have
+    it; the patient's decided class and call are its cases' (the most common, ties to the
+    first case's), so that a patient with one case keeps exactly the fusion's decision.
+    """
+    groups: dict[str, list[Mapping]] = {}
     for case in cases:
-        groups.setdefault(case["patient_id"], []).append(case)
+        groups.setdefault(str(case["patient_id"]), []).append(case)
     out = []
     for patient, rows in groups.items():
         truths = {r["true_class"] for r in rows}
         if len(truths) != 1:
             raise ValueError(f"patient {patient}: cases disagree on the true class {sorted(truths)}")
 
-        def mean(pick: list[dict]) -> dict[str, float]:
+        def mean(pick: list[Mapping]) -> dict[str, float]:
             return {c: float(np.mean([p[c] for p in pick])) for c in pick[0]}
 
-        branches = {b: mean([r["branches"][b] for r in rows]) for b in rows[0]["branches"]}
+        names = dict.fromkeys(b for r in rows for b in r["branches"])
+        branches = {b: mean([r["branches"][b] for r in rows if b in r["branches"]]) for b in names}
         votes = [r["fused_class"] for r in rows]
-        fused = mean([r["fused"] for r in rows])
+        calls = [(r.get("fusion") or {}).get("call", r["fused_class"]) for r in rows]
         out.append({"patient_id": patient, "true_class": rows[0]["true_class"], "branches": branches,
-                    "fused": fused, "fused_class": max(set(votes), key=votes.count)})  # fmt: skip
+                    "fused": mean([r["fused"] for r in rows]), "fused_class": max(votes, key=votes.count),
+                    "call": max(calls, key=calls.count)})  # fmt: skip
     return out
+
+
+def grading_metrics(
+    cases: Sequence[Mapping],
+    classes: Sequence[str],
+    *,
+    slice_rows: Sequence[Mapping] = (),
+    out_dir: os.PathLike | str | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict:
+    """Patient-level (primary) and slice-level (secondary) figures of graded cases.
+
+    Args:
+        cases: one record per case: ``patient_id``, ``true_class``, ``branches`` (sequence ->
+            class -> probability; a case may lack a sequence), ``fused``, ``fused_class`` and
+            optionally ``fusion`` with ``call`` (the class or ``"indeterminate"``).
+        classes: the class names in output order.
+        slice_rows: one row per graded slice: ``true_class`` and ``p_<sequence>_<class>``.
+        out_dir: where the ROC and confusion-matrix PNGs go (none when None).
+        n_boot: bootstrap resamples.
+        seed: bootstrap seed.
+
+    Returns:
+        ``{"classes", "patients", "patient_level": {seq | "fused": summary}, "fused_decision":
+        {"accuracy": ci}, "calls": {"indeterminate", "determinate", "accuracy": ci},
+        "slice_level": {seq: summary}, "notes"?}``, each summary from
+        :func:`mednet.metrics.classification_summary`; a sequence is scored over the patients that have it.
+
+    Raises:
+        ValueError: no case with a true class (nothing to evaluate).
+    """
+    classes = list(classes)
+    cases = [c for c in cases if c.get("true_class")]
+    if not cases:
+        raise ValueError("no graded case has a true class; nothing to evaluate")
+    patients = _by_patient(cases)
+    results: dict = {"classes": classes, "patients": len(patients), "patient_level": {}}
+    names = list(dict.fromkeys(b for p in patients for b in p["branches"]))
+    for name in [*names, "fused"]:
+        rows = patients if name == "fused" else [p for p in patients if name in p["branches"]]
+        y = [classes.index(p["true_class"]) for p in rows]
+        p = _probabilities(rows, "fused", classes) if name == "fused" else _probabilities(rows, "branches", classes,
+                                                                                          name)  # fmt: skip
+        summary = classification_summary(y, p, classes=classes, n_boot=n_boot, seed=seed)
+        results["patient_level"][name] = summary
+        if out_dir is None:
+            continue
+        out_dir = Path(out_dir)
+        try:
+            plot_roc(y, p, out_dir / f"roc_{name}.png", title=f"ROC, {name}, patient level", classes=classes)
+        except ValueError as error:  # the patients are all of one class: AUC and its curve are undefined
+            results.setdefault("notes", []).append(f"no ROC curve for {name}: {error}")
+        plot_confusion(summary["confusion_matrix"], classes, out_dir / f"confusion_{name}.png",
+                       title=f"Confusion matrix, {name}, patient level")  # fmt: skip
+    y = [classes.index(p["true_class"]) for p in patients]
+    decided = [classes.index(p["fused_class"]) == t for p, t in zip(patients, y, strict=True)]
+    results["fused_decision"] = {
+        "accuracy": bootstrap_ci(decided, _mean, n_boot=n_boot, seed=seed),
+        "note": "accuracy of the fused class as the fusion rule decides it (e.g. majority vote), indeterminate or not",
+    }  # fmt: skip
+    called = [p["call"] == p["true_class"] for p in patients if p["call"] in classes]
+    results["calls"] = {
+        "indeterminate": sum(p["call"] not in classes for p in patients), "determinate": len(called),
+        "accuracy": bootstrap_ci(called, _mean, n_boot=n_boot, seed=seed) if called else None,
+        "note": "accuracy of the calls that were not indeterminate (too unsure, or unlike the training cases)",
+    }  # fmt: skip
+    results["slice_level"] = _slice_level(slice_rows, classes, names, n_boot, seed)
+    return results
+
+
+def _mean(sample: Sequence) -> float:
+    return float(np.mean(sample)) if len(sample) else float("nan")
 
 
 def evaluate_grading(
     pred_dir: os.PathLike | str, out_dir: os.PathLike | str | None = None, *, n_boot: int = 2000, seed: int = 0
 ) -> dict:
-    """Patient-level (primary) and slice-level (secondary) figures of ``pred_dir``'s predictions.
+    """:func:`grading_metrics` of a classification bundle's ``grading.json`` and ``grading_slices.csv``.
 
     Args:
-        pred_dir: the folder with ``grading.json`` and ``grading_slices.csv``.
+        pred_dir: the folder the bundle's ``GradingWriter`` wrote.
         out_dir: where ``metrics.json`` and the PNGs go (default ``pred_dir``).
         n_boot: bootstrap resamples.
         seed: bootstrap seed.
 
     Returns:
-        ``{"classes", "patients", "aggregation", "patient_level": {seq | "fused": summary},
-        "fused_decision": {"accuracy": ci} (the fusion rule's class, e.g. the majority vote),
-        "slice_level": {seq: summary}, "notes": [...] (only when a ROC curve could not be drawn)}``,
-        each summary from
-        :func:`mednet.metrics.classification_summary`.
+        :func:`grading_metrics`'s result, with the aggregation.
 
     Raises:
         ValueError: no case with a true class (nothing to evaluate).
@@ -75,48 +153,30 @@ def evaluate_grading(
     pred_dir = Path(pred_dir)
     out_dir = Path(out_dir) if out_dir else pred_dir
     doc = json.loads((pred_dir / "grading.json").read_text())
-    classes = list(doc["classes"])
-    cases = [c for c in doc["cases"] if c.get("true_class")]
-    if not cases:
-        raise ValueError(f"{pred_dir / 'grading.json'}: no case has a true class; nothing to evaluate")
-    patients = _by_patient(cases)
-    y = [classes.index(p["true_class"]) for p in patients]
-    branches = list(patients[0]["branches"])
-    results: dict = {"classes": classes, "patients": len(patients), "aggregation": doc.get("aggregation"),
-                     "patient_level": {}}  # fmt: skip
-    for name in [*branches, "fused"]:
-        p = _probabilities(patients, "fused", classes) if name == "fused" else _probabilities(
-            patients, "branches", classes, name)  # fmt: skip
-        summary = classification_summary(y, p, classes=classes, n_boot=n_boot, seed=seed)
-        results["patient_level"][name] = summary
-        try:
-            plot_roc(y, p, out_dir / f"roc_{name}.png", title=f"ROC, {name}, patient level", classes=classes)
-        except ValueError as error:  # the patients are all of one class: AUC and its curve are undefined
-            results.setdefault("notes", []).append(f"no ROC curve for {name}: {error}")
-        plot_confusion(summary["confusion_matrix"], classes, out_dir / f"confusion_{name}.png",
-                       title=f"Confusion matrix, {name}, patient level")  # fmt: skip
-    decided = [classes.index(p["fused_class"]) == t for p, t in zip(patients, y, strict=True)]
-    results["fused_decision"] = {
-        "accuracy": bootstrap_ci(decided, lambda s: float(np.mean(s)) if len(s) else float("nan"),
-                                 n_boot=n_boot, seed=seed),
-        "note": "accuracy of the fused class as the network's fusion rule decides it (e.g. majority vote)",
-    }  # fmt: skip
-    results["slice_level"] = _slice_level(pred_dir / "grading_slices.csv", classes, branches, n_boot, seed)
+    slices = pred_dir / "grading_slices.csv"
+    rows = []
+    if slices.is_file():
+        with slices.open(newline="") as f:
+            rows = list(csv.DictReader(f))
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(results, indent=2, allow_nan=True) + "\n")
+    results = grading_metrics(doc["cases"], doc["classes"], slice_rows=rows, out_dir=out_dir, n_boot=n_boot,
+                              seed=seed)  # fmt: skip
+    results["aggregation"] = doc.get("aggregation")
+    write_json_atomic(out_dir / "metrics.json", results, indent=2, allow_nan=True)
     return results
 
 
-def _slice_level(path: Path, classes: list[str], branches: list[str], n_boot: int, seed: int) -> dict:
-    if not path.is_file():
-        return {}
-    with path.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["true_class"]]
+def _slice_level(rows: Sequence[Mapping], classes: list[str], branches: list[str], n_boot: int, seed: int) -> dict:
+    rows = [r for r in rows if r.get("true_class")]
     y = [classes.index(r["true_class"]) for r in rows]
     out = {}
     for name in branches:
-        p = np.array([[float(r[f"p_{name}_{c}"]) for c in classes] for r in rows])
+        have = [i for i, r in enumerate(rows) if r.get(f"p_{name}_{classes[0]}") not in (None, "")]
+        if not have:
+            continue
+        p = np.array([[float(rows[i][f"p_{name}_{c}"]) for c in classes] for i in have])
         out[name] = classification_summary(
-            y, p[:, 1] if len(classes) == 2 else p, classes=classes, n_boot=n_boot, seed=seed, level="slice"
-        )
+            [y[i] for i in have], p[:, 1] if len(classes) == 2 else p, classes=classes, n_boot=n_boot, seed=seed,
+            level="slice",
+        )  # fmt: skip
     return out

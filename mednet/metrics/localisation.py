@@ -25,7 +25,7 @@ from mednet.metrics.bootstrap import mean_ci
 from mednet.metrics.detection import detection_counts, detection_summary
 from mednet.metrics.segmentation import segmentation_scores
 
-__all__ = ["evaluate_localisation", "map_labels"]
+__all__ = ["evaluate_localisation", "map_labels", "score_localisation", "summarise_localisation"]
 
 
 def map_labels(labels: np.ndarray, source: Sequence[int], target: Sequence[int]) -> np.ndarray:
@@ -81,9 +81,7 @@ def evaluate_localisation(
     Raises:
         DatalistError: a case has no ground truth or no prediction.
     """
-    lesion_values = sorted(int(k) for k in lesion_classes)
     classes = {int(row["value"]): str(row["name"]) for row in label_table}
-    organ_names = [name for value, name in classes.items() if value not in lesion_values]
     cases = datalist_cases(datalist, partition)
     rows = []
     for case in cases:
@@ -95,40 +93,86 @@ def evaluate_localisation(
             raise DatalistError(f"{pred_path}: no prediction for case {cid}")
         pred_image = read_image(pred_path, kind="label")
         reference = read_image(case["label"], kind="label")
-        pred = np.asarray(pred_image[0]).astype(np.int64)
-        ref = map_labels(np.asarray(reference[0]).astype(np.int64), source_labels, target_labels)
-        if pred.shape != ref.shape or not np.allclose(pred_image.affine, reference.affine, atol=1e-3):
+        if pred_image.shape != reference.shape or not np.allclose(pred_image.affine, reference.affine, atol=1e-3):
             raise DatalistError(f"{pred_path}: not on the grid of the ground truth {case['label']}")
+        ref = map_labels(np.asarray(reference[0]).astype(np.int64), source_labels, target_labels)
         spacing = tuple(float(s) for s in spacing_from_affine(np.asarray(pred_image.affine)))
-        scores = segmentation_scores(pred, ref, classes, spacing)
-        if lesion_values:
-            scores.update(segmentation_scores(pred, ref, dict.fromkeys(lesion_values, "lesions"), spacing))
         row = {"case_id": cid, "patient_id": case.get("patient_id", cid)}
-        for name, score in scores.items():
-            row[f"dice_{name}"] = score["dice"]
-            row[f"hd95_mm_{name}"] = score["hd95_mm"]
-        if organ_names:
-            row["mean_organ_dice"] = _finite_mean([scores[n]["dice"] for n in organ_names])
-        if lesion_values:
-            voxel_mm3 = float(np.prod(spacing))
-            floor = int(np.ceil(min_reference_mm3 / voxel_mm3)) if min_reference_mm3 > 0 else 0
-            row.update(detection_counts(pred, ref, lesion_values, min_reference_voxels=floor))
+        row.update(score_localisation(np.asarray(pred_image[0]), ref, spacing, classes, lesion_classes,
+                                      min_reference_mm3))  # fmt: skip
         rows.append(row)
-
-    patients = _per_patient(rows)
-    summary: dict[str, object] = {"cases": len(rows), "patients": len(patients)}
-    score_names = [*classes.values(), *(["lesions"] if lesion_values else [])]
-    for name in dict.fromkeys(score_names):
-        summary[f"dice_{name}"] = mean_ci([p[f"dice_{name}"] for p in patients], n_boot=n_boot)
-        summary[f"hd95_mm_{name}"] = mean_ci([p[f"hd95_mm_{name}"] for p in patients], n_boot=n_boot)
-    if organ_names:
-        summary["mean_organ_dice"] = mean_ci([p["mean_organ_dice"] for p in patients], n_boot=n_boot)
-    if lesion_values:
-        summary["detection"] = detection_summary(patients, n_boot=n_boot)
-    result = {"cases": rows, "summary": summary}
+    result = {"cases": rows, "summary": summarise_localisation(rows, classes, lesion_classes, n_boot=n_boot)}
     if out_dir is not None:
         _write(result, Path(out_dir))
     return result
+
+
+def score_localisation(
+    pred: np.ndarray,
+    truth: np.ndarray,
+    spacing: Sequence[float],
+    classes: Mapping[int, str],
+    lesion_classes: Mapping,
+    min_reference_mm3: float = 0.0,
+) -> dict:
+    """One case's figures: per-class Dice and HD95 (mm), lesion detection counts.
+
+    Args:
+        pred: ``(x, y, z)`` predicted label values.
+        truth: ``(x, y, z)`` true label values on the same grid, already mapped to the
+            bundle's values (:func:`map_labels`).
+        spacing: voxel size, mm.
+        classes: label value -> name (background excluded).
+        lesion_classes: lesion value -> name (JSON string keys accepted); all lesion values
+            together are also scored as ``lesions`` and give the detection counts.
+        min_reference_mm3: true lesion components smaller than this are not counted as
+            lesions to detect (:func:`mednet.metrics.detection_counts`).
+
+    Returns:
+        ``{"dice_<name>", "hd95_mm_<name>", ..., "mean_organ_dice"?, "reference", "detected",
+        "predicted", "false"?}``.
+    """
+    pred = np.asarray(pred).astype(np.int64)
+    truth = np.asarray(truth).astype(np.int64)
+    lesion_values = sorted(int(k) for k in lesion_classes)
+    scores = segmentation_scores(pred, truth, dict(classes), tuple(spacing))
+    if lesion_values:
+        scores.update(segmentation_scores(pred, truth, dict.fromkeys(lesion_values, "lesions"), tuple(spacing)))
+    row: dict[str, float] = {}
+    for name, score in scores.items():
+        row[f"dice_{name}"] = score["dice"]
+        row[f"hd95_mm_{name}"] = score["hd95_mm"]
+    organs = [name for value, name in classes.items() if value not in lesion_values]
+    if organs:
+        row["mean_organ_dice"] = _finite_mean([scores[n]["dice"] for n in organs])
+    if lesion_values:
+        voxel_mm3 = float(np.prod(spacing))
+        floor = int(np.ceil(min_reference_mm3 / voxel_mm3)) if min_reference_mm3 > 0 else 0
+        row.update(detection_counts(pred, truth, lesion_values, min_reference_voxels=floor))
+    return row
+
+
+def summarise_localisation(
+    rows: Sequence[Mapping], classes: Mapping[int, str], lesion_classes: Mapping, *, n_boot: int = 2000
+) -> dict:
+    """Patient-level summary of per-case rows (:func:`score_localisation` with ``case_id``, ``patient_id``).
+
+    Returns:
+        For each class and for ``lesions``: mean Dice and HD95 (mm) with 95% bootstrap
+        intervals over patients; ``mean_organ_dice``; the detection figures of
+        :func:`mednet.metrics.detection_summary`; ``cases`` and ``patients``.
+    """
+    lesion_values = sorted(int(k) for k in lesion_classes)
+    patients = _per_patient([dict(r) for r in rows])
+    summary: dict[str, object] = {"cases": len(rows), "patients": len(patients)}
+    for name in dict.fromkeys([*classes.values(), *(["lesions"] if lesion_values else [])]):
+        summary[f"dice_{name}"] = mean_ci([p[f"dice_{name}"] for p in patients], n_boot=n_boot)
+        summary[f"hd95_mm_{name}"] = mean_ci([p[f"hd95_mm_{name}"] for p in patients], n_boot=n_boot)
+    if any("mean_organ_dice" in p for p in patients):
+        summary["mean_organ_dice"] = mean_ci([p["mean_organ_dice"] for p in patients], n_boot=n_boot)
+    if lesion_values:
+        summary["detection"] = detection_summary(patients, n_boot=n_boot)
+    return summary
 
 
 def _per_patient(rows: list[dict]) -> list[dict]:

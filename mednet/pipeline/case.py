@@ -27,10 +27,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from mednet.fusion import merge_readings
 from mednet.inference import GradingPredictor, LocalisationPredictor
 from mednet.io.cases import load_case
 from mednet.localisation.outputs import LabelScheme, LocalisationResult, write_localisation
+from mednet.metrics.localisation import map_labels, score_localisation
 from mednet.pipeline.diseases import DiseaseSpec
 from mednet.report.overview import write_overview
 
@@ -111,7 +114,7 @@ def predict_case(
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
-    loaded = load_case(case, present, allow_missing=True)
+    loaded = load_case(case, present, allow_missing=True)  # and the truth's label map, when the case has one
     timings["read_s"] = round(time.perf_counter() - start, 2)
 
     start = time.perf_counter()
@@ -129,6 +132,12 @@ def predict_case(
         grading = predictors.grade({s: loaded.images[s] for s in branches}, found.labels, case_id,
                                    merge_readings(case, readings))  # fmt: skip
         timings["grade_and_fuse_s"] = round(time.perf_counter() - start, 2)
+
+    scores = None
+    if loaded.label is not None:  # the truth came with the case: score the map against it, on the input grid
+        truth = map_labels(loaded.label[0].numpy().astype(np.int64), *spec.localisation.truth_labels)
+        scores = score_localisation(found.array, truth, loaded.grid.spacing, spec.localisation.classes_by_value,
+                                    spec.localisation.lesion_classes, spec.localisation.min_reference_mm3)  # fmt: skip
 
     start = time.perf_counter()
     scheme = LabelScheme(found.label_table, {})
@@ -159,6 +168,7 @@ def predict_case(
         "clinicians": merge_readings(case, readings),
         "true_class": case.get("class"),
         "reference_label": str(case["label"]) if case.get("label") else None,
+        "localisation_metrics": scores,
         "note": "; ".join(filter(None, [note, f"missing sequence(s): {', '.join(missing)}" if missing else ""])),
         "bundles": spec.versions,
         "device": predictors.device,

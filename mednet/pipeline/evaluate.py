@@ -1,11 +1,14 @@
 """Metrics of a ``mednet predict`` output folder against the ground truth.
 
 ``mednet evaluate --pred OUT --datalist datalist.json`` and ``mednet predict`` (when the
-cases carry their true class and label map) both call :func:`evaluate_predictions`:
-localisation (Dice, HD95, lesion detection) with :func:`mednet.metrics.evaluate_localisation`,
-grading and fusion with :func:`mednet.metrics.evaluate_grading`, all at patient level with
-95% bootstrap intervals. Files: ``OUT/metrics.json`` (headline figures and both full
-results) and ``OUT/metrics/`` (per-case tables, ROC curves, confusion matrices).
+cases carry their true class and label map) both call :func:`evaluate_predictions`. It
+takes the cases' records: each case's localisation figures (Dice, HD95, lesion detection;
+:func:`mednet.metrics.score_localisation`, computed by ``predict`` in memory when the case
+came with its label map, or here from the written map when a datalist gives the truth)
+and its grading, and summarises them at patient level with 95% bootstrap intervals
+(:func:`mednet.metrics.summarise_localisation`, :func:`mednet.metrics.grading_metrics`).
+Files: ``OUT/metrics.json`` (headline figures and both full results) and ``OUT/metrics/``
+(per-case table, ROC curves, confusion matrices).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from mednet.io.atomic import atomic_path, write_json_atomic
 from mednet.pipeline.diseases import DiseaseSpec, disease_spec
 
 __all__ = ["evaluate_predictions", "read_records"]
@@ -61,8 +65,9 @@ def evaluate_predictions(
     Raises:
         ValueError: no complete case, or no case with a known truth.
     """
-    from mednet.io import load_datalist
-    from mednet.metrics import evaluate_grading, evaluate_localisation
+    from mednet.io import load_datalist, read_image
+    from mednet.io.validation import spacing_from_affine
+    from mednet.metrics import grading_metrics, map_labels, score_localisation, summarise_localisation
 
     out = Path(out)
     records = read_records(out)
@@ -77,79 +82,62 @@ def evaluate_predictions(
     metrics_dir.mkdir(exist_ok=True)
     result: dict = {"headline": {}, "cases": len(records)}
 
-    graded = []
+    graded, slices = [], []
     for r in records:
         true_class = truth[r["case_id"]].get("class") if r["case_id"] in truth else r.get("true_class")
         if r.get("fused_class") and true_class in spec.classes:
-            graded.append({"case_id": r["case_id"], "patient_id": r["patient_id"], "slices": r["slices"],
-                           "true_class": true_class, "branches": r["sequences"], "fused": r["fused"],
-                           "fused_class": r["fused_class"], "fusion": r["fusion"],
-                           "aggregation": r["aggregation"]})  # fmt: skip
+            graded.append({**r, "true_class": true_class, "branches": r["sequences"]})
+            slices += _slice_rows(out, r["case_id"], true_class)
     if graded:
-        (metrics_dir / "grading.json").write_text(
-            json.dumps(
-                {"classes": list(spec.classes), "aggregation": graded[0]["aggregation"], "cases": graded}, indent=2
-            )
-        )
-        _concatenate_slices(out, [g["case_id"] for g in graded], {g["case_id"]: g["true_class"] for g in graded},
-                            metrics_dir / "grading_slices.csv")  # fmt: skip
-        grading = evaluate_grading(metrics_dir, metrics_dir, n_boot=n_boot)
+        grading = grading_metrics(graded, spec.classes, slice_rows=slices, out_dir=metrics_dir, n_boot=n_boot)
         result["grading"] = grading
         fused = grading["patient_level"]["fused"]
         key = "auc" if "auc" in fused else "macro_f1"
         result["headline"]["grading"] = {
             f"fused {key}": _figure(fused, key),
             "fused decision accuracy": _figure(grading, "fused_decision", "accuracy"),
-            **{
-                f"{s} {key}": _figure(grading["patient_level"][s], key)
-                for s in grading["patient_level"]
-                if s != "fused"
-            },
-        }
+            "accuracy of determinate calls": _figure(grading, "calls", "accuracy"),
+            **{f"{name} {key}": _figure(summary, key) for name, summary in grading["patient_level"].items()
+               if name != "fused"},
+        }  # fmt: skip
 
-    with_labels = []
+    seg = spec.localisation
+    rows = []
     for r in records:
-        label = truth[r["case_id"]].get("label") if r["case_id"] in truth else r.get("reference_label")
-        if label:
-            with_labels.append({"case_id": r["case_id"], "patient_id": r["patient_id"], "label": str(label)})
-    if with_labels:
-        listing = metrics_dir / "localisation_datalist.json"
-        listing.write_text(json.dumps({"testing": with_labels}, indent=2))
-        seg = spec.localisation.parser("inference", "evaluate")
-        localisation = evaluate_localisation(out, listing, spec.localisation.label_table,
-                                             seg.get_parsed_content("lesion_classes"),
-                                             source_labels=seg.get_parsed_content("source_labels"),
-                                             target_labels=seg.get_parsed_content("target_labels"),
-                                             out_dir=metrics_dir, n_boot=n_boot,
-                                             min_reference_mm3=seg.get_parsed_content("min_reference_mm3"))  # fmt: skip
-        summary = localisation.get("summary", localisation)
+        scores = r.get("localisation_metrics")
+        if r["case_id"] in truth and truth[r["case_id"]].get("label"):  # the datalist's truth: score the written map
+            predicted = read_image(out / r["case_id"] / r["labels"], "label")
+            reference = read_image(truth[r["case_id"]]["label"], "label")
+            scores = score_localisation(
+                predicted[0].numpy(), map_labels(reference[0].numpy().astype(int), *seg.truth_labels),
+                spacing_from_affine(predicted.affine.numpy()), seg.classes_by_value, seg.lesion_classes,
+                seg.min_reference_mm3,
+            )  # fmt: skip
+        if scores:
+            rows.append({"case_id": r["case_id"], "patient_id": r["patient_id"], **scores})
+    if rows:
+        summary = summarise_localisation(rows, seg.classes_by_value, seg.lesion_classes, n_boot=n_boot)
+        with atomic_path(metrics_dir / "localisation_cases.csv") as tmp, tmp.open("w", newline="") as stream:
+            writer = csv.DictWriter(stream, list(dict.fromkeys(k for row in rows for k in row)), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
         result["localisation"] = summary
         result["headline"]["localisation"] = {
             "lesion Dice": _figure(summary, "dice_lesions"),
             "lesion sensitivity": _figure(summary, "detection", "sensitivity"),
             "false positives per scan": _figure(summary, "detection", "false_positives_per_scan"),
         }
-    if not graded and not with_labels:
+    if not graded and not rows:
         raise ValueError(f"{out}: no case with a known true class or label map; give --datalist")
     result["headline"] = {s: {k: v for k, v in f.items() if v} for s, f in result["headline"].items()}
-    (out / "metrics.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    write_json_atomic(out / "metrics.json", result, indent=2, default=float)
     return result
 
 
-def _concatenate_slices(out: Path, case_ids: list[str], classes: Mapping[str, str], target: Path) -> None:
-    """Every case's ``<case>_grading_slices.csv`` in one file, with the true class filled in."""
-    header, rows = None, []
-    for case_id in case_ids:
-        path = out / case_id / f"{case_id}_grading_slices.csv"
-        if not path.is_file():
-            continue
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            header = header or reader.fieldnames
-            for row in reader:
-                row["true_class"] = classes[case_id]
-                rows.append(row)
-    with target.open("w", newline="") as f:
-        writer = csv.DictWriter(f, header or ["case_id", "patient_id", "slice_index", "true_class"])
-        writer.writeheader()
-        writer.writerows(rows)
+def _slice_rows(out: Path, case_id: str, true_class: str) -> list[dict]:
+    """A case's ``<case>_grading_slices.csv`` rows, with the true class filled in."""
+    path = out / case_id / f"{case_id}_grading_slices.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [{**row, "true_class": true_class} for row in csv.DictReader(f)]

@@ -114,3 +114,44 @@ def test_evaluate_localisation_known_answers(tmp_path):
     assert summary["detection"]["sensitivity"]["value"] == 1.0
     assert summary["detection"]["false_positives_per_scan"]["value"] == 1.0
     assert (tmp_path / "eval" / "metrics.json").is_file() and (tmp_path / "eval" / "metrics_cases.csv").is_file()
+
+
+def test_score_and_summarise_localisation_from_arrays():
+    from mednet.metrics import score_localisation, summarise_localisation
+
+    truth = np.zeros((20, 20, 10), int)
+    truth[2:8, 2:8, 2:6] = 1  # organ
+    truth[10:14, 10:14, 3:7] = 2  # lesion
+    pred = truth.copy()
+    pred[10:14, 10:12, 3:7] = 0  # half the lesion missed
+    classes, lesions = {1: "liver", 2: "tumour"}, {2: "tumour"}
+    row = score_localisation(pred, truth, (1.0, 1.0, 2.0), classes, lesions)
+    assert row["dice_liver"] == pytest.approx(1.0) and row["dice_tumour"] == pytest.approx(2 * 32 / (64 + 32))
+    assert row["dice_lesions"] == row["dice_tumour"] and row["mean_organ_dice"] == pytest.approx(1.0)
+    assert row["reference"] == 1 and row["detected"] == 1
+    rows = [{"case_id": "a", "patient_id": "p1", **row}, {"case_id": "b", "patient_id": "p2", **row}]
+    summary = summarise_localisation(rows, classes, lesions, n_boot=50)
+    assert summary["patients"] == 2 and summary["dice_tumour"]["value"] == pytest.approx(row["dice_tumour"])
+    assert summary["detection"]["sensitivity"]["value"] == pytest.approx(1.0)
+
+
+def test_grading_metrics_takes_records_with_missing_sequences_and_indeterminate_calls():
+    from mednet.metrics import grading_metrics
+
+    def case(i, truth, p, branches=("t1", "t2"), call=None):
+        decided = "HGG" if p >= 0.5 else "LGG"
+        return {"case_id": f"c{i}", "patient_id": f"p{i}", "true_class": truth,
+                "branches": {b: {"LGG": 1 - p, "HGG": p} for b in branches}, "fused": {"LGG": 1 - p, "HGG": p},
+                "fused_class": decided, "fusion": {"call": call or decided}}  # fmt: skip
+
+    cases = [case(0, "HGG", 0.9), case(1, "HGG", 0.8, ("t2",)), case(2, "LGG", 0.1), case(3, "LGG", 0.2),
+             case(4, "LGG", 0.55, call="indeterminate"), case(5, "HGG", 0.7)]  # fmt: skip
+    result = grading_metrics(cases, ["LGG", "HGG"], n_boot=50)
+    assert result["patients"] == 6
+    assert result["patient_level"]["t1"]["auc"]["n"] == 5  # t1 over the patients that have it
+    assert result["patient_level"]["t2"]["auc"]["n"] == 6
+    assert result["calls"]["indeterminate"] == 1 and result["calls"]["determinate"] == 5
+    assert result["calls"]["accuracy"]["value"] == pytest.approx(1.0)  # every determinate call right
+    assert result["fused_decision"]["accuracy"]["value"] == pytest.approx(5 / 6)  # the rule's own class
+    with pytest.raises(ValueError, match="no graded case has a true class"):
+        grading_metrics([{**cases[0], "true_class": None}], ["LGG", "HGG"])
