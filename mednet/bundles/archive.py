@@ -36,11 +36,13 @@ def install_weights(models: os.PathLike | str, name: str, root: os.PathLike | st
 
 
 def bundle_table(root: os.PathLike | str | None = None) -> list[dict]:
-    """One row per bundle under ``root``: name, version, task, whether weights are present, folder.
+    """One row per bundle under ``root``: name, version, whether weights are present and where they come from.
 
     Returns:
-        ``[{"name", "version", "title", "weights", "weights_mb", "trained", "path"}]``; ``trained``
-        is the weights file's modification time (ISO), or ``""``.
+        ``[{"name", "version", "title", "weights", "weights_mb", "trained", "source", "path"}]``;
+        ``trained`` is the weights file's modification time (ISO), or ``""``; ``source`` says
+        where the weights come from: mednet's reference weights (``models/reference.json``:
+        synthetic data only, with the generator's seed), other weights, or none.
     """
     import datetime
     import json
@@ -54,9 +56,17 @@ def bundle_table(root: os.PathLike | str | None = None) -> list[dict]:
         stamp = (
             datetime.datetime.fromtimestamp(weights.stat().st_mtime).isoformat(timespec="minutes") if present else ""
         )
+        reference = path / "models" / "reference.json"
+        if present and reference.is_file():
+            made = json.loads(reference.read_text())
+            data = made.get("data", {})
+            cohort = f"{data.get('cases')} {data.get('randomise')}-randomised phantoms, seed {data.get('seed')}"
+            source = f"reference weights, synthetic data only ({cohort}, {made.get('epochs', '?')} epochs)"
+        else:
+            source = "weights without a training record (not mednet's reference weights)" if present else "none"
         rows.append({"name": name, "version": meta.get("version", ""), "title": meta.get("name", ""),
                      "weights": present, "weights_mb": round(weights.stat().st_size / 2**20, 1) if present else 0.0,
-                     "trained": stamp, "path": str(path)})  # fmt: skip
+                     "trained": stamp, "source": source, "path": str(path)})  # fmt: skip
     return rows
 
 

@@ -46,9 +46,7 @@ def run_list(args: argparse.Namespace) -> int:
     width = max(len(r["name"]) for r in rows)
     print(f"{'bundle':<{width}}  version  weights")
     for r in rows:
-        weights = (
-            f"yes ({r['weights_mb']} MB, {r['trained']})" if r["weights"] else "no (train it: see its docs/README.md)"
-        )
+        weights = f"{r['weights_mb']} MB: {r['source']}" if r["weights"] else "none (train it: see its docs/README.md)"
         print(f"{r['name']:<{width}}  {r['version']:<7}  {weights}")
     print(f"folder: {args.bundles or BUNDLES_DIR}")
     return 0

@@ -92,15 +92,21 @@ def test_bundle_list_and_export(tmp_path, capsys):
     (root / "a_bundle" / "eval" / "metrics.json").write_text("{}")
     assert main(["bundle", "list", "--bundles", str(root)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[1].split()[:3] == ["a_bundle", "0.2.0", "yes"] and out[2].split()[:3] == ["b_bundle", "0.2.0", "no"]
+    assert out[1].split()[:2] == ["a_bundle", "0.2.0"] and "not mednet's reference weights" in out[1]
+    assert out[2].split()[:3] == ["b_bundle", "0.2.0", "none"]
     assert [r["weights"] for r in bundle_table(root)] == [True, False]
+    record = {"data": {"cases": 160, "randomise": "full", "seed": 2026}, "epochs": 60}
+    (root / "a_bundle" / "models" / "reference.json").write_text(json.dumps(record))
+    assert bundle_table(root)[0]["source"] == (
+        "reference weights, synthetic data only (160 full-randomised phantoms, seed 2026, 60 epochs)"
+    )
 
     archive = tmp_path / "out" / "a.zip"
     assert main(["bundle", "export", "a_bundle", "--out", str(archive), "--bundles", str(root)]) == 0
     with zipfile.ZipFile(archive) as z:
         assert sorted(z.namelist()) == ["a_bundle/LICENSE", "a_bundle/configs/inference.json",
                                         "a_bundle/configs/metadata.json", "a_bundle/docs/README.md",
-                                        "a_bundle/models/model.pt"]  # fmt: skip
+                                        "a_bundle/models/model.pt", "a_bundle/models/reference.json"]  # fmt: skip
         assert z.read("a_bundle/models/model.pt") == b"w" * 2048
     assert main(["bundle", "export", "b_bundle", "--out", str(tmp_path / "b.zip"), "--bundles", str(root)]) == 2
     assert "has no trained weights" in capsys.readouterr().err and not (tmp_path / "b.zip").exists()
