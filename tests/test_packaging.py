@@ -1,4 +1,4 @@
-"""An installed mednet (a wheel, not a clone) carries its bundles and finds them."""
+"""An installed mednet (a wheel, not a clone) carries its bundles, their reference weights, and finds them."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ def test_wheel_carries_the_bundles(tmp_path):
     for name in bundles:
         for part in ("configs/metadata.json", "configs/inference.json", "docs/README.md", "LICENSE"):
             assert f"mednet/_bundles/{name}/{part}" in names
-    assert not [n for n in names if n.endswith((".pt", ".ts")) or "/eval/" in n]
+    shipped = sorted(f"mednet/_bundles/{p.relative_to(ROOT / 'bundles').as_posix()}"
+                     for p in (ROOT / "bundles").glob("*/models/model.pt"))  # fmt: skip
+    assert sorted(n for n in names if n.endswith((".pt", ".ts"))) == shipped  # the reference weights, nothing else
+    assert not [n for n in names if "/eval/" in n or "/predictions/" in n]
     found = subprocess.run([sys.executable, "-c", "import mednet.bundles as b; print(b.BUNDLES_DIR); "
                             "print(','.join(b.list_bundles()))"], capture_output=True, text=True, check=True,
                            cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")})  # fmt: skip
