@@ -3,8 +3,8 @@
 Rules (:class:`FusionMethod`): ``vote`` (majority, ties by :class:`TieRule`), ``mean``,
 ``weighted``, ``dl_mdt`` (paper A's weighted vote of models and clinicians) and
 ``stacking`` (a logistic regression fitted on validation predictions).
-:class:`CaseFusion` applies one of them to a case; :class:`FuseBranchesd` does it as a
-MONAI dictionary transform.
+:class:`CaseFusion` applies one of them to a case, and says when the call is indeterminate
+(too unsure, or a case unlike the training cases): the one place where a diagnosis is decided.
 """
 
 from mednet.fusion.case import CaseFusion, datalist_readings
@@ -12,12 +12,10 @@ from mednet.fusion.dlmdt import DLMDTResult, dl_mdt
 from mednet.fusion.readings import merge_readings, read_clinician_csv, reading_votes
 from mednet.fusion.rules import FusionMethod, TieRule, decide, fuse, majority_vote, mean_probability, weighted_average
 from mednet.fusion.stacking import StackingFusion, fit_stacking
-from mednet.fusion.transforms import FuseBranchesd
 
 __all__ = [
     "CaseFusion",
     "DLMDTResult",
-    "FuseBranchesd",
     "FusionMethod",
     "StackingFusion",
     "TieRule",
