@@ -1,4 +1,4 @@
-"""``mednet demo`` on one disease with one tiny epoch: cohort, training, weights installed, predict, table; reuse."""
+"""``mednet demo`` on one disease: the shipped weights (tiny ones here), reuse, identical figures, --retrain."""
 
 from __future__ import annotations
 
@@ -8,59 +8,59 @@ import shutil
 
 import pytest
 
-import mednet.bundles
 import mednet.demo
 from mednet.cli.main import main
 from mednet.demo import DemoPlan, format_table, run_demo
+from mednet.pipeline.diseases import DISEASES
 from tests.bundles.helpers import BUNDLES, TINY, TINY_GRADING
 
 pytestmark = pytest.mark.bundle
 
 
-def _no_max_epochs(settings: dict) -> dict:
-    """The tiny settings without ``max_epochs``: a demo plan gives the epochs."""
-    return {k: v for k, v in settings.items() if k != "max_epochs"}
-
-
-def test_demo_trains_predicts_and_reuses(tmp_path, monkeypatch, capsys):
+def _shipped(tmp_path, tiny_checkpoints, grading_checkpoints):
+    """A bundles folder with CPA's configs and tiny checkpoints as the shipped ``models/model.pt``."""
     bundles = tmp_path / "bundles"
     for name in ("cpa_mri_segmentation", "cpa_mri_classification"):
         shutil.copytree(BUNDLES / name / "configs", bundles / name / "configs")
-    plan = DemoPlan(12, 1, 1, {**_no_max_epochs(TINY), "val_interval": 1}, _no_max_epochs(TINY_GRADING), size="small")
+        (bundles / name / "models").mkdir()
+        work = {**tiny_checkpoints, **grading_checkpoints}[name]
+        shutil.copy(work / "models" / "model.pt", bundles / name / "models" / "model.pt")
+    return bundles
+
+
+def test_demo_predicts_with_the_shipped_weights_and_reuses(tmp_path, tiny_checkpoints, grading_checkpoints,
+                                                           monkeypatch, capsys):  # fmt: skip
+    bundles = _shipped(tmp_path, tiny_checkpoints, grading_checkpoints)
+    plan = DemoPlan(4, size="small")
     lines: list[str] = []
     summary = run_demo(tmp_path / "demo", diseases=["cpa"], plans={"cpa": plan}, bundles=bundles, device="cpu",
                        echo=lines.append)  # fmt: skip
     result = summary["diseases"]["cpa"]
-    assert result["failed"] == 0 and result["cases"] >= 2
-    for name in ("cpa_mri_segmentation", "cpa_mri_classification"):
-        assert (bundles / name / "models" / "model.pt").is_file() and result["training"][name]["trained"]
-        assert result["training"][name]["epochs"] == 1
-        log = (tmp_path / "demo" / "cpa" / "training" / f"{name}.log").read_text()
-        assert "TrainingProgress" in log and "epoch 1/1, loss " in log and ", ETA 0 s" in log
-    assert not list((bundles / "cpa_mri_classification" / "models").glob(".*partial"))
+    assert result["failed"] == 0 and result["cases"] == 4  # every generated patient is a test patient
+    assert result["weights"] == {n: str(bundles / n / "models" / "model.pt") for n in DISEASES["cpa"]}
     predictions = tmp_path / "demo" / "cpa" / "predictions"
     assert (predictions / "report.html").is_file() and (predictions / "metrics.json").is_file()
-    assert json.loads((tmp_path / "demo" / "demo.json").read_text())["diseases"]["cpa"]["cases"] == result["cases"]
+    assert json.loads((tmp_path / "demo" / "demo.json").read_text())["diseases"]["cpa"]["cases"] == 4
     printed = "\n".join(lines).splitlines()
     table = printed[printed.index(next(line for line in printed if line.startswith("disease"))) :]
-    assert table[2].startswith("cpa") and f"{result['cases']} of {result['cases']}" in table[2]
+    assert table[2].startswith("cpa") and "4 of 4" in table[2]
     assert "lesion Dice" in table[0] and any("report.html" in line for line in lines)
+    assert not list(bundles.rglob("*.partial")) and sorted(p.name for p in (bundles / "cpa_mri_segmentation").iterdir()) \
+        == ["configs", "models"]  # nothing written into the bundles
 
-    # a second run reuses the cohort, the weights and the complete cases: no training
-    def no_training(*args, **kwargs):
-        raise AssertionError("the second run trained again")
-
-    monkeypatch.setattr(mednet.bundles, "train_bundle", no_training)
+    # a second run reuses the cohort and the complete cases, and gives the same figures
     monkeypatch.setitem(mednet.demo.PLANS, "cpa", plan)
     capsys.readouterr()
     args = ["demo", "--out", str(tmp_path / "demo"), "--disease", "cpa", "--bundles", str(bundles), "--device", "cpu"]
     assert main(args) == 0
     again = json.loads((tmp_path / "demo" / "demo.json").read_text())
     printed = capsys.readouterr().out
-    assert not any(t["trained"] for t in again["diseases"]["cpa"]["training"].values())
-    assert "reusing" in printed and "synthetic patients" in printed and "reusing the weights" in printed
-    assert printed.count("complete, skipped") == result["cases"]
+    assert "reusing 4 synthetic test patients" in printed and printed.count("complete, skipped") == 4
     assert again["diseases"]["cpa"]["headline"] == json.loads(json.dumps(result["headline"]))
+    # a fresh folder gives the same figures too: nothing depends on the machine's speed
+    fresh = run_demo(tmp_path / "fresh", diseases=["cpa"], plans={"cpa": plan}, bundles=bundles, device="cpu",
+                     echo=lambda line: None)  # fmt: skip
+    assert json.loads(json.dumps(fresh["diseases"]["cpa"]["headline"])) == again["diseases"]["cpa"]["headline"]
 
     # newer weights: the cases are predicted again
     weights = bundles / "cpa_mri_classification" / "models" / "model.pt"
@@ -69,6 +69,41 @@ def test_demo_trains_predicts_and_reuses(tmp_path, monkeypatch, capsys):
     lines.clear()
     run_demo(tmp_path / "demo", diseases=["cpa"], plans={"cpa": plan}, bundles=bundles, device="cpu", echo=lines.append)
     assert any("weights changed" in line for line in lines) and not any("skipped" in line for line in lines)
+
+
+def test_demo_without_shipped_weights_says_how_to_get_them(tmp_path):
+    bundles = tmp_path / "bundles"
+    for name in DISEASES["cpa"]:
+        shutil.copytree(BUNDLES / name / "configs", bundles / name / "configs")
+    with pytest.raises(FileNotFoundError, match=r"ships no weights here; `mednet demo --retrain`"):
+        run_demo(tmp_path / "demo", diseases=["cpa"], plans={"cpa": DemoPlan(2, size="small")}, bundles=bundles,
+                 device="cpu", echo=lambda line: None)  # fmt: skip
+
+
+def test_demo_retrain_runs_the_reference_recipe(tmp_path):
+    """--retrain: the reference recipe (here a tiny one), its weights used for the predictions, nothing installed."""
+    tiny = {k: v for k, v in TINY.items() if k != "max_epochs"}
+    grading = {k: v for k, v in TINY_GRADING.items() if k != "max_epochs"}
+    recipes = {"cpa": {
+        "localisation": {"bundle": "cpa_mri_segmentation", "cases": 8, "balance": {"AN": 1, "MG": 1},
+                         "randomise": "full", "seed": 1, "epochs": 1, "overrides": tiny, "size": "small"},
+        "grading": {"bundle": "cpa_mri_classification", "cases": 14, "balance": {"AN": 1, "MG": 1},
+                    "randomise": "plausible", "seed": 2, "epochs": 1, "overrides": grading, "size": "small"},
+    }}  # fmt: skip
+    lines: list[str] = []
+    summary = run_demo(tmp_path / "demo", diseases=["cpa"], plans={"cpa": DemoPlan(4, size="small")}, device="cpu",
+                       retrain=True, recipes=recipes, echo=lines.append)  # fmt: skip
+    result = summary["diseases"]["cpa"]
+    training = tmp_path / "demo" / "training" / "cpa"
+    assert result["failed"] == 0
+    assert result["weights"]["cpa_mri_segmentation"] == str(training / "localisation_train" / "models" / "model_fp16.pt")
+    record = json.loads((training / "record.json").read_text())
+    assert record["grading"]["epochs"] == 1 and record["localisation"]["data"]["randomise"] == "full"
+    assert record["grading"]["data"]["synthetic_only"] and "test_metrics_fp16" in record["localisation"]
+    assert (training / "grading_train" / "models" / "ood.json").is_file()
+    log = (training / "localisation_train.log").read_text()
+    assert "epoch 1/1, loss " in log and ", ETA 0 s" in log
+    assert any("trained 1 epochs" in line for line in lines)
 
 
 def test_format_table():

@@ -1,0 +1,1 @@
+"""Training recipes: the reference weights mednet ships (:mod:`~mednet.training.reference`)."""
