@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--diseases", default="glioma,cpa,neuroblastoma")
     parser.add_argument("--workers", type=int, default=1, help="processes generating cases")
-    parser.add_argument("--randomise", choices=["full", "plausible"], help="domain-randomised cohorts")
+    parser.add_argument("--randomise", choices=["full", "moderate", "plausible"], help="domain-randomised cohorts")
     parser.add_argument("--out", default="difficulty.json")
     args = parser.parse_args()
     results = {}

@@ -27,10 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--mixed-grids", action="store_true", help="each sequence on its own grid")
     parser.add_argument(
         "--randomise",
-        choices=["full", "plausible"],
+        choices=["full", "moderate", "plausible"],
         help="domain randomisation: every case draws its look (contrast, resolution, plane, artefacts, skull "
-        "stripping, BraTS look) and its lesion's kind; 'full' includes fully random contrasts, 'plausible' "
-        "keeps them physics-plausible",
+        "stripping, BraTS look) and its lesion's kind; fully random contrasts in half the cases ('full'), one "
+        "in six ('moderate'), or none ('plausible')",
     )
     parser.add_argument("--dwi", action="store_true", help="neuroblastoma: add a DWI sequence")
     parser.add_argument("--reader-accuracy", type=float, default=0.85, help="cpa: simulated clinicians' accuracy")

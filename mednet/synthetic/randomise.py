@@ -24,10 +24,10 @@ The lesions' variety (multifocal, infiltrative, cystic, rim- and non-enhancing,
 metastasis-like) and the anatomy's are drawn by the disease builders when asked
 (``build(rng, label, varied=True)``).
 
-Two presets (:data:`PRESETS`): ``"full"`` (what the localisation bundles' reference
-weights are trained on) and ``"plausible"`` (physics-plausible contrasts only: what the
-grading bundles are trained on, since a sequence's classifier reads that sequence's
-contrast).
+Three presets (:data:`PRESETS`): ``"full"`` (half the cases with fully random contrasts,
+SynthSeg-like), ``"moderate"`` (one in six: what the localisation bundles' reference weights
+are trained on) and ``"plausible"`` (physics-plausible contrasts only: what the grading
+bundles are trained on, since a sequence's classifier reads that sequence's contrast).
 """
 
 from __future__ import annotations
@@ -85,10 +85,14 @@ class Randomisation:
     zscore: float = 0.5
 
 
-#: ``full``: every kind of variation (localisation training); ``plausible``: physics-plausible
-#: contrasts and otherwise the same variety (grading training: each branch reads its sequence).
+#: ``full``: every kind of variation, half the cases with fully random contrasts (SynthSeg's
+#: recipe, for long training runs); ``moderate``: the same variety with one case in six fully
+#: random (what the localisation bundles' reference weights are trained on: with an hour of
+#: CPU training per bundle, ``full`` left the network under-fitted on every case);
+#: ``plausible``: physics-plausible contrasts only (grading training: each branch reads its sequence).
 PRESETS: dict[str, Randomisation] = {
     "full": Randomisation("full"),
+    "moderate": Randomisation("moderate", random_contrast=0.15, subclasses=2, gamma=(0.7, 1.4), brats=0.3),
     "plausible": Randomisation("plausible", random_contrast=0.0, contrast_jitter=0.12, subclasses=2, gamma=(0.8, 1.25)),
 }
 

@@ -4,10 +4,10 @@
 skipped when its result is already there (run it again to resume):
 
 1. two domain-randomised synthetic cohorts (:func:`mednet.synthetic.generate_cohort` with
-   ``randomise``), seeded: ``full`` randomisation for the localisation bundle (any
-   contrast, resolution, plane, artefacts, skull stripping, the BraTS look; glioma also
-   with brain metastases), ``plausible`` for the grading bundle (each branch reads its own
-   sequence's contrast);
+   ``randomise``), seeded: ``moderate`` randomisation for the localisation bundle
+   (physics-plausible and, in one case in six, fully random contrasts; any resolution and
+   plane, artefacts, skull stripping, the BraTS look; glioma also with brain metastases),
+   ``plausible`` for the grading bundle (each branch reads its own sequence's contrast);
 2. the localisation bundle trained on the first, the grading bundle on the second, each
    for a fixed number of epochs with a cosine learning rate, seeded: the same call gives
    the same weights on the same machine and torch build;
@@ -51,21 +51,21 @@ __all__ = ["RECIPES", "STAGES", "reference_models", "train_reference"]
 RECIPES: dict[str, dict[str, dict]] = {
     "glioma": {
         "localisation": {"bundle": "glioma_mri_segmentation", "cases": 160,
-                         "balance": {"HGG": 1, "LGG": 1, "MET": 0.3}, "randomise": "full", "seed": 2026,
+                         "balance": {"HGG": 1, "LGG": 1, "MET": 0.3}, "randomise": "moderate", "seed": 2026,
                          "epochs": 60, "overrides": {"lr_anneal": "cosine", "val_interval": 5}},
         "grading": {"bundle": "glioma_mri_classification", "cases": 120, "balance": {"HGG": 1, "LGG": 1},
                     "randomise": "plausible", "seed": 2027, "epochs": 30, "overrides": {}},
     },
     "cpa": {
         "localisation": {"bundle": "cpa_mri_segmentation", "cases": 160, "balance": {"AN": 1, "MG": 1},
-                         "randomise": "full", "seed": 2026, "epochs": 80,
+                         "randomise": "moderate", "seed": 2026, "epochs": 80,
                          "overrides": {"lr_anneal": "cosine", "val_interval": 5}},
         "grading": {"bundle": "cpa_mri_classification", "cases": 120, "balance": {"AN": 1, "MG": 1},
                     "randomise": "plausible", "seed": 2027, "epochs": 30, "overrides": {}},
     },
     "neuroblastoma": {
         "localisation": {"bundle": "neuroblastoma_mri_segmentation", "cases": 160,
-                         "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "full", "seed": 2026, "epochs": 40,
+                         "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "moderate", "seed": 2026, "epochs": 40,
                          "overrides": {"lr_anneal": "cosine", "val_interval": 5}},
         "grading": {"bundle": "neuroblastoma_mri_classification", "cases": 120,
                     "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "plausible", "seed": 2027, "epochs": 30,
