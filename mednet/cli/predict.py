@@ -47,6 +47,10 @@ def run_predict(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"mednet predict: error: {error}", file=sys.stderr)
         return 2
+    if result["interrupted"]:
+        print(f"mednet predict: {result['interrupted']}; summary {result['summary']}, report {result['report']}",
+              file=sys.stderr)  # fmt: skip
+        return 130
     print(f"{result['ok']} of {result['cases']} cases done ({result['skipped']} already complete), "
           f"{result['failed']} failed; summary {result['summary']}, report {result['report']}"
           + (f", metrics {result['metrics']}" if result["metrics"] else "")

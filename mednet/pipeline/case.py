@@ -33,6 +33,7 @@ from mednet.fusion import merge_readings
 from mednet.inference import GradingPredictor, LocalisationPredictor
 from mednet.io.cases import load_case
 from mednet.localisation.outputs import LabelScheme, LocalisationResult, write_localisation
+from mednet.localisation.plausibility import plausibility_flags
 from mednet.metrics.localisation import map_labels, score_localisation
 from mednet.pipeline.diseases import DiseaseSpec
 from mednet.report.overview import write_overview
@@ -133,6 +134,7 @@ def predict_case(
                                    merge_readings(case, readings))  # fmt: skip
         timings["grade_and_fuse_s"] = round(time.perf_counter() - start, 2)
 
+    flags = plausibility_flags(found.array, loaded.reference[0].numpy(), found.lesions, spec.localisation.lesion_values)
     scores = None
     if loaded.label is not None:  # the truth came with the case: score the map against it, on the input grid
         truth = map_labels(loaded.label[0].numpy().astype(np.int64), *spec.localisation.truth_labels)
@@ -169,6 +171,7 @@ def predict_case(
         "true_class": case.get("class"),
         "reference_label": str(case["label"]) if case.get("label") else None,
         "localisation_metrics": scores,
+        "flags": flags,
         "note": "; ".join(filter(None, [note, f"missing sequence(s): {', '.join(missing)}" if missing else ""])),
         "bundles": spec.versions,
         "device": predictors.device,

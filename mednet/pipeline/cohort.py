@@ -10,12 +10,16 @@ skipped, so an interrupted run resumes where it stopped; a case that fails is wr
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import json
 import os
+import signal
 import sys
-from collections.abc import Callable, Mapping
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from mednet.bundles import console_to
@@ -94,6 +98,7 @@ def summary_row(record: Mapping | None, case_id: str, sequences, error: str = ""
         "true_class": record.get("true_class") or "",
         "lesions": len(lesions),
         "lesion_volume_ml": round(sum(float(lesion.get("volume_ml", 0.0)) for lesion in lesions), 3),
+        "flags": "; ".join(record.get("flags") or []),
         "note": record.get("note", ""),
         "overview": f"{case_id}/{case_id}_overview.png",
     }
@@ -130,42 +135,49 @@ def predict_cohort(
         progress: called with one line per case (default: a progress line on stderr).
 
     Returns:
-        ``{"cases", "ok", "failed", "skipped", "summary", "report", "metrics", "log"}``.
+        ``{"cases", "ok", "failed", "skipped", "summary", "report", "metrics", "log", "interrupted"}``;
+        ``interrupted`` says how far a run stopped by Ctrl-C or SIGTERM got (None when it ran
+        to the end): the cases done are in the summary and the report, and the same command
+        again finishes the rest.
 
     Raises:
         FileNotFoundError: a bundle without trained weights (with how to train it).
+        ValueError: an output path that is a file or a folder that cannot be written (before any work).
     """
+    out = _output_folder(out)  # refused before any work: a file, or a folder that cannot be written
     spec = disease_spec(disease, bundles)
     predictors = Predictors.build(spec, device, models)  # device, weights and configs checked before any case
     cases = load_cases(source, partition)
     readings = read_clinician_csv(clinicians) if clinicians else {}
-    out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     console = sys.stderr  # the progress lines stay on the console while the libraries' output goes to the log
     say = progress or (lambda line: print(line, file=console, flush=True))
     log = out / "predict.log"  # warnings and log lines of the libraries
-    rows, skipped, failed = [], 0, 0
-    with console_to(log):
-        for i, case in enumerate(cases, start=1):
-            case_id = str(case["case_id"])
-            record_path = case_record_path(out, case_id)
-            if record_path.is_file() and not overwrite:
-                record, skipped = json.loads(record_path.read_text()), skipped + 1
-                say(f"[{i}/{len(cases)}] {case_id}: complete, skipped")
-            else:
-                try:
-                    record = predict_case(case, predictors, out, readings=readings)
-                    say(f"[{i}/{len(cases)}] {case_id}: {record['call'] or record['note']}")
-                except Exception as error:  # one bad case must not stop the cohort
-                    failed += 1
-                    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                    rows.append(summary_row(None, case_id, [], message))
-                    say(f"[{i}/{len(cases)}] {case_id}: FAILED: {message}")
-                    continue
-            rows.append(summary_row(record, case_id, spec.branches))
+    rows, skipped, failed, interrupted = [], 0, 0, None
+    with console_to(log), _terminate_as_interrupt():
+        try:
+            for i, case in enumerate(cases, start=1):
+                case_id = str(case["case_id"])
+                record_path = case_record_path(out, case_id)
+                if record_path.is_file() and not overwrite:
+                    record, skipped = json.loads(record_path.read_text()), skipped + 1
+                    say(f"[{i}/{len(cases)}] {case_id}: complete, skipped")
+                else:
+                    try:
+                        record = predict_case(case, predictors, out, readings=readings)
+                        say(f"[{i}/{len(cases)}] {case_id}: {record['call'] or record['note']}")
+                    except Exception as error:  # one bad case must not stop the cohort
+                        failed += 1
+                        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                        rows.append(summary_row(None, case_id, [], message))
+                        say(f"[{i}/{len(cases)}] {case_id}: FAILED: {message}")
+                        continue
+                rows.append(summary_row(record, case_id, spec.branches))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the cases done are summarised and reported
+            interrupted = f"interrupted after {len(rows)} of {len(cases)} cases; run the same command again to finish"
+            say(f"mednet predict: {interrupted}")
     summary = _write_summary(out / "summary.csv", rows, spec.branches)
     metrics = None
-    if any(r.get("true_class") for r in rows if r["status"] == "ok"):
+    if not interrupted and any(r.get("true_class") for r in rows if r["status"] == "ok"):
         from mednet.pipeline.evaluate import evaluate_predictions
 
         with console_to(log):  # MONAI's metrics warn about their own deprecations
@@ -175,17 +187,56 @@ def predict_cohort(
     notes = ["Research use only: mednet is not a medical device and must not be used for clinical decisions.",
              f"Disease {spec.name}; bundles {bundles_used}; device {predictors.device}. "
              f"{len(rows)} cases: {len(rows) - failed} done, {failed} failed."]  # fmt: skip
+    notes += [interrupted] if interrupted else []
     report = write_report(out / "report.html", f"mednet {spec.name}: {stamp}", rows, spec.branches,
                           metrics=metrics, notes=notes)  # fmt: skip
-    return {"cases": len(cases), "ok": len(cases) - failed, "failed": failed, "skipped": skipped,
+    return {"cases": len(cases), "ok": len(rows) - failed, "failed": failed, "skipped": skipped,
             "summary": summary, "report": report, "metrics": out / "metrics.json" if metrics else None,
-            "log": log}  # fmt: skip
+            "log": log, "interrupted": interrupted}  # fmt: skip
+
+
+def _output_folder(out: os.PathLike | str) -> Path:
+    """The output folder, made; refused before any work when it is a file or cannot be written.
+
+    Raises:
+        ValueError: the path is a file, or the folder cannot be created or written (the message
+            names it and says why).
+    """
+    out = Path(out).resolve()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: the output path is a file, not a folder; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".mednet-write-check-"):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"{out}: cannot write the outputs here ({error.strerror or error}); choose another --out"
+        ) from error
+    return out
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (a scheduler stopping the job) stops the run as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _write_summary(path: Path, rows: list[dict], sequences: list[str]) -> Path:
     columns = ["case_id", "patient_id", "status", "error", "call", "fused_class", "fused_probability",
                "why_indeterminate", *[f"p_{s}" for s in sequences], "fusion", "true_class", "lesions",
-               "lesion_volume_ml", "note", "overview"]  # fmt: skip
+               "lesion_volume_ml", "flags", "note", "overview"]  # fmt: skip
     with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()

@@ -213,3 +213,49 @@ def test_report_renders_in_headless_chromium(trained_bundles, grading_cohorts, t
     assert any(h.startswith("Metrics") for h in probe["headings"])
     pixels = plt_imread(screenshot)
     assert pixels.shape[0] >= 900 and pixels[..., :3].std() > 0.05  # not a blank page
+
+
+def test_output_problems_are_refused_before_any_work(trained_bundles, grading_cohorts, tmp_path, capsys):
+    datalist = grading_cohorts["cpa_mri_classification"]
+    a_file = tmp_path / "out.txt"
+    a_file.write_text("not a folder")
+    with pytest.raises(ValueError, match=r"out.txt: the output path is a file, not a folder"):
+        predict_cohort(datalist, "cpa", a_file, bundles=trained_bundles, progress=lambda line: None)
+    below = a_file / "sub"
+    args = ["predict", "--disease", "cpa", "--input", str(datalist), "--out", str(below), "--bundles",
+            str(trained_bundles)]  # fmt: skip
+    assert main(args) == 2
+    assert f"{below}: cannot write the outputs here" in capsys.readouterr().err
+    assert a_file.read_text() == "not a folder"
+
+
+def test_interrupted_run_summarises_the_cases_done(trained_bundles, grading_cohorts, tmp_path, monkeypatch):
+    """SIGTERM (or Ctrl-C) mid-cohort: the summary and the report hold the cases done; a re-run finishes."""
+    import os
+    import signal
+
+    import mednet.pipeline.cohort as cohort
+
+    datalist = grading_cohorts["glioma_mri_classification"]
+    cases = json.loads(datalist.read_text())["testing"]
+    real = cohort.predict_case
+    calls = []
+
+    def terminated_on_the_second_case(case, *args, **kwargs):
+        calls.append(case["case_id"])
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # what a scheduler sends to stop a job
+        return real(case, *args, **kwargs)
+
+    monkeypatch.setattr(cohort, "predict_case", terminated_on_the_second_case)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "out"
+    result = predict_cohort(datalist, "glioma", out, bundles=trained_bundles, progress=lambda line: None)
+    assert result["interrupted"].startswith(f"interrupted after 1 of {len(cases)} cases")
+    assert [r["case_id"] for r in _rows(out / "summary.csv")] == [cases[0]["case_id"]]
+    assert "interrupted after 1 of" in (out / "report.html").read_text()
+    assert not (out / cases[1]["case_id"]).exists()  # the case in progress left nothing among the results
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
+    monkeypatch.setattr(cohort, "predict_case", real)
+    again = predict_cohort(datalist, "glioma", out, bundles=trained_bundles, progress=lambda line: None)
+    assert again["interrupted"] is None and again["skipped"] == 1 and again["ok"] == len(cases)

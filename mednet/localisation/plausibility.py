@@ -1,0 +1,69 @@
+"""Outputs that cannot be right: flagged in the case record, the summary and the report.
+
+A localisation network gives a label map for any input, also for one it should not
+(another body part, a scan it cannot read well). These checks do not change the output;
+they say, with the numbers, when it looks implausible, so that a reader looks before
+trusting it:
+
+- the lesions take more than :data:`MAX_LESION_FRACTION` of the body (or brain) volume;
+- there are more than :data:`MAX_LESIONS` separate lesions;
+- the lesions lie mostly outside the body (where the reference image is background).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["MAX_LESIONS", "MAX_LESION_FRACTION", "OUTSIDE_FRACTION", "body_mask", "plausibility_flags"]
+
+#: Lesions taking more than this fraction of the body (brain) volume are implausible.
+MAX_LESION_FRACTION = 0.5
+#: More separate lesions than this are implausible for the diseases mednet grades.
+MAX_LESIONS = 25
+#: A lesion with more than this fraction of its voxels outside the body is implausible.
+OUTSIDE_FRACTION = 0.5
+
+
+def body_mask(image: np.ndarray) -> np.ndarray:
+    """Voxels of the body (or the skull-stripped brain) in one ``(x, y, z)`` image.
+
+    The voxels above a tenth of the image's 99th percentile (MRI background is noise or
+    zero, far below tissue), with the holes inside filled (dark fluid and bone are body too).
+    """
+    image = np.asarray(image, dtype=np.float32)
+    return ndimage.binary_fill_holes(image > 0.1 * float(np.percentile(image, 99)))
+
+
+def plausibility_flags(
+    labels: np.ndarray,
+    reference: np.ndarray,
+    lesions: Sequence[Mapping],
+    lesion_values: Sequence[int],
+) -> list[str]:
+    """What is implausible about a case's localisation, in words with the numbers; empty when nothing is.
+
+    Args:
+        labels: ``(x, y, z)`` label map.
+        reference: ``(x, y, z)`` reference image on the same grid.
+        lesions: the lesion table (rows with ``lesion_id``, ``label``, ``voxels``).
+        lesion_values: the label values that are lesions.
+    """
+    labels = np.asarray(labels)
+    lesion = np.isin(labels, list(lesion_values))
+    body = body_mask(reference)
+    flags = []
+    if body.any() and lesion.sum() > MAX_LESION_FRACTION * body.sum():
+        flags.append(f"lesions take {lesion.sum() / body.sum():.0%} of the body volume "
+                     f"(more than {MAX_LESION_FRACTION:.0%}: implausible; check the input)")  # fmt: skip
+    found = [row for row in lesions if int(row["label"]) in set(map(int, lesion_values))]
+    if len(found) > MAX_LESIONS:
+        flags.append(f"{len(found)} separate lesions (more than {MAX_LESIONS}: implausible; check the input)")
+    if lesion.any():
+        outside = lesion & ~body
+        if outside.sum() > OUTSIDE_FRACTION * lesion.sum():
+            flags.append(f"{outside.sum() / lesion.sum():.0%} of the lesion voxels lie outside the body "
+                         "(background of the reference image): implausible")  # fmt: skip
+    return flags
