@@ -30,6 +30,8 @@ tr.failed td { background: #fde8e8; }
 img.thumb { max-height: 260px; max-width: 640px; display: block; }
 .note { color: #555; font-size: 0.9em; max-width: 60em; }
 .wrong { color: #b00020; font-weight: bold; }
+.unsure { color: #8a5a00; font-weight: bold; font-style: italic; }
+.flag { color: #b00020; font-size: 0.85em; }
 """
 
 
@@ -80,8 +82,9 @@ def write_report(
         out: the HTML file.
         title: the page title (e.g. the disease and the run's date).
         rows: one per case, the summary rows (``case_id``, ``status``, ``error``,
-            ``fused_class``, ``fused_probability``, ``p_<sequence>``, ``fusion``,
-            ``lesions``, ``lesion_volume_ml``, ``overview``: path relative to ``out``'s folder).
+            ``call`` (the class or ``indeterminate``), ``why_indeterminate``, ``fused_class``,
+            ``fused_probability``, ``p_<sequence>``, ``fusion``, ``lesions``, ``lesion_volume_ml``,
+            ``flags`` (implausible outputs), ``overview``: path relative to ``out``'s folder).
         sequences: the sequences whose probabilities get a column.
         metrics: ``{"headline": {stage: {figure: {"value", "ci_low", "ci_high", "n"}}}}``.
         notes: paragraphs shown under the title (e.g. research-use-only, fusion notes).
@@ -104,16 +107,28 @@ def write_report(
         wrong = known and called and known != called
         return f"<span class='wrong'>{html.escape(known)}</span>" if wrong else html.escape(known)
 
+    def diagnosis(r: Mapping) -> str:
+        decided, call = str(r.get("fused_class") or ""), str(r.get("call") or r.get("fused_class") or "")
+        if call == "indeterminate":  # an unsure call is not shown as a class
+            why = html.escape(str(r.get("why_indeterminate") or ""))
+            return (f"<span class='unsure'>indeterminate</span><br><small>leaning {html.escape(decided)}, "
+                    f"p {_fmt(r.get('fused_probability'))}; {why}</small>")  # fmt: skip
+        return f"<b>{html.escape(call)}</b>"
+
+    def flags(r: Mapping) -> str:
+        return f"<span class='flag'>{html.escape(str(r['flags']))}</span>" if r.get("flags") else ""
+
     columns = [  # (header, cell, numeric)
         ("case", lambda r: html.escape(str(r.get("case_id", ""))), False),
         ("status", status, False),
-        ("diagnosis", lambda r: f"<b>{html.escape(str(r.get('fused_class') or ''))}</b>", False),
+        ("diagnosis", diagnosis, False),
         *([("truth", true_class, False)] if truth else []),
         ("p fused", lambda r: _fmt(r.get("fused_probability")), True),
         *[(f"p {s}", lambda r, s=s: _fmt(r.get(f"p_{s}")), True) for s in sequences],
         ("fusion", lambda r: html.escape(str(r.get("fusion") or "")), False),
         ("lesions", lambda r: _fmt(r.get("lesions"), 0), True),
         ("lesion volume (ml)", lambda r: _fmt(r.get("lesion_volume_ml"), 2), True),
+        ("check", flags, False),
         ("overview", lambda r: _img(base, r["overview"]) if r.get("overview") else "", False),
     ]
     head = [c[0] for c in columns]

@@ -45,3 +45,17 @@ def test_report_marks_a_wrong_diagnosis_and_drops_truth_when_unknown(tmp_path):
     assert "<span class='wrong'>HGG</span>" in page
     unknown = summary_row({**RECORD, "true_class": None}, "C1", ["t1"])
     assert "<th>truth</th>" not in write_report(tmp_path / "u.html", "t", [unknown], ["t1"]).read_text()
+
+
+def test_an_indeterminate_call_is_not_shown_as_a_class_and_flags_are_shown(tmp_path):
+    unsure = {**RECORD, "fused": {"LGG": 0.55, "HGG": 0.45}, "call": "indeterminate",
+              "fusion": {"method": "vote", "reasons": ["fused probability for LGG is 0.55, below 0.60"]},
+              "flags": ["31 separate lesions (more than 25: implausible; check the input)"]}  # fmt: skip
+    row = summary_row(unsure, "C1", ["t1"])
+    assert row["call"] == "indeterminate" and row["why_indeterminate"] == "fused probability for LGG is 0.55, below 0.60"
+    page = write_report(tmp_path / "r.html", "t", [row], ["t1"]).read_text()
+    assert "<span class='unsure'>indeterminate</span>" in page and "leaning LGG, p 0.550" in page
+    assert "<b>LGG</b>" not in page and "below 0.60" in page
+    assert "<span class='flag'>31 separate lesions" in page
+    sure = write_report(tmp_path / "s.html", "t", [summary_row({**RECORD, "call": "LGG"}, "C2", ["t1"])], ["t1"])
+    assert "<b>LGG</b>" in sure.read_text() and "unsure" not in sure.read_text().split("</style>")[1]
