@@ -18,6 +18,7 @@ __all__ = [
     "OutputExistsError",
     "PatientLeakageError",
     "ProtectedInputError",
+    "SettingError",
 ]
 
 
@@ -68,3 +69,7 @@ class DatalistError(MednetError, ValueError):
 
 class PatientLeakageError(DatalistError):
     """A patient appears in more than one partition of a split."""
+
+
+class SettingError(MednetError, ValueError):
+    """A setting (an environment variable such as ``MEDNET_MAX_IMAGE_GB``) with a value mednet cannot use."""
