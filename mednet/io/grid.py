@@ -8,6 +8,7 @@ resampled onto the other, in world coordinates, with MONAI's ``ResampleToMatch``
 
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass
 
@@ -19,6 +20,9 @@ from monai.transforms import ResampleToMatch
 from mednet.io.validation import spacing_from_affine
 
 __all__ = ["Grid", "fov_overlap", "resample_to_grid"]
+
+# Metadata that describes the file an image came from (mednet.io.read_image), kept through resampling.
+_OWN_META = ("filename_or_obj", "notes", "format", "original_dtype")
 
 # Corner positions may differ by this fraction of the smallest voxel size and still
 # count as the same grid (headers store affines in float32).
@@ -49,8 +53,12 @@ class Grid:
 
     @property
     def orientation(self) -> str:
-        """Orientation code of the array axes, e.g. ``"RAS"`` or ``"LPS"``."""
-        return "".join(nib.aff2axcodes(self.affine))
+        """Orientation code of the array axes, e.g. ``"RAS"`` or ``"LPS"``; ``?`` for an axis without a direction."""
+        try:
+            codes = nib.aff2axcodes(self.affine)
+        except (ValueError, np.linalg.LinAlgError):  # a non-finite affine
+            return "???"
+        return "".join(code or "?" for code in codes)
 
     def corners(self) -> np.ndarray:
         """World coordinates (mm) of the centres of the 8 corner voxels, shape ``(8, 3)``."""
@@ -101,7 +109,8 @@ def resample_to_grid(image: MetaTensor, reference: MetaTensor, label: bool = Fal
 
     Returns:
         ``(C, x', y', z')`` MetaTensor with ``reference``'s affine; voxels outside
-        ``image``'s field of view are 0. ``filename_or_obj`` stays ``image``'s. An
+        ``image``'s field of view are 0. ``filename_or_obj``, ``notes``, ``format`` and
+        ``original_dtype`` stay ``image``'s. An
         image already on the reference grid (see :meth:`Grid.matches`) is not
         interpolated: a copy takes the reference's affine exactly.
     """
@@ -110,4 +119,9 @@ def resample_to_grid(image: MetaTensor, reference: MetaTensor, label: bool = Fal
         out.affine = reference.affine.clone()
         return out
     resample = ResampleToMatch(mode="nearest" if label else "bilinear", padding_mode="zeros")
-    return resample(image, img_dst=reference)
+    out = resample(image, img_dst=reference)
+    # MONAI takes these from the reference: they describe the image's own file
+    for key in _OWN_META:
+        if key in image.meta:
+            out.meta[key] = copy.deepcopy(image.meta[key])
+    return out

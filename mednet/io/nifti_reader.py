@@ -17,7 +17,43 @@ import numpy as np
 from monai.data import NibabelReader
 from monai.utils import ensure_tuple
 
-__all__ = ["NiftiReader", "header_disagreement"]
+__all__ = ["NiftiReader", "header_disagreement", "header_notes"]
+
+# sform and qform are said to disagree when they place a corner of the volume this far
+# apart (mm): well above the float32 rounding of headers, well below a voxel.
+_FORM_TOLERANCE_MM = 0.01
+
+
+def header_notes(image: nib.Nifti1Image) -> list[str]:
+    """What a reader should know about a NIfTI header's geometry: which transform is used, and disagreements.
+
+    Args:
+        image: a NIfTI-1 or NIfTI-2 image as loaded by nibabel (header only is used).
+
+    Returns:
+        Notes, possibly none: sform and qform disagreeing (the sform is used), no
+        transform at all (orientation unknown), ``pixdim`` disagreeing with the transform.
+    """
+    header = image.header
+    notes = []
+    sform_code, qform_code = int(header["sform_code"]), int(header["qform_code"])
+    if sform_code > 0 and qform_code > 0:
+        shape = np.asarray((tuple(header.get_data_shape()) + (1, 1, 1))[:3], dtype=float)
+        corners = np.array([[0, 0, 0, 1], [*(shape - 1), 1]]).T
+        gap = np.abs(header.get_sform() @ corners - header.get_qform() @ corners).max()
+        if gap > _FORM_TOLERANCE_MM:
+            notes.append(
+                f"sform and qform disagree (by up to {gap:.3g} mm at the corners of the volume); the sform is "
+                "used, as nibabel and most viewers do (the NIfTI standard's choice when its code is set)"
+            )
+    elif sform_code == 0 and qform_code == 0:
+        notes.append(
+            "no sform or qform (both codes 0): the orientation is unknown; nibabel's default (voxel sizes from "
+            "pixdim, x flipped) is used, so left and right may be swapped"
+        )
+    if disagreement := header_disagreement(image):
+        notes.append(disagreement)
+    return notes
 
 
 def header_disagreement(image: nib.Nifti1Image) -> str | None:

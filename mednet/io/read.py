@@ -10,8 +10,12 @@ indices to RAS world millimetres, and every problem is reported as an
 
 from __future__ import annotations
 
+import errno
 import gzip
+import math
 import os
+import re
+import stat
 import zlib
 from dataclasses import dataclass, field
 from enum import Enum
@@ -24,20 +28,29 @@ import torch
 from monai.data import ImageReader, MetaTensor
 from monai.utils import ImageMetaKey, MetaKeys, look_up_option
 
-from mednet.errors import ImageNotFoundError, InvalidImageError
-from mednet.io.nifti_reader import NiftiReader, header_disagreement
-from mednet.io.sitk_reader import SITK_SUFFIXES, SimpleITKReader
-from mednet.io.validation import SPACING_RANGE_MM, check_affine, check_values, squeeze_to_3d
+from mednet.errors import ImageNotFoundError, InvalidImageError, MednetError
+from mednet.io.memory import check_memory, decode_bytes, format_bytes
+from mednet.io.nifti_reader import NiftiReader, header_notes
+from mednet.io.sitk_reader import SITK_SUFFIXES, SimpleITKReader, itk_error_text
+from mednet.io.validation import (
+    SPACING_RANGE_MM,
+    check_affine,
+    check_values,
+    check_voxel_type,
+    squeeze_to_3d,
+)
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImageKind",
     "RawImage",
+    "describe_content",
     "is_image_path",
     "load_raw",
     "looks_like_dicom",
     "read_image",
     "to_metatensor",
+    "validate",
 ]
 
 NIFTI_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz")
@@ -45,6 +58,9 @@ IMAGE_SUFFIXES: tuple[str, ...] = NIFTI_SUFFIXES + SITK_SUFFIXES
 
 # SimpleITK prints ITK's warnings straight to stderr; mednet reports problems itself.
 sitk.ProcessObject_SetGlobalWarningDisplay(False)
+
+# How much of a file's start is enough to tell its format (NIfTI-2 headers are 540 bytes).
+_SNIFF_BYTES = 1024
 
 
 class ImageKind(str, Enum):
@@ -106,24 +122,201 @@ def _format_of(path: Path) -> str:
     return "metaimage"
 
 
-def _gzip_problem(path: Path) -> str | None:
-    """Describe what is wrong with a gzip stream, or None when it decompresses cleanly."""
+def _sniff(head: bytes) -> tuple[str, str]:
+    """``(format, description)`` of a file from its first bytes (gzip streams are not opened here)."""
+    if not head:
+        return "empty", "an empty file (0 bytes)"
+    if head[:2] == b"\x1f\x8b":
+        return "gzip", "gzip-compressed data"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png", "a PNG image"
+    if head[:3] == b"\xff\xd8\xff":
+        return "jpeg", "a JPEG image"
+    if head[:4] == b"PK\x03\x04":
+        return "zip", "a ZIP archive"
+    if head[:4] == b"NRRD":
+        return "nrrd", "a NRRD file"
+    if head[128:132] == b"DICM":
+        return "dicom", "a DICOM file"
+    for order in ("little", "big"):
+        size = int.from_bytes(head[:4], order)
+        if size == 348 and head[344:347] in (b"n+1", b"ni1"):
+            return "nifti", "a NIfTI-1 file"
+        if size == 540 and head[4:7] in (b"n+2", b"ni2"):
+            return "nifti", "a NIfTI-2 file"
+        if size == 348:
+            return "analyze", "an Analyze 7.5 header (no NIfTI magic)"
+    if re.search(rb"^\s*(ObjectType|NDims|DimSize|ElementType)\s*=", head, re.MULTILINE):
+        return "metaimage", "a MetaImage file"
+    text = head[:200]
+    if all(32 <= b < 127 or b in b"\t\r\n" for b in text):
+        return "text", f"a text file starting {text[:40].decode('ascii')!r}"
+    return "unknown", f"unrecognised binary data starting {text[:8].hex(' ')}"
+
+
+def describe_content(path: os.PathLike | str) -> tuple[str, str]:
+    """What a file holds, judged from its first bytes, whatever its name says.
+
+    Returns:
+        ``(format, description)``: format is one of ``nifti``, ``gzip-nifti``, ``nrrd``,
+        ``metaimage``, ``dicom``, ``analyze``, ``png``, ``jpeg``, ``zip``, ``gzip``
+        (something else compressed), ``gzip-damaged``, ``text``, ``empty``, ``unknown``.
+
+    Raises:
+        InvalidImageError: the file cannot be opened.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(_SNIFF_BYTES)
+        kind, description = _sniff(head)
+        if kind == "gzip":
+            try:
+                with gzip.open(path, "rb") as stream:
+                    inner_kind, inner = _sniff(stream.read(_SNIFF_BYTES))
+            except (EOFError, OSError, zlib.error):
+                return "gzip-damaged", "damaged gzip-compressed data"
+            if inner_kind == "nifti":
+                return "gzip-nifti", f"gzip-compressed {inner.removeprefix('a ')}"
+            return "gzip", f"gzip-compressed {inner.removeprefix('a ').removeprefix('an ')}"
+    except OSError as err:
+        raise InvalidImageError(
+            path, "cannot open the file", expected="a readable file", found=err.strerror or str(err)
+        ) from err
+    return kind, description
+
+
+# What each suffix promises, and the suffix that fits each content.
+_PROMISED = {".nii.gz": "gzip-nifti", ".nii": "nifti", ".nrrd": "nrrd", ".nhdr": "nrrd", ".mha": "metaimage",
+             ".mhd": "metaimage", ".dcm": "dicom"}  # fmt: skip
+_PROMISE_WORDS = {"gzip-nifti": "a gzip-compressed NIfTI file", "nifti": "an uncompressed NIfTI file",
+                  "nrrd": "a NRRD file", "metaimage": "a MetaImage file", "dicom": "a DICOM file"}  # fmt: skip
+_RENAME = {"gzip-nifti": ".nii.gz", "nifti": ".nii", "nrrd": ".nrrd", "metaimage": ".mha", "dicom": ".dcm"}
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return next((s for s in sorted(_PROMISED, key=len, reverse=True) if name.endswith(s)), "")
+
+
+def _check_path(path: Path) -> None:
+    """Refuse, by name, a path that holds no file mednet could read: before opening anything."""
+    if path.is_symlink() and not path.exists():
+        try:
+            os.stat(path)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise InvalidImageError(
+                    path,
+                    "symbolic link loop",
+                    expected="a link to an image file",
+                    found="links pointing back on themselves",
+                ) from err
+        raise ImageNotFoundError(
+            path,
+            "dangling symbolic link",
+            expected="a link to an existing image file",
+            found=f"a link to {os.readlink(path)}, which does not exist",
+        )
+    if not path.exists():
+        raise ImageNotFoundError(
+            path, "file not found", expected="an image file or a DICOM folder", found="nothing at this path"
+        )
+    if path.is_dir():
+        if is_image_path(path):
+            raise InvalidImageError(
+                path,
+                "a folder named like an image file",
+                expected=f"a {_suffix(path) or 'image'} file",
+                found=f"a folder ({sum(1 for _ in path.iterdir())} entries)",
+            )
+        return
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        what = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise InvalidImageError(path, "not a regular file", expected="an image file", found=what)
+    if not is_image_path(path):
+        raise InvalidImageError(
+            path,
+            "not an image file",
+            expected="one of " + ", ".join(IMAGE_SUFFIXES) + " or a DICOM folder",
+            found=f"suffix {''.join(path.suffixes) or '(none)'}",
+        )
+    if path.stat().st_size == 0:
+        raise InvalidImageError(path, "empty file", expected="an image file", found="0 bytes")
+
+
+def _check_content(path: Path) -> None:
+    """Refuse a file whose content is not what its suffix says (a NRRD named .nii.gz, a PNG named .nii)."""
+    suffix = _suffix(path)
+    promised = _PROMISED[suffix]
+    kind, description = describe_content(path)
+    if kind == promised or (promised, kind) == ("gzip-nifti", "gzip-damaged"):
+        return  # a damaged stream is described by the full pass over it (_gzip_length)
+    if promised == "dicom" and kind in ("unknown", "gzip", "gzip-damaged"):
+        return  # DICOM files may lack the preamble (and may be compressed); ITK judges them
+    hint = f" (rename it {path.name[: -len(suffix)]}{_RENAME[kind]} to read it)" if kind in _RENAME else ""
+    raise InvalidImageError(
+        path,
+        f"not {_PROMISE_WORDS[promised]}",
+        expected=f"{_PROMISE_WORDS[promised]} (from the suffix {suffix})",
+        found=description + hint,
+    )
+
+
+def _gzip_length(path: Path) -> int:
+    """The length of a gzip file's decompressed content, after a full pass that checks its CRC."""
+    length = 0
     try:
         with gzip.open(path, "rb") as stream:
-            while stream.read(1 << 20):
-                pass
-    except EOFError:
-        return "truncated gzip stream (the file was cut short, e.g. an interrupted copy)"
+            while chunk := stream.read(1 << 20):
+                length += len(chunk)
+    except EOFError as err:
+        raise InvalidImageError(
+            path,
+            "truncated gzip stream (the file was cut short, e.g. an interrupted copy)",
+            expected="a complete gzip-compressed NIfTI file",
+            found=f"the stream ends after {format_bytes(length)} of content",
+        ) from err
     except (gzip.BadGzipFile, zlib.error, OSError) as err:
-        return f"corrupt gzip stream ({err})"
-    return None
+        raise InvalidImageError(
+            path, f"corrupt gzip stream ({err})", expected="a complete gzip-compressed NIfTI file"
+        ) from err
+    return length
+
+
+def _check_nifti_header(path: Path, image: nib.Nifti1Image, content_length: int) -> None:
+    """Refuse, from the header alone, voxels mednet cannot use, missing voxel data and images too large."""
+    header = image.header
+    dtype = header.get_data_dtype()
+    if problems := check_voxel_type(path, dtype):
+        raise problems[0]
+    shape = tuple(int(s) for s in header.get_data_shape())
+    described = " x ".join(str(s) for s in shape) + f" {dtype} voxels"
+    if not shape or min(shape) < 1:
+        raise InvalidImageError(
+            path, "invalid dimensions in the header", expected="positive sizes", found=f"shape {shape}"
+        )
+    offset = int(getattr(image.dataobj, "offset", header.get_data_offset()))  # a loaded header says 0
+    need = math.prod(shape) * dtype.itemsize
+    if content_length - offset < need:
+        raise InvalidImageError(
+            path,
+            "voxel data shorter than the header says (a cut file or a corrupt header)",
+            expected=f"{format_bytes(need)} of voxels ({described}) after the {offset}-byte header",
+            found=f"{format_bytes(max(content_length - offset, 0))}",
+        )
+    check_memory(path, decode_bytes(shape, dtype), "decode", described)
 
 
 def _nifti_pixdim(path: Path) -> np.ndarray:
     """The voxel sizes a NIfTI header stores, unchecked (nibabel silently takes abs of negative ones)."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as stream:
-        header = nib.Nifti1Header.from_fileobj(stream, check=False)
+        head = stream.read(540)
+    nifti1 = 348 in (int.from_bytes(head[:4], order) for order in ("little", "big"))
+    header_class, size = (nib.Nifti1Header, 348) if nifti1 else (nib.Nifti2Header, 540)
+    header = header_class(binaryblock=head[:size], check=False)
     return np.asarray(header["pixdim"][1:4], dtype=float)
 
 
@@ -133,8 +326,19 @@ def _reader_for(path: Path, series_uid: str | None) -> ImageReader:
     return NiftiReader()
 
 
+def _reason(err: BaseException) -> str:
+    """An exception from a reader, on one line, ITK's source locations removed."""
+    text = itk_error_text(str(err)) if isinstance(err, RuntimeError) else " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 def load_raw(path: os.PathLike | str, series_uid: str | None = None) -> RawImage:
     """Read a volume's voxels and geometry, refusing what cannot be read or is not 3D.
+
+    Before any voxel is read, the path is checked (a file, a link that resolves, a
+    folder only for DICOM), the content is checked against the suffix (a NRRD named
+    ``.nii.gz`` is refused), a gzip stream is checked whole (CRC), and the header's
+    voxel type, size and memory need are checked (:mod:`mednet.io.memory`).
 
     Args:
         path: a ``.nii``, ``.nii.gz``, ``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd`` or
@@ -145,49 +349,37 @@ def load_raw(path: os.PathLike | str, series_uid: str | None = None) -> RawImage
         The :class:`RawImage`, not yet checked for values or spacing.
 
     Raises:
-        ImageNotFoundError: nothing at ``path``.
-        InvalidImageError: unsupported format, unreadable or corrupt file, not 3D.
+        ImageNotFoundError: nothing at ``path``, or a dangling link.
+        InvalidImageError: unsupported format, content unlike the suffix, unreadable or
+            corrupt file, voxels shorter than the header says, too large for the memory
+            available, not 3D.
     """
     path = Path(path)
-    if not path.exists():
-        raise ImageNotFoundError(
-            path, "file not found", expected="an image file or a DICOM folder", found="nothing at this path"
-        )
-    if path.is_file() and not is_image_path(path):
-        raise InvalidImageError(
-            path,
-            "not an image file",
-            expected="one of " + ", ".join(IMAGE_SUFFIXES) + " or a DICOM folder",
-            found=f"suffix {''.join(path.suffixes) or '(none)'}",
-        )
-    if path.is_file() and path.name.lower().endswith(".gz"):
-        # A full pass checks the gzip CRC: nibabel stops reading at the end of the voxel
-        # data and would return a damaged stream's garbage without a word.
-        problem = _gzip_problem(path)
-        if problem:
-            raise InvalidImageError(path, problem, expected="a complete gzip-compressed NIfTI file")
+    _check_path(path)
+    content_length = None
+    if path.is_file():
+        _check_content(path)
+        if path.name.lower().endswith(NIFTI_SUFFIXES):
+            # A full pass checks the gzip CRC: nibabel stops reading at the end of the voxel
+            # data and would return a damaged stream's garbage without a word.
+            content_length = _gzip_length(path) if path.name.lower().endswith(".gz") else path.stat().st_size
     reader = _reader_for(path, series_uid)
     notes: list[str] = []
     try:
         loaded = reader.read(path)
-        if isinstance(reader, NiftiReader) and (disagreement := header_disagreement(loaded)):
-            notes.append(disagreement)
+        if isinstance(reader, NiftiReader):
+            _check_nifti_header(path, loaded, content_length)
+            notes += header_notes(loaded)
         array, meta = reader.get_data(loaded)
-    except InvalidImageError:
+    except MednetError:
         raise
-    except (
-        OSError,
-        EOFError,
-        ValueError,
-        RuntimeError,
-        nib.filebasedimages.ImageFileError,
-        nib.spatialimages.HeaderDataError,
-    ) as err:
+    except MemoryError as err:
         raise InvalidImageError(
-            path,
-            "unreadable image",
-            expected=f"a valid {_format_of(path)} file",
-            found=f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}",
+            path, "ran out of memory while decoding", expected="an image that fits in memory", found=_reason(err)
+        ) from err
+    except Exception as err:  # a third-party reader failing on this file, whatever the way
+        raise InvalidImageError(
+            path, "unreadable image", expected=f"a valid {_format_of(path)} file", found=_reason(err)
         ) from err
     array = np.asarray(array)
     header_spacing = _nifti_pixdim(path) if isinstance(reader, NiftiReader) else None
@@ -199,6 +391,20 @@ def load_raw(path: os.PathLike | str, series_uid: str | None = None) -> RawImage
         format=_format_of(path),
         notes=notes + list(meta.get("dicom_notes", [])),
         header_spacing=header_spacing,
+    )
+
+
+def validate(
+    raw: RawImage, kind: ImageKind | str = ImageKind.IMAGE, spacing_range: tuple[float, float] = SPACING_RANGE_MM
+) -> list[InvalidImageError]:
+    """Every problem of a volume read by :func:`load_raw`: geometry, then values.
+
+    :func:`read_image` raises the first; ``mednet info`` lists them all, so both judge a
+    file the same way.
+    """
+    kind = ImageKind(getattr(kind, "value", kind))
+    return check_affine(raw.path, raw.affine, raw.header_spacing, spacing_range) + check_values(
+        raw.path, raw.array, kind.value
     )
 
 
@@ -236,10 +442,7 @@ def read_image(
     """
     kind = ImageKind(look_up_option(getattr(kind, "value", kind), [k.value for k in ImageKind]))
     raw = load_raw(path, series_uid=series_uid)
-    problems = check_affine(raw.path, raw.affine, raw.header_spacing, spacing_range) + check_values(
-        raw.path, raw.array, kind.value
-    )
-    if problems:
+    if problems := validate(raw, kind, spacing_range):
         raise problems[0]
     return to_metatensor(raw)
 

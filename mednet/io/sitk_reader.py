@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,8 +31,10 @@ from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys
 
 from mednet.errors import InvalidImageError
+from mednet.io.memory import check_memory, decode_bytes
+from mednet.io.validation import check_voxel_type
 
-__all__ = ["SITK_SUFFIXES", "SimpleITKReader", "describe_dicom_series", "lps_to_ras"]
+__all__ = ["SITK_SUFFIXES", "SimpleITKReader", "describe_dicom_series", "itk_error_text", "lps_to_ras"]
 
 SITK_SUFFIXES: tuple[str, ...] = (".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 
@@ -44,6 +47,78 @@ _MODALITY = "0008|0060"
 
 # Relative spread of slice gaps above which a DICOM series is called unevenly spaced.
 _UNEVEN_SLICE_TOLERANCE = 0.05
+
+_NUMPY_DTYPES = {
+    sitk.sitkInt8: np.int8,
+    sitk.sitkUInt8: np.uint8,
+    sitk.sitkInt16: np.int16,
+    sitk.sitkUInt16: np.uint16,
+    sitk.sitkInt32: np.int32,
+    sitk.sitkUInt32: np.uint32,
+    sitk.sitkInt64: np.int64,
+    sitk.sitkUInt64: np.uint64,
+    sitk.sitkFloat32: np.float32,
+    sitk.sitkFloat64: np.float64,
+    sitk.sitkComplexFloat32: np.complex64,
+    sitk.sitkComplexFloat64: np.complex128,
+}
+
+# Where a detached header names its voxel file: MetaImage (.mhd) and NRRD (.nhdr).
+_DATA_FILE_FIELD = {
+    ".mhd": re.compile(r"^\s*ElementDataFile\s*=\s*(.+?)\s*$", re.MULTILINE),
+    ".nhdr": re.compile(r"^\s*data ?file\s*:\s*(.+?)\s*$", re.MULTILINE | re.IGNORECASE),
+}
+
+
+def itk_error_text(message: str) -> str:
+    """The informative part of an ITK / SimpleITK exception message, on one line.
+
+    ITK messages start with the C++ source file and line, and prefix every line with the
+    class and address of the object that failed; what is left says what went wrong.
+    """
+    lines = []
+    for line in str(message).splitlines():
+        line = re.sub(r"^(ITK ERROR: \w+\(0x[0-9a-fA-F]+\):|sitk::ERROR:|\[\w+\] \w+:)\s*", "", line.strip())
+        if not line or line.startswith("Exception thrown in SimpleITK") or line.endswith(":") or "trouble" in line:
+            continue
+        lines.append(line)
+    return "; ".join(lines) or str(message).strip().replace("\n", " ")
+
+
+def _check_data_file(path: Path) -> None:
+    """Refuse a detached header (.mhd, .nhdr) whose voxel file is missing, before ITK reports it obscurely."""
+    pattern = _DATA_FILE_FIELD.get(path.suffix.lower())
+    if pattern is None:
+        return
+    match = pattern.search(path.read_text(errors="replace")[:65536])
+    if match is None:
+        return
+    name = match.group(1).split()[0]
+    if name.upper() in ("LOCAL", "LIST") or "%" in name:
+        return  # voxels inline, or a list / pattern of files ITK resolves itself
+    data = path.parent / name
+    if not data.is_file():
+        raise InvalidImageError(
+            path,
+            "the voxel data file named by the header is missing",
+            expected=f"{name} beside the header",
+            found=f"no file {data}",
+        )
+
+
+def _check_header(path: Path, size: Sequence[int], pixel_id: int, components: int) -> None:
+    """Refuse, from the header alone, voxels mednet cannot use and images too large to decode."""
+    if components > 1:
+        raise InvalidImageError(
+            path,
+            "vector or colour voxels",
+            expected="one value per voxel (a grey-level volume)",
+            found=f"{components} values per voxel ({sitk.GetPixelIDValueAsString(pixel_id)})",
+        )
+    dtype = np.dtype(_NUMPY_DTYPES.get(pixel_id, np.float64))
+    if problems := check_voxel_type(path, dtype):
+        raise problems[0]
+    check_memory(path, decode_bytes(size, dtype), "decode", " x ".join(str(s) for s in size) + f" {dtype} voxels")
 
 
 def lps_to_ras(affine: np.ndarray) -> np.ndarray:
@@ -95,6 +170,24 @@ def describe_dicom_series(folder: os.PathLike | str) -> list[dict]:
     return series
 
 
+def _folder_contents(folder: Path) -> str:
+    """What a folder holds, in words, for a folder that was expected to hold a DICOM series."""
+    entries = list(folder.iterdir())
+    files = [e for e in entries if e.is_file() and not e.name.startswith(".")]
+    folders = [e for e in entries if e.is_dir()]
+    if not files and not folders:
+        return "an empty folder"
+    found = f"{len(files)} file(s), none of them DICOM"
+    if files:
+        found += f" (e.g. {sorted(files)[0].name})"
+    if folders:
+        found += (
+            f", and {len(folders)} sub-folder(s) (e.g. {sorted(folders)[0].name}): "
+            "a DICOM series is read from its own folder, give that one"
+        )
+    return found
+
+
 class SimpleITKReader(ImageReader):
     """Load NRRD, MetaImage (``.mha``/``.mhd``), single DICOM files and DICOM series folders.
 
@@ -134,6 +227,11 @@ class SimpleITKReader(ImageReader):
         self._dicom_notes: list[str] = []
         if path.is_dir():
             return self._read_series(path)
+        _check_data_file(path)
+        head = sitk.ImageFileReader()
+        head.SetFileName(str(path))
+        head.ReadImageInformation()
+        _check_header(path, head.GetSize(), head.GetPixelID(), head.GetNumberOfComponents())
         return sitk.ReadImage(str(path))
 
     def _read_series(self, folder: Path) -> sitk.Image:
@@ -143,7 +241,7 @@ class SimpleITKReader(ImageReader):
                 folder,
                 "no DICOM series found",
                 expected="a folder of DICOM files of one series",
-                found="no readable DICOM file",
+                found=_folder_contents(folder),
             )
         if self.series_uid is not None:
             if self.series_uid not in uids:
@@ -168,6 +266,12 @@ class SimpleITKReader(ImageReader):
         else:
             uid = uids[0]
         files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
+        head = sitk.ImageFileReader()
+        head.SetFileName(files[0])
+        head.ReadImageInformation()
+        size = list(head.GetSize())
+        size[2:] = [max(1, size[2] if len(size) > 2 else 1) * len(files)]
+        _check_header(folder, size, head.GetPixelID(), head.GetNumberOfComponents())
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(files)
         reader.MetaDataDictionaryArrayUpdateOn()

@@ -15,9 +15,11 @@ import numpy as np
 from mednet.errors import InvalidImageError
 
 __all__ = [
+    "MAX_LABEL_VALUES",
     "SPACING_RANGE_MM",
     "check_affine",
     "check_values",
+    "check_voxel_type",
     "spacing_from_affine",
     "squeeze_to_3d",
 ]
@@ -25,6 +27,47 @@ __all__ = [
 #: Voxel sizes outside this range (mm) are taken for a header error (metres or
 #: micrometres written as millimetres, a zeroed field).
 SPACING_RANGE_MM: tuple[float, float] = (0.05, 30.0)
+
+#: A label map with more distinct values than this is taken for an intensity image
+#: passed as a label map (whole-body atlases have a few hundred labels).
+MAX_LABEL_VALUES = 1000
+
+# Images become float32 tensors: labels above 2**24 would no longer be exact, and
+# float64 values beyond float32's range would become infinite.
+_FLOAT32_EXACT_INTEGERS = 2**24
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_voxel_type(path: os.PathLike | str, dtype: np.dtype) -> list[InvalidImageError]:
+    """Problems with a voxel type: mednet reads one real number per voxel (integer, float or bool).
+
+    Args:
+        path: the file, named in errors.
+        dtype: the dtype the header declares.
+
+    Returns:
+        The problems found, possibly none.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.fields:
+        return [
+            InvalidImageError(
+                path,
+                "colour voxels",
+                expected="one real value per voxel (a grey-level volume)",
+                found=f"a structured voxel type {', '.join(dtype.names or ())} ({dtype})",
+            )
+        ]
+    if dtype.kind not in "biuf":
+        return [
+            InvalidImageError(
+                path,
+                "unsupported voxel type",
+                expected="real numbers (integer or floating point)",
+                found=f"{dtype} voxels" + (" (complex numbers)" if dtype.kind == "c" else ""),
+            )
+        ]
+    return []
 
 
 def spacing_from_affine(affine: np.ndarray) -> np.ndarray:
@@ -65,7 +108,7 @@ def squeeze_to_3d(path: os.PathLike | str, array: np.ndarray) -> np.ndarray:
             path,
             "not a 3D volume",
             expected="a 3D volume with at least 2 voxels along each axis",
-            found=f"a 2D image of shape {shape}",
+            found=f"{'an empty array' if 0 in array.shape else 'a 2D image'} of shape {shape}",
         )
     return array
 
@@ -91,7 +134,14 @@ def check_affine(
     """
     affine = np.asarray(affine, dtype=float)
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
-        return [InvalidImageError(path, "invalid affine", expected="a finite 4x4 matrix", found=str(affine))]
+        return [
+            InvalidImageError(
+                path,
+                "invalid affine",
+                expected="a finite 4x4 matrix",
+                found=" ".join(np.array2string(affine, precision=3, separator=", ").split()),
+            )
+        ]
     problems = []
     if header_spacing is not None and np.any(np.asarray(header_spacing) <= 0):
         problems.append(
@@ -143,12 +193,17 @@ def check_values(path: os.PathLike | str, array: np.ndarray, kind: str) -> list[
     Args:
         path: the file, named in errors.
         array: the ``(x, y, z)`` array.
-        kind: ``"image"`` (intensities: finite, not constant) or ``"label"``
-            (label map: finite, non-negative integers; an empty map is allowed).
+        kind: ``"image"`` (intensities: finite, within float32's range, not constant) or
+            ``"label"`` (label map: finite, non-negative integers below 2**24, at most
+            :data:`MAX_LABEL_VALUES` distinct values; an empty map is allowed).
 
     Returns:
         The problems found, possibly none.
     """
+    if problems := check_voxel_type(path, array.dtype):
+        return problems
+    if array.dtype == bool:
+        array = array.view(np.uint8)
     finite = np.isfinite(array) if np.issubdtype(array.dtype, np.floating) else None
     if finite is not None and not finite.all():
         n_nan = int(np.isnan(array).sum())
@@ -162,6 +217,15 @@ def check_values(path: os.PathLike | str, array: np.ndarray, kind: str) -> list[
             )
         ]
     lo, hi = array.min(), array.max()
+    if np.issubdtype(array.dtype, np.floating) and max(-float(lo), float(hi)) > _FLOAT32_MAX:
+        return [
+            InvalidImageError(
+                path,
+                "values beyond the float32 range",
+                expected=f"magnitudes below {_FLOAT32_MAX:.3g} (mednet computes in float32)",
+                found=f"values from {float(lo):.3g} to {float(hi):.3g}",
+            )
+        ]
     if kind == "image":
         if lo == hi:
             return [
@@ -191,6 +255,28 @@ def check_values(path: os.PathLike | str, array: np.ndarray, kind: str) -> list[
         problems.append(
             InvalidImageError(path, "label map with negative values", expected="labels >= 0", found=f"minimum {lo:g}")
         )
+    if hi > _FLOAT32_EXACT_INTEGERS:
+        problems.append(
+            InvalidImageError(
+                path,
+                "label values too large",
+                expected=f"labels up to {_FLOAT32_EXACT_INTEGERS} (held exactly in float32)",
+                found=f"maximum {float(hi):.10g}",
+            )
+        )
+    if not problems and array.dtype.itemsize > 1:
+        # a cheap bound first: a map whose values span fewer than the limit cannot exceed it
+        values = np.unique(array) if float(hi) - float(lo) >= MAX_LABEL_VALUES else ()
+        if len(values) > MAX_LABEL_VALUES:
+            problems.append(
+                InvalidImageError(
+                    path,
+                    "label map with too many distinct values",
+                    expected=f"at most {MAX_LABEL_VALUES} labels",
+                    found=f"{len(values)} distinct values from {float(lo):g} to {float(hi):g} "
+                    "(an intensity image passed as a label map?)",
+                )
+            )
     return problems
 
 

@@ -120,7 +120,11 @@ def test_not_an_image_content(tmp_path):
     path = tmp_path / "fake.nii.gz"
     with gzip.open(path, "wb") as stream:
         stream.write(b"this is a text file, not a NIfTI header" * 20)
-    with pytest.raises(InvalidImageError, match=r"fake\.nii\.gz: unreadable image: expected a valid nifti file"):
+    with pytest.raises(
+        InvalidImageError,
+        match=r"fake\.nii\.gz: not a gzip-compressed NIfTI file: expected a gzip-compressed NIfTI file "
+        r"\(from the suffix \.nii\.gz\), found gzip-compressed text file starting 'this is a text",
+    ):
         read_image(path)
 
 
