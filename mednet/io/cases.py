@@ -19,8 +19,9 @@ from monai.data import MetaTensor
 
 from mednet.errors import DatalistError, FieldOfViewError
 from mednet.io.grid import Grid, fov_overlap, resample_to_grid
+from mednet.io.memory import RESAMPLE_BYTES_PER_VOXEL, check_memory
 from mednet.io.read import ImageKind, read_image
-from mednet.io.sequences import LABEL_KEY, SEQUENCE_KEYS
+from mednet.io.sequences import LABEL_KEY, SEQUENCE_KEYS, normalise_sequence_key
 
 __all__ = ["MIN_FOV_OVERLAP", "LoadedCase", "case_sequences", "load_case"]
 
@@ -40,6 +41,7 @@ class LoadedCase:
         labels: label key -> label map, ``(1, x, y, z)``, on the reference grid.
         resampling: one record per file: key, file, its own grid, whether it was
             resampled (and how), and the fraction of the reference field of view it covers.
+        missing: the sequences asked for that the case lacks (with ``allow_missing``).
     """
 
     case_id: str
@@ -47,6 +49,7 @@ class LoadedCase:
     images: dict[str, MetaTensor]
     labels: dict[str, MetaTensor] = field(default_factory=dict)
     resampling: list[dict] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> MetaTensor | None:
@@ -120,13 +123,22 @@ def load_case(
         The :class:`LoadedCase`; ``images`` holds the present sequences in the order asked for.
 
     Raises:
-        DatalistError: a requested sequence is missing from the entry (or all are, with
-            ``allow_missing``).
+        DatalistError: the entry is not a mapping, a requested sequence is missing from it
+            (or all are, with ``allow_missing``), a value is neither a path nor an image,
+            or a key is another spelling of a sequence or label key (``t1ce`` for ``t1c``),
+            which would otherwise be ignored without a word.
         FieldOfViewError: a sequence covers less than ``min_overlap`` of the reference.
-        InvalidImageError: a file fails validation (see :func:`mednet.io.read_image`).
+        InvalidImageError: a file fails validation (see :func:`mednet.io.read_image`), or
+            resampling it onto the reference grid would not fit in memory
+            (:mod:`mednet.io.memory`).
     """
+    if not isinstance(case, Mapping):
+        raise DatalistError(
+            f"expected a case entry (a mapping of case_id and sequence keys to paths), found {type(case).__name__}"
+        )
     case_id = str(case.get("case_id", "?"))
     keys = list(sequences) if sequences is not None else case_sequences(case)
+    _check_keys(case, case_id, keys, label_keys)
     missing = [k for k in keys if not _given(case.get(k))]
     present = [k for k in keys if k not in missing]
     if not present or (missing and not allow_missing):
@@ -136,15 +148,15 @@ def load_case(
             + (" (at least one)" if allow_missing else "")
             + f", found {', '.join(case_sequences(case)) or 'none'}"
         )
-    reference = _read(case[present[0]], base_dir, ImageKind.IMAGE)
+    reference = _read(case, present[0], base_dir, ImageKind.IMAGE)
     target = Grid.of(reference)
-    loaded = LoadedCase(case_id=case_id, reference_key=present[0], images={present[0]: reference})
+    loaded = LoadedCase(case_id=case_id, reference_key=present[0], images={present[0]: reference}, missing=missing)
     loaded.resampling.append(_record(present[0], reference, target, resampled=False, overlap=1.0))
     todo = [(k, ImageKind.IMAGE) for k in present[1:]]
     if with_label:
         todo += [(k, ImageKind.LABEL) for k in label_keys if _given(case.get(k))]
     for key, kind in todo:
-        image = _read(case[key], base_dir, kind)
+        image = _read(case, key, base_dir, kind)
         own = Grid.of(image)
         if own.matches(target):
             image = resample_to_grid(image, reference)  # no interpolation: takes the reference's affine
@@ -159,6 +171,13 @@ def load_case(
                     expected=f"at least {min_overlap:.0%} of the reference field of view covered",
                     found=f"{overlap:.1%} covered",
                 )
+            check_memory(
+                image.meta["filename_or_obj"],
+                RESAMPLE_BYTES_PER_VOXEL * image.shape[0] * target.shape[0] * target.shape[1] * target.shape[2],
+                "resample it onto that grid",
+                f"the reference grid of {' x '.join(map(str, target.shape))} voxels "
+                f"({reference.meta['filename_or_obj']})",
+            )
             image = resample_to_grid(image, reference, label=kind is ImageKind.LABEL)
             loaded.resampling.append(
                 _record(key, image, own, resampled=True, overlap=overlap, label=kind is ImageKind.LABEL)
@@ -175,12 +194,35 @@ def _given(value: object) -> bool:
     return value is not None and (not isinstance(value, str | os.PathLike) or bool(str(value)))
 
 
-def _read(value: object, base_dir: os.PathLike | str | None, kind: ImageKind) -> MetaTensor:
+def _check_keys(case: Mapping, case_id: str, keys: Sequence[str], label_keys: Sequence[str]) -> None:
+    """Refuse a key that spells a sequence or label key another way: it would be ignored without a word."""
+    for key in case:
+        if not isinstance(key, str) or key in keys or key in label_keys or not _given(case[key]):
+            continue
+        canonical = normalise_sequence_key(key)
+        if canonical is not None and canonical != key:
+            raise DatalistError(
+                f"case {case_id}: key {key!r} is another spelling of {canonical!r}: expected mednet's key "
+                f"{canonical!r} (one of {', '.join(SEQUENCE_KEYS)}, or {LABEL_KEY}), found {key!r}; rename it, "
+                "or it would be ignored"
+            )
+
+
+def _read(case: Mapping, key: str, base_dir: os.PathLike | str | None, kind: ImageKind) -> MetaTensor:
     """A path read and validated by :func:`read_image`, or an image already read that way."""
+    value = case[key]
     if isinstance(value, MetaTensor):
         if value.ndim != 4 or value.shape[0] != 1:
-            raise ValueError(f"expected a (1, x, y, z) image already read, found shape {tuple(value.shape)}")
+            raise DatalistError(
+                f"case {case.get('case_id', '?')}: {key}: expected a (1, x, y, z) image already read, "
+                f"found shape {tuple(value.shape)}"
+            )
         return value
+    if not isinstance(value, str | os.PathLike):
+        raise DatalistError(
+            f"case {case.get('case_id', '?')}: {key}: expected a file path or an image already read, "
+            f"found {type(value).__name__} {str(value)[:80]!r}"
+        )
     return read_image(_resolve(value, base_dir), kind)
 
 
