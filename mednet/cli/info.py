@@ -23,9 +23,17 @@ def run(args: argparse.Namespace) -> int:
     """Describe each image; exit code 1 when any file is unreadable or has problems."""
     import json
 
+    from mednet.errors import MednetError
     from mednet.io.info import describe_image, expand_image_paths, format_descriptions
 
     kind = "label" if args.label else "image"
-    found = [describe_image(p, kind=kind, series_uid=args.series) for p in expand_image_paths(args.paths)]
+    found = []
+    for path in expand_image_paths(args.paths):
+        try:
+            found.append(describe_image(path, kind=kind, series_uid=args.series))
+        except MednetError:
+            raise  # a setting at fault (e.g. MEDNET_MAX_IMAGE_GB), not this file: one line, exit code 2
+        except Exception as err:  # one file must not stop the description of the others
+            found.append({"path": str(path), "error": f"{path}: unexpected error, please report it: {err!r}"})
     print(json.dumps(found, indent=2) if args.json else format_descriptions(found))
     return int(any("error" in d or d["problems"] for d in found))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -9,23 +10,27 @@ import numpy as np
 
 from mednet.errors import InvalidImageError
 from mednet.io.grid import Grid
-from mednet.io.read import is_image_path, load_raw, looks_like_dicom
-from mednet.io.validation import check_affine, check_values
+from mednet.io.read import is_image_path, load_raw, looks_like_dicom, validate
 
 __all__ = ["describe_image", "expand_image_paths", "format_descriptions"]
 
 
 def expand_image_paths(paths: list[os.PathLike | str]) -> list[Path]:
-    """Files as given; folders replaced by the image files below them, or kept whole if they hold DICOM."""
+    """Files as given; folders replaced by the image files below them, or kept whole if they hold DICOM.
+
+    A folder named like an image file (``scan.nii.gz/``), and a folder in which no image
+    is found, are kept as they are, so that describing them says what is wrong.
+    """
     out: list[Path] = []
     for given in map(Path, paths):
-        if not given.is_dir():
+        if not given.is_dir() or is_image_path(given):
             out.append(given)
             continue
         files = sorted(p for p in given.rglob("*") if p.is_file() and not p.name.startswith("."))
-        out += [p for p in files if is_image_path(p) and not looks_like_dicom(p)]
+        found = [p for p in files if is_image_path(p) and not looks_like_dicom(p)]
         # a folder holding DICOM files is described as one series
-        out += sorted({p.parent for p in files if looks_like_dicom(p)})
+        found += sorted({p.parent for p in files if looks_like_dicom(p)})
+        out += found or [given]
     return out
 
 
@@ -33,8 +38,8 @@ def describe_image(path: os.PathLike | str, kind: str = "image", series_uid: str
     """Shape, spacing, orientation, dtype and intensity range of one image, with its problems.
 
     Unlike :func:`mednet.io.read_image`, problems with values or geometry do not
-    raise: they are listed under ``problems``. A file that cannot be read at all
-    gives ``error`` instead of the description.
+    raise: they are listed under ``problems`` (the same checks, :func:`mednet.io.read.validate`).
+    A file that cannot be read at all gives ``error`` instead of the description.
 
     Returns:
         A JSON-ready dict: ``path``, ``format``, ``shape``, ``spacing_mm``,
@@ -46,20 +51,33 @@ def describe_image(path: os.PathLike | str, kind: str = "image", series_uid: str
     except InvalidImageError as err:
         return {"path": str(path), "error": str(err)}
     grid = Grid(tuple(int(s) for s in raw.array.shape), raw.affine)
-    problems = check_affine(raw.path, raw.affine, raw.header_spacing) + check_values(raw.path, raw.array, kind)
-    finite = raw.array[np.isfinite(raw.array)] if np.issubdtype(raw.array.dtype, np.floating) else raw.array
+    problems = validate(raw, kind)
+    values = raw.array.view(np.uint8) if raw.array.dtype == bool else raw.array
+    finite = values[np.isfinite(values)] if np.issubdtype(values.dtype, np.floating) else values
     return {
         "path": str(path),
         "format": raw.format,
         "shape": list(grid.shape),
-        "spacing_mm": [round(s, 4) for s in grid.spacing],
+        "spacing_mm": [round(s, 4) if math.isfinite(s) else None for s in grid.spacing],
         "orientation": grid.orientation,
         "dtype": str(raw.dtype),
-        "min": float(finite.min()) if finite.size else None,
-        "max": float(finite.max()) if finite.size else None,
+        "min": _number(finite.min()) if finite.size else None,
+        "max": _number(finite.max()) if finite.size else None,
         "notes": raw.notes,
         "problems": [f"{p.problem}: expected {p.expected}, found {p.found}" for p in problems],
     }
+
+
+def _number(value: np.generic) -> float | None:
+    """A voxel value for JSON: a float, None for a complex or otherwise unprintable one."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _g(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
 
 
 def format_descriptions(descriptions: list[dict]) -> str:
@@ -70,11 +88,11 @@ def format_descriptions(descriptions: list[dict]) -> str:
         if "error" in d:
             lines.append(f"  ERROR {d['error']}")
             continue
-        spacing = " x ".join(f"{s:g}" for s in d["spacing_mm"])
+        spacing = " x ".join(_g(s) for s in d["spacing_mm"])
         shape = " x ".join(str(s) for s in d["shape"])
         lines.append(
             f"  {d['format']:<9} shape {shape:<15} spacing {spacing} mm  {d['orientation']}  "
-            f"{d['dtype']}  range [{d['min']:g}, {d['max']:g}]"
+            f"{d['dtype']}  range [{_g(d['min'])}, {_g(d['max'])}]"
         )
         lines += [f"  note: {n}" for n in d["notes"]]
         lines += [f"  PROBLEM {p}" for p in d["problems"]]
