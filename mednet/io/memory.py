@@ -135,9 +135,12 @@ def check_memory(path: os.PathLike | str, need: float, action: str, found: str) 
     budget, source = memory_budget()
     if need <= budget:
         return
+    need_text, budget_text = format_bytes(need), format_bytes(budget)
+    if need_text == budget_text:  # rounded alike: say it in bytes
+        need_text, budget_text = f"{int(need):,} bytes", f"{budget:,} bytes"
     raise InvalidImageError(
         path,
         "too large for the memory available",
-        expected=f"at most {format_bytes(budget)} ({source})",
-        found=f"{found}, which would need {format_bytes(need)} to {action}, {format_bytes(budget)} are available",
+        expected=f"at most {budget_text} ({source})",
+        found=f"{found}, which would need {need_text} to {action}, {budget_text} are available",
     )
