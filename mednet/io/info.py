@@ -18,16 +18,19 @@ __all__ = ["describe_image", "expand_image_paths", "format_descriptions"]
 def expand_image_paths(paths: list[os.PathLike | str]) -> list[Path]:
     """Files as given; folders replaced by the image files below them, or kept whole if they hold DICOM.
 
-    A folder named like an image file (``scan.nii.gz/``), and a folder in which no image
-    is found, are kept as they are, so that describing them says what is wrong.
+    A folder named like an image file (``scan.nii.gz/``, given or found), a link that leads
+    nowhere, and a folder in which no image is found are kept, so that describing them
+    says what is wrong.
     """
     out: list[Path] = []
     for given in map(Path, paths):
         if not given.is_dir() or is_image_path(given):
             out.append(given)
             continue
-        files = sorted(p for p in given.rglob("*") if p.is_file() and not p.name.startswith("."))
-        found = [p for p in files if is_image_path(p) and not looks_like_dicom(p)]
+        below = sorted(p for p in given.rglob("*") if not p.name.startswith("."))
+        files = [p for p in below if p.is_file()]
+        # files named like images, and anything else so named (a folder, a broken link): described as refused
+        found = [p for p in below if is_image_path(p) and not (p.is_file() and looks_like_dicom(p))]
         # a folder holding DICOM files is described as one series
         found += sorted({p.parent for p in files if looks_like_dicom(p)})
         out += found or [given]

@@ -10,6 +10,7 @@ import numpy as np
 
 from mednet.cli.main import main
 from tests.conftest import write_nifti
+from tests.io.corpus import nifti
 
 
 def test_help_does_not_import_torch():
@@ -29,6 +30,31 @@ def test_info_prints_geometry_and_problems(tmp_path, volume, capsys):
     assert "PROBLEM constant image" in out and str(flat) in out
     assert main(["info", "--json", str(tmp_path / "missing.nii.gz")]) == 1
     assert "file not found" in json.loads(capsys.readouterr().out)[0]["error"]
+
+
+def test_info_describes_every_file_of_a_folder_even_broken_ones(tmp_path, volume, capsys):
+    good = write_nifti(tmp_path / "a_t1.nii.gz", volume)
+    zero = nifti(tmp_path / "b_t1.nii.gz", volume, np.zeros((4, 4)), qform_code=0)  # was a TypeError
+    nan = write_nifti(tmp_path / "c_t1.nii.gz", np.full((4, 5, 6), np.nan, np.float32))
+    (tmp_path / "d_t1.nii.gz").mkdir()  # was described as nothing
+    assert main(["info", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{good}\n  nifti     shape 10 x 20 x 30" in out
+    assert f"{zero}\n  nifti     shape 10 x 20 x 30    spacing 0 x 0 x 0 mm  ???  float32" in out
+    assert "PROBLEM singular affine: expected an invertible voxel-to-world matrix" in out
+    assert f"{nan}\n  nifti     shape 4 x 5 x 6" in out and "range [?, ?]" in out
+    assert f"ERROR {tmp_path / 'd_t1.nii.gz'}: a folder named like an image file: expected a .nii.gz file" in out
+    assert main(["info", "--json", str(nan)]) == 1
+    described = json.loads(capsys.readouterr().out)[0]
+    assert described["min"] is None and described["problems"][0].startswith("non-finite voxel values")
+
+
+def test_info_on_a_folder_without_images_says_so(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["info", str(tmp_path / "empty")]) == 1
+    assert "no DICOM series found: expected a folder of DICOM files of one series, found an empty folder" in (
+        capsys.readouterr().out
+    )
 
 
 def test_datalist_command(tmp_path, capsys):
