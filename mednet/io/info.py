@@ -34,7 +34,7 @@ def expand_image_paths(paths: list[os.PathLike | str]) -> list[Path]:
         # a folder holding DICOM files is described as one series
         found += sorted({p.parent for p in files if looks_like_dicom(p)})
         out += found or [given]
-    return out
+    return list(dict.fromkeys(out))  # a DICOM folder named *.dcm is found twice
 
 
 def describe_image(path: os.PathLike | str, kind: str = "image", series_uid: str | None = None) -> dict:

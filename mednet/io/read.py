@@ -223,7 +223,7 @@ def _check_path(path: Path) -> None:
             path, "file not found", expected="an image file or a DICOM folder", found="nothing at this path"
         )
     if path.is_dir():
-        if is_image_path(path):
+        if is_image_path(path) and _suffix(path) != ".dcm":  # a DICOM series' folder may be named *.dcm
             raise InvalidImageError(
                 path,
                 "a folder named like an image file",

@@ -1057,6 +1057,13 @@ def dicom_series(folder):
     return case(folder, path, data=data)
 
 
+@kind(FORMATS, check=_dicom_loads)
+def dicom_series_in_a_folder_named_dcm(folder):
+    data = _rng().integers(0, 1000, SHAPE).astype(np.int16)
+    path = write_dicom_series(folder / "t2.dcm", data, spacing=(1.0, 1.5, 3.0), origin=(-20.0, -30.0, -10.0))
+    return case(folder, path, data=data)
+
+
 @kind(FORMATS, check=_values_kept)
 def nifti2(folder):
     data = volume()
