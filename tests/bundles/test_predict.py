@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -259,3 +260,35 @@ def test_interrupted_run_summarises_the_cases_done(trained_bundles, grading_coho
     monkeypatch.setattr(cohort, "predict_case", real)
     again = predict_cohort(datalist, "glioma", out, bundles=trained_bundles, progress=lambda line: None)
     assert again["interrupted"] is None and again["skipped"] == 1 and again["ok"] == len(cases)
+
+
+def test_corrupt_nan_and_nrrd_inputs_through_predict(trained_bundles, grading_cohorts, tmp_path):
+    """Bad files are refused by name with mednet.io's message and leave nothing; a NRRD case works."""
+    import SimpleITK as sitk
+
+    source = grading_cohorts["cpa_mri_classification"]
+    doc = json.loads(source.read_text())
+    good = {k: (str(source.parent / v) if k in ("t1c", "t2", "label") else v) for k, v in doc["testing"][0].items()}
+    nan_file, cut_file, nrrd_file = tmp_path / "nan_t2.nii.gz", tmp_path / "cut_t2.nii.gz", tmp_path / "case_t2.nrrd"
+    image = nib.load(good["t2"])
+    data = np.asarray(image.dataobj).astype(np.float32)
+    data[data.shape[0] // 2, data.shape[1] // 2, data.shape[2] // 2] = np.nan
+    nib.save(nib.Nifti1Image(data, image.affine), nan_file)  # float32 on disk: the NaN stays
+    cut_file.write_bytes(Path(good["t2"]).read_bytes()[:-40])  # an interrupted copy
+    sitk.WriteImage(sitk.ReadImage(good["t2"]), str(nrrd_file))
+    cases = [{**good, "case_id": "NAN_1", "patient_id": "NAN_1", "t2": str(nan_file)},
+             {**good, "case_id": "CUT_1", "patient_id": "CUT_1", "t2": str(cut_file)},
+             {**good, "case_id": "NRRD_1", "patient_id": "NRRD_1", "t2": str(nrrd_file)}]  # fmt: skip
+    datalist = tmp_path / "bad.json"
+    datalist.write_text(json.dumps({"testing": cases}))
+    out = tmp_path / "out"
+    result = predict_cohort(datalist, "cpa", out, bundles=trained_bundles, progress=lambda line: None)
+    rows = {r["case_id"]: r for r in _rows(out / "summary.csv")}
+    assert result["failed"] == 2 and rows["NRRD_1"]["status"] == "ok", rows
+    assert rows["NAN_1"]["error"].startswith(f"{nan_file}: ") and "NaN" in rows["NAN_1"]["error"]
+    assert rows["CUT_1"]["error"].startswith(f"{cut_file}: truncated gzip stream")
+    for bad in ("NAN_1", "CUT_1"):
+        assert not (out / bad).exists() and not (out / ".partial" / bad).exists()
+    reference = nib.load(good["t1c"])
+    labels = nib.load(out / "NRRD_1" / "NRRD_1_labels.nii.gz")
+    assert labels.shape == reference.shape and np.allclose(labels.affine, reference.affine, atol=1e-4)
