@@ -276,11 +276,14 @@ def _gzip_length(path: Path) -> int:
             path,
             "truncated gzip stream (the file was cut short, e.g. an interrupted copy)",
             expected="a complete gzip-compressed NIfTI file",
-            found=f"the stream ends after {format_bytes(length)} of content",
+            found=f"a stream without its end, {format_bytes(path.stat().st_size)} on disk",
         ) from err
     except (gzip.BadGzipFile, zlib.error, OSError) as err:
         raise InvalidImageError(
-            path, f"corrupt gzip stream ({err})", expected="a complete gzip-compressed NIfTI file"
+            path,
+            "corrupt gzip stream (damaged in storage or transfer)",
+            expected="a complete gzip-compressed NIfTI file",
+            found=" ".join(str(err).split()) or type(err).__name__,
         ) from err
     return length
 

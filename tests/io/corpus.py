@@ -189,7 +189,7 @@ NOT_IMAGES = "Files that are not (whole) images"
 @kind(
     NOT_IMAGES,
     InvalidImageError,
-    r"truncated gzip stream .*: expected a complete gzip-compressed NIfTI file, found the stream ends after",
+    r"truncated gzip stream .*: expected a complete gzip-compressed NIfTI file, found a stream without its end, \d+ B on disk",
 )
 def truncated_gzip(folder):
     path = nifti(folder / "t2.nii.gz", volume())
@@ -200,7 +200,7 @@ def truncated_gzip(folder):
 @kind(
     NOT_IMAGES,
     InvalidImageError,
-    r"corrupt gzip stream \(CRC check failed .*\): expected a complete gzip-compressed NIfTI file",
+    r"corrupt gzip stream \(damaged in storage or transfer\): expected a complete gzip-compressed NIfTI file, found CRC check failed 0x[0-9a-f]+ != 0x[0-9a-f]+",
 )
 def gzip_bad_crc(folder):
     path = nifti(folder / "t2.nii.gz", volume())
@@ -210,7 +210,7 @@ def gzip_bad_crc(folder):
     return case(folder, path)
 
 
-@kind(NOT_IMAGES, InvalidImageError, r"corrupt gzip stream \(.*\): expected a complete gzip-compressed NIfTI file")
+@kind(NOT_IMAGES, InvalidImageError, r"corrupt gzip stream \(damaged in storage or transfer\): expected a complete gzip-compressed NIfTI file, found Error -3 while decompressing data")
 def gzip_corrupt_data(folder):
     path = nifti(folder / "t2.nii.gz", volume())
     data = bytearray(path.read_bytes())
