@@ -21,6 +21,7 @@ from mednet.bundles.spec import BundleSpec
 from mednet.grading.case import CaseGrading, grade_case
 from mednet.grading.ood import FeatureOOD, penultimate_features
 from mednet.inference.device import autocast, choose_device
+from mednet.io.cases import present_sequences
 
 __all__ = ["GradingPredictor"]
 
@@ -61,7 +62,7 @@ class GradingPredictor:
             Per sequence ``(N, C)`` probabilities, per sequence the ``(D,)`` mean features
             before the branch's last layer, and the slices' ``z``.
         """
-        present = [s for s in self.bundle.sequences if images.get(s) is not None]
+        present = present_sequences(images, self.bundle.sequences)
         if not present:
             raise ValueError(f"case {case_id}: none of the grading sequences {list(self.bundle.sequences)}")
         data = {"case_id": case_id, **{s: images[s] for s in present}, self.bundle.roi_key: labels}

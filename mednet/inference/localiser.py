@@ -12,7 +12,7 @@ read by :func:`mednet.io.load_case` (or paths, read the same way by the bundle's
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from monai.data import MetaTensor
 
 from mednet.bundles.spec import BundleSpec
 from mednet.inference.device import autocast, choose_device
+from mednet.io.cases import present_sequences
 
 __all__ = ["Localisation", "LocalisationPredictor"]
 
@@ -42,7 +43,6 @@ class Localisation:
     label_table: list[dict]
     sequences_used: list[str]
     reference: str
-    notes: list[str] = field(default_factory=list)
 
     @property
     def array(self) -> np.ndarray:
@@ -89,14 +89,13 @@ class LocalisationPredictor:
         Returns:
             The :class:`Localisation`, on the first present sequence's grid.
         """
-        keys = [k for k in self.bundle.sequences if case.get(k) is not None]
+        keys = present_sequences(case, self.bundle.sequences)
         data = self.preprocessing({"case_id": case.get("case_id", "case"), **{k: case[k] for k in keys}})
         image = data["image"]
         with autocast(self.device):
             pred = self.inferer(image[None].to(self.device), self.network)[0]
         data["pred"] = MetaTensor(pred.float().cpu(), meta=dict(image.meta))  # the input's metadata, as decollate gives
         data["pred"].applied_operations = list(image.applied_operations)
-        data["image"] = image
         data = self.postprocessing(data)
         return Localisation(
             labels=data["pred"], lesions=list(data["pred_lesions"]), label_table=self.label_table,

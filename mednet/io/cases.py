@@ -23,7 +23,7 @@ from mednet.io.memory import RESAMPLE_BYTES_PER_VOXEL, check_memory
 from mednet.io.read import ImageKind, read_image
 from mednet.io.sequences import LABEL_KEY, SEQUENCE_KEYS, normalise_sequence_key
 
-__all__ = ["MIN_FOV_OVERLAP", "LoadedCase", "case_sequences", "load_case"]
+__all__ = ["MIN_FOV_OVERLAP", "LoadedCase", "case_sequences", "load_case", "present_sequences"]
 
 #: A sequence must cover at least this fraction of the reference field of view.
 MIN_FOV_OVERLAP = 0.1
@@ -139,8 +139,8 @@ def load_case(
     case_id = str(case.get("case_id", "?"))
     keys = list(sequences) if sequences is not None else case_sequences(case)
     _check_keys(case, case_id, keys, label_keys)
-    missing = [k for k in keys if not _given(case.get(k))]
-    present = [k for k in keys if k not in missing]
+    present = present_sequences(case, keys)
+    missing = [k for k in keys if k not in present]
     if not present or (missing and not allow_missing):
         raise DatalistError(
             f"case {case_id}: missing sequence(s) {', '.join(missing) or '(none listed)'}; "
@@ -192,6 +192,14 @@ def load_case(
 def _given(value: object) -> bool:
     """A path that is not empty, or an image."""
     return value is not None and (not isinstance(value, str | os.PathLike) or bool(str(value)))
+
+
+def present_sequences(case: Mapping, keys: Sequence[str]) -> list[str]:
+    """The keys of ``keys`` that ``case`` gives (a non-empty path or an image), in ``keys``' order.
+
+    The one rule for "is this sequence there?": ``None``, ``""`` and an absent key all mean missing.
+    """
+    return [k for k in keys if _given(case.get(k))]
 
 
 def _check_keys(case: Mapping, case_id: str, keys: Sequence[str], label_keys: Sequence[str]) -> None:

@@ -413,7 +413,8 @@ def build_datalist(
 
 
 def _path_keys(case: Mapping) -> list[str]:
-    return [k for k in case if k in SEQUENCE_KEYS or k == LABEL_KEY]
+    """The keys of ``case`` holding a path (a missing sequence given as ``None`` or ``""`` is left as it is)."""
+    return [k for k in case if (k in SEQUENCE_KEYS or k == LABEL_KEY) and case[k] not in (None, "")]
 
 
 def save_datalist(datalist: Mapping, out: os.PathLike | str) -> Path:

@@ -31,7 +31,7 @@ import numpy as np
 
 from mednet.fusion import merge_readings
 from mednet.inference import GradingPredictor, LocalisationPredictor
-from mednet.io.cases import load_case
+from mednet.io.cases import load_case, present_sequences
 from mednet.localisation.outputs import LabelScheme, LocalisationResult, write_localisation
 from mednet.localisation.plausibility import plausibility_flags
 from mednet.metrics.localisation import map_labels, score_localisation
@@ -104,7 +104,7 @@ def predict_case(
     """
     spec = predictors.spec
     case_id = str(case["case_id"])
-    present = [s for s in spec.sequences if case.get(s)]
+    present = present_sequences(case, spec.sequences)
     if not any(s in present for s in spec.localisation.sequences):
         raise CaseError(f"case {case_id}: none of the sequences {spec.name} reads "
                         f"({', '.join(spec.localisation.sequences)}); the case has "
@@ -115,7 +115,7 @@ def predict_case(
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
-    loaded = load_case(case, present, allow_missing=True)  # and the truth's label map, when the case has one
+    loaded = load_case(case, spec.sequences, allow_missing=True)  # and the truth's label map, when the case has one
     timings["read_s"] = round(time.perf_counter() - start, 2)
 
     start = time.perf_counter()
@@ -147,7 +147,7 @@ def predict_case(
                                case_id, scheme, overwrite=True)  # fmt: skip
     if grading is not None:
         _write_slices(partial / f"{case_id}_grading_slices.csv", case, grading.slice_rows, spec.classes)
-    missing = [s for s in spec.sequences if s not in loaded.images]
+    missing = loaded.missing
     record = {
         "case_id": case_id,
         "patient_id": str(case.get("patient_id", case_id)),

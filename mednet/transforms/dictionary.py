@@ -20,7 +20,7 @@ from monai.transforms import (
 )
 from monai.utils import ImageMetaKey
 
-from mednet.io.cases import load_case
+from mednet.io.cases import LoadedCase, load_case, present_sequences
 from mednet.io.nifti_reader import NiftiReader
 from mednet.localisation.outputs import (
     LabelScheme,
@@ -161,13 +161,17 @@ class LoadCased(MapTransform):
         self.label_keys = list(label_keys)
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
-        """Read and resample one case."""
-        d = dict(data)
+        """Read and resample one case; a missing sequence's key (absent, ``None`` or ``""``) is left out."""
+        return self.load(data)[0]
+
+    def load(self, data: Mapping[Hashable, object]) -> tuple[dict, LoadedCase]:
+        """The data with the images in place, and the :class:`mednet.io.LoadedCase` they come from."""
+        d = {k: v for k, v in data.items() if k not in self.keys or k in present_sequences(data, self.keys)}
         loaded = load_case(d, list(self.keys), label_keys=self.label_keys, allow_missing=self.allow_missing_keys)
         d.update(loaded.images)
         d.update(loaded.labels)
         d["sequences_used"] = list(loaded.images)
-        return d
+        return d, loaded
 
 
 class LoadSequencesd(MapTransform):
@@ -209,14 +213,11 @@ class LoadSequencesd(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         """Load and stack the sequences of one case."""
-        if any(key in data for key in self.keys):
-            d = self._separate(dict(data))
-            images = {key: d.pop(key) for key in self.keys if key in d}
-            reference = images[d["sequences_used"][0]]
-            zeros = torch.zeros_like(reference.as_tensor())
-            stacked = MetaTensor(torch.cat([images[k].as_tensor() if k in images else zeros for k in self.keys]))
-            stacked.copy_meta_from(reference)
-            d[self.name] = stacked
+        if any(key in data for key in self.keys):  # one path per sequence (all of them missing: refused by name)
+            d, loaded = self._separate.load(data)
+            for key in self.keys:
+                d.pop(key, None)
+            d[self.name] = loaded.stacked(self.keys)
             return d
         if self.name not in data:
             raise KeyError(

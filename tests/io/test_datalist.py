@@ -230,3 +230,14 @@ def test_empty_folder_cannot_make_a_datalist(tmp_path):
     (tmp_path / "readme.txt").write_text("x")
     with pytest.raises(DatalistError, match=r"no usable case found"):
         build_datalist(discover_cases(tmp_path))
+
+
+def test_load_datalist_keeps_null_and_empty_sequences_missing(tmp_path):
+    """A missing sequence given as null or "" stays missing: not the datalist's folder, not a TypeError."""
+    from mednet.io.cases import present_sequences
+
+    doc = {"testing": [{"case_id": "c1", "patient_id": "p1", "t1": "c1_t1.nii.gz", "t2": None, "flair": ""}]}
+    (tmp_path / "d.json").write_text(json.dumps(doc))
+    (case,) = load_datalist(tmp_path / "d.json")["testing"]
+    assert case["t1"] == str(tmp_path / "c1_t1.nii.gz") and case["t2"] is None and case["flair"] == ""
+    assert present_sequences(case, ["t1", "t2", "flair"]) == ["t1"]

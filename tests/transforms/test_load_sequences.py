@@ -105,3 +105,15 @@ def test_clear_errors(case, tmp_path):
     two = write_stacked_case(case, KEYS[:2], tmp_path / "two.nii.gz")
     with pytest.raises(ValueError, match=r"expected a stacked image of 3 sequences .* found shape \(2, 12, 10, 6\)"):
         load({"image": str(two)})
+
+
+def test_none_and_empty_paths_are_missing_sequences(case):
+    """A datalist written by hand may give a missing sequence as null or "": both are a zero channel."""
+    for missing in (None, ""):
+        loaded = LoadSequencesd(KEYS, "image")({**case, "t2": missing})
+        assert loaded["sequences_used"] == ["t1", "flair"] and not loaded["image"][1].any()
+        assert "t2" not in loaded
+    from mednet.transforms import LoadCased
+
+    only = LoadCased(KEYS, allow_missing_keys=True)({**case, "t1": None})
+    assert only["sequences_used"] == ["t2", "flair"] and "t1" not in only
