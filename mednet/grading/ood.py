@@ -3,11 +3,12 @@
 A classifier gives a probability for any input, also for one unlike anything it has seen
 (a brain metastasis given to a glioma grader, a scan with a contrast it never met). A
 case's features before each branch's last layer (the mean over its slices) are compared
-with those of the training cases: the Mahalanobis distance to their mean, with a
-Ledoit-Wolf shrunk covariance (Lee et al., NeurIPS 2018, at the case level), divided by
-the ``quantile`` of the training cases' own distances. A ratio above 1 means the case is
-farther from the training data than all but ``1 - quantile`` of the training cases were;
-:class:`mednet.fusion.CaseFusion` then reports the call as indeterminate.
+with those of the training cases: the Mahalanobis distance to their mean in their main
+principal axes, with a Ledoit-Wolf shrunk covariance (Lee et al., NeurIPS 2018, at the
+case level), divided by the ``quantile`` of cross-validated training distances. A ratio
+above 1 means the case is farther from the training data than all but about
+``1 - quantile`` of new ordinary cases would be; :class:`mednet.fusion.CaseFusion` then
+reports the call as indeterminate.
 
 :func:`fit_feature_ood` fits it on a bundle's training partition (ground-truth lesion
 maps); it is stored as ``models/ood.json`` next to the weights.
@@ -15,6 +16,7 @@ maps); it is stored as ``models/ood.json`` next to the weights.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -27,7 +29,7 @@ from torch import nn
 
 from mednet.io.atomic import write_json_atomic
 
-__all__ = ["FeatureOOD", "fit_feature_ood", "penultimate_features"]
+__all__ = ["FeatureOOD", "fit_feature_ood", "penultimate_features", "sha256"]
 
 
 def _last_linear(branch: nn.Module) -> nn.Linear:
@@ -65,66 +67,99 @@ def penultimate_features(network: nn.Module, inputs: Mapping[str, torch.Tensor])
     return outputs, features
 
 
+def _gaussian(x: np.ndarray, components: int) -> dict:
+    """Mean, principal axes and shrunk precision of ``(N, D)`` features, in ``components`` dimensions."""
+    from sklearn.covariance import LedoitWolf
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=components).fit(x)
+    estimate = LedoitWolf().fit(pca.transform(x))
+    return {"mean": pca.mean_.tolist(), "axes": pca.components_.tolist(), "centre": estimate.location_.tolist(),
+            "precision": estimate.precision_.tolist()}  # fmt: skip
+
+
+def _distances(model: Mapping, x: np.ndarray) -> np.ndarray:
+    """Mahalanobis distances of ``(N, D)`` features under a :func:`_gaussian`."""
+    z = (np.atleast_2d(x) - np.asarray(model["mean"])) @ np.asarray(model["axes"]).T - np.asarray(model["centre"])
+    return np.sqrt(np.maximum(np.einsum("nd,de,ne->n", z, np.asarray(model["precision"]), z), 0.0))
+
+
 @dataclass
 class FeatureOOD:
-    """Per-branch Gaussian of the training cases' features.
+    """Per-branch Gaussian of the training cases' features, with an out-of-sample threshold.
+
+    Each branch's ``(N, D)`` case features are projected on their ``components`` principal
+    axes (a few dozen training cases cannot estimate a covariance in the network's 64
+    dimensions) and modelled by a Ledoit-Wolf shrunk Gaussian. The threshold is the
+    ``quantile`` of **cross-validated** distances (each case's distance under a Gaussian
+    fitted without it, 5 folds): a case's own distance under a fit that saw it is biased
+    low, and a threshold from those would call far more than ``1 - quantile`` of new
+    ordinary cases unfamiliar.
 
     Attributes:
-        branches: sequence -> ``{"mean": (D,), "precision": (D, D), "threshold": float}``.
-        quantile: the training quantile that ``threshold`` is.
+        branches: sequence -> ``{"mean", "axes", "centre", "precision", "threshold"}``.
+        quantile: the quantile that ``threshold`` is.
         cases: training cases fitted on.
+        weights_sha256: the checkpoint whose features these are (a fit for other weights
+            must not be applied).
     """
 
     branches: dict[str, dict]
     quantile: float
     cases: int
+    weights_sha256: str = ""
 
     @classmethod
-    def fit(cls, features: Mapping[str, np.ndarray], quantile: float = 0.99) -> FeatureOOD:
+    def fit(
+        cls, features: Mapping[str, np.ndarray], quantile: float = 0.99, components: int = 8, weights_sha256: str = ""
+    ) -> FeatureOOD:
         """Fit on sequence -> ``(N, D)`` case features (each case's mean over its slices).
 
         Raises:
-            ValueError: fewer than 5 cases, or a quantile outside (0, 1).
+            ValueError: fewer than 10 cases, or a quantile outside (0, 1).
         """
-        from sklearn.covariance import LedoitWolf
+        from sklearn.model_selection import KFold
 
         if not 0.0 < quantile < 1.0:
             raise ValueError(f"quantile: expected a value in (0, 1), found {quantile}")
         branches, n = {}, 0
         for name, x in features.items():
             x = np.asarray(x, dtype=np.float64)
-            if x.ndim != 2 or len(x) < 5:
-                raise ValueError(f"{name}: need (N, D) features of at least 5 cases, found shape {x.shape}")
-            estimate = LedoitWolf().fit(x)
-            mean, precision = estimate.location_, estimate.precision_
-            distances = np.sqrt(np.einsum("nd,de,ne->n", x - mean, precision, x - mean))
-            branches[name] = {"mean": mean.tolist(), "precision": precision.tolist(),
-                              "threshold": float(np.quantile(distances, quantile))}  # fmt: skip
+            if x.ndim != 2 or len(x) < 10:
+                raise ValueError(f"{name}: need (N, D) features of at least 10 cases, found shape {x.shape}")
+            k = max(1, min(components, x.shape[1], len(x) // 5))
+            held_out = np.concatenate([_distances(_gaussian(x[fit], k), x[test])
+                                       for fit, test in KFold(5, shuffle=True, random_state=0).split(x)])  # fmt: skip
+            branches[name] = {**_gaussian(x, k), "threshold": float(np.quantile(held_out, quantile))}
             n = len(x)
-        return cls(branches, quantile, n)
+        return cls(branches, quantile, n, weights_sha256)
 
     def ratios(self, features: Mapping[str, np.ndarray]) -> dict[str, float]:
         """Sequence -> distance / threshold of one case's ``(D,)`` features (>1: unlike the training cases)."""
-        out = {}
-        for name, x in features.items():
-            if name not in self.branches:
-                continue
-            fitted = self.branches[name]
-            d = np.asarray(x, dtype=np.float64).reshape(-1) - np.asarray(fitted["mean"])
-            distance = float(np.sqrt(max(d @ np.asarray(fitted["precision"]) @ d, 0.0)))
-            out[name] = round(distance / max(fitted["threshold"], 1e-12), 4)
-        return out
+        return {name: round(float(_distances(self.branches[name], np.asarray(x, dtype=np.float64))[0])
+                            / max(self.branches[name]["threshold"], 1e-12), 4)
+                for name, x in features.items() if name in self.branches}  # fmt: skip
 
     def save(self, path: os.PathLike | str) -> Path:
         """Write as JSON (atomically)."""
-        return write_json_atomic(path, {"method": "mahalanobis_ledoit_wolf", "quantile": self.quantile,
-                                        "cases": self.cases, "branches": self.branches})  # fmt: skip
+        return write_json_atomic(path, {"method": "pca_ledoit_wolf_mahalanobis_cv_threshold",
+                                        "quantile": self.quantile, "cases": self.cases,
+                                        "weights_sha256": self.weights_sha256, "branches": self.branches})  # fmt: skip
 
     @classmethod
     def load(cls, path: os.PathLike | str) -> FeatureOOD:
         """Read what :meth:`save` wrote."""
         doc = json.loads(Path(path).read_text())
-        return cls(doc["branches"], float(doc["quantile"]), int(doc["cases"]))
+        return cls(doc["branches"], float(doc["quantile"]), int(doc["cases"]), doc.get("weights_sha256", ""))
+
+
+def sha256(path: os.PathLike | str) -> str:
+    """The SHA-256 of a file (e.g. a checkpoint), hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def fit_feature_ood(
@@ -133,9 +168,10 @@ def fit_feature_ood(
     """Fit a :class:`FeatureOOD` on cases graded with their ground-truth lesion maps; save it to ``out``.
 
     Args:
-        predictor: a :class:`mednet.inference.GradingPredictor` (its network, preprocessing).
+        predictor: a :class:`mednet.inference.GradingPredictor` (its network, preprocessing, and
+            ``weights``, whose SHA-256 the fit records).
         cases: datalist entries with absolute paths per sequence and ``label`` (the truth).
-        out: the JSON to write (usually the bundle's ``models/ood.json``).
+        out: the JSON to write (usually ``ood.json`` beside the weights).
         quantile: see :meth:`FeatureOOD.fit`.
     """
     from mednet.io.cases import load_case
@@ -146,6 +182,7 @@ def fit_feature_ood(
         features = predictor.features(loaded.images, loaded.label, str(case.get("case_id", "case")))
         for name, value in features.items():
             collected.setdefault(name, []).append(value)
-    ood = FeatureOOD.fit({name: np.stack(values) for name, values in collected.items()}, quantile)
+    ood = FeatureOOD.fit({name: np.stack(values) for name, values in collected.items()}, quantile,
+                         weights_sha256=sha256(predictor.weights))  # fmt: skip
     ood.save(out)
     return ood

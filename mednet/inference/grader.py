@@ -10,6 +10,7 @@ diagnosis). Only the sequences the case has are graded; the fusion decides with 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from monai.data import MetaTensor
 
 from mednet.bundles.spec import BundleSpec
 from mednet.grading.case import CaseGrading, grade_case
-from mednet.grading.ood import FeatureOOD, penultimate_features
+from mednet.grading.ood import FeatureOOD, penultimate_features, sha256
 from mednet.inference.device import autocast, choose_device
 from mednet.io.cases import present_sequences
 
@@ -33,8 +34,9 @@ class GradingPredictor:
         bundle: the bundle.
         device: ``auto``, ``cpu`` or ``cuda``.
         weights: the checkpoint (default the bundle's ``models/model.pt``); an ``ood.json``
-            beside it (:func:`mednet.grading.fit_feature_ood`) makes out-of-distribution cases
-            indeterminate.
+            beside it, fitted for these weights (:func:`mednet.grading.fit_feature_ood`; its
+            SHA-256 is checked), makes out-of-distribution cases indeterminate (``ood_check``
+            says whether it applies).
         overrides: config entries to replace (``aggregation="median"``).
 
     Raises:
@@ -52,8 +54,16 @@ class GradingPredictor:
         self.aggregation = str(parser.get_parsed_content("aggregation"))
         self.extra_inputs = [k for k in parser.get_parsed_content("input_keys") if k not in bundle.sequences]
         self.batch_size = int(parser.get_parsed_content("batch_size"))
-        ood = (Path(weights) if weights else bundle.weights).parent / "ood.json"
-        self.ood = FeatureOOD.load(ood) if ood.is_file() else None
+        self.weights = Path(weights) if weights else bundle.weights
+        self.ood, self.ood_check = None, "no feature-distance check (no ood.json beside the weights)"
+        fitted = self.weights.parent / "ood.json"
+        if fitted.is_file():
+            ood = FeatureOOD.load(fitted)
+            if ood.weights_sha256 == sha256(self.weights):
+                self.ood, self.ood_check = ood, f"feature-distance check fitted on {ood.cases} training cases"
+            else:  # a fit for other weights would judge these weights' features: not applied
+                self.ood_check = f"{fitted} was fitted for other weights: not applied"
+                warnings.warn(self.ood_check, stacklevel=2)
 
     def _run(self, images: Mapping, labels, case_id: str) -> tuple[dict, dict, list[int]]:
         """The case's slices through the branches present.

@@ -167,6 +167,7 @@ def predict_case(
         "fused_class": grading.fused_class if grading else None,
         "call": grading.call if grading else None,
         "fusion": grading.fusion if grading else None,
+        "ood_check": predictors.grade.ood_check,
         "clinicians": merge_readings(case, readings),
         "true_class": case.get("class"),
         "reference_label": str(case["label"]) if case.get("label") else None,

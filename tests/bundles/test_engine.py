@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
+import warnings
 
 import nibabel as nib
 import numpy as np
@@ -125,3 +127,23 @@ def test_bundle_spec_reads_each_bundle_once():
     assert nb.lesion_values == (12,) and nb.metastasis_values == (13,) and nb.roi_key == "label"
     with pytest.raises(FileNotFoundError, match="not a bundle"):
         BundleSpec.load(BUNDLES / "no_such_bundle")
+
+
+def test_an_ood_fit_for_other_weights_is_not_applied(grading_checkpoints, tmp_path):
+    from mednet.grading import FeatureOOD
+    from mednet.grading.ood import sha256
+
+    weights = tmp_path / "model.pt"
+    shutil.copy(grading_checkpoints["cpa_mri_classification"] / "models" / "model.pt", weights)
+    spec = BundleSpec.load(BUNDLES / "cpa_mri_classification")
+    rng = np.random.default_rng(0)
+    fit = {s: rng.normal(0, 1, (20, 4)) for s in spec.sequences}
+    FeatureOOD.fit(fit, weights_sha256="0" * 64).save(tmp_path / "ood.json")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictor = GradingPredictor(spec, "cpu", weights, **GRADING_OVERRIDES)
+    assert any("was fitted for other weights: not applied" in str(w.message) for w in caught)
+    assert predictor.ood is None and "not applied" in predictor.ood_check
+    FeatureOOD.fit(fit, weights_sha256=sha256(weights)).save(tmp_path / "ood.json")
+    predictor = GradingPredictor(spec, "cpu", weights, **GRADING_OVERRIDES)
+    assert predictor.ood is not None and predictor.ood_check.startswith("feature-distance check fitted on 20")
