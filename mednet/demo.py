@@ -35,6 +35,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mednet.metrics.bootstrap import format_ci
+
 __all__ = ["PLANS", "DemoPlan", "format_table", "run_demo"]
 
 
@@ -109,15 +111,6 @@ def _stale(predictions: Path, weights: Sequence[str]) -> bool:
     return summary.is_file() and any(Path(w).stat().st_mtime > summary.stat().st_mtime for w in weights)
 
 
-def _cell(figure: Mapping | None, digits: int = 2) -> str:
-    if not figure or figure.get("value") is None:
-        return "-"
-    text = f"{figure['value']:.{digits}f}"
-    if figure.get("ci_low") is not None and figure.get("ci_high") is not None:
-        text += f" [{figure['ci_low']:.{digits}f}, {figure['ci_high']:.{digits}f}]"
-    return text
-
-
 def format_table(results: Mapping[str, Mapping]) -> str:
     """The demo's metrics as a plain-text table (value [95% CI]), one row per disease.
 
@@ -135,11 +128,11 @@ def format_table(results: Mapping[str, Mapping]) -> str:
         rows.append([
             disease,
             f"{result['cases'] - result['failed']} of {result['cases']}",
-            _cell(loc.get("lesion Dice")),
-            _cell(loc.get("lesion sensitivity")),
-            _cell(loc.get("false positives per scan"), 1),
-            f"{fused[0].removeprefix('fused ')} {_cell(fused[1])}" if fused else "-",
-            _cell(grading.get("fused decision accuracy")),
+            format_ci(loc.get("lesion Dice")),
+            format_ci(loc.get("lesion sensitivity")),
+            format_ci(loc.get("false positives per scan"), 1),
+            f"{fused[0].removeprefix('fused ')} {format_ci(fused[1])}" if fused else "-",
+            format_ci(grading.get("fused decision accuracy")),
         ])  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]

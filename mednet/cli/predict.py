@@ -67,9 +67,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"mednet evaluate: error: {error}", file=sys.stderr)
         return 2
+    from mednet.metrics.bootstrap import format_ci
+
     for stage, figures in metrics["headline"].items():
         for name, f in figures.items():
-            print(
-                f"{stage:<13} {name:<28} {f['value']:.3f} (95% CI {f['ci_low']:.3f} to {f['ci_high']:.3f}, n={f['n']})"
-            )
+            print(f"{stage:<13} {name:<30} {format_ci(f, 3)} (n={f.get('n')})")
     return 0

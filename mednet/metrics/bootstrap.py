@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["bootstrap_ci", "bootstrap_cis", "bootstrap_resamples", "mean_ci"]
+__all__ = ["bootstrap_ci", "bootstrap_cis", "bootstrap_resamples", "format_ci", "mean_ci"]
 
 #: Resampled row indices held at once (resamples per batch x rows), to bound memory.
 _BATCH_ROWS = 1_000_000
@@ -191,3 +191,13 @@ def mean_ci(values: Sequence[float], **kwargs) -> dict:
     """
     finite = [float(v) for v in values if v is not None and np.isfinite(v)]
     return bootstrap_ci(finite, lambda rows: float(np.mean(rows)) if rows else float("nan"), **kwargs)
+
+
+def format_ci(figure: Mapping | None, digits: int = 2) -> str:
+    """A figure as ``value [low, high]`` (``-`` when there is none; no interval when it is undefined)."""
+    if not figure or figure.get("value") is None:
+        return "-"
+    text = f"{figure['value']:.{digits}f}"
+    if figure.get("ci_low") is not None and figure.get("ci_high") is not None:
+        text += f" [{figure['ci_low']:.{digits}f}, {figure['ci_high']:.{digits}f}]"
+    return text

@@ -176,18 +176,22 @@ def predict_cohort(
             interrupted = f"interrupted after {len(rows)} of {len(cases)} cases; run the same command again to finish"
             say(f"mednet predict: {interrupted}")
     summary = _write_summary(out / "summary.csv", rows, spec.branches)
-    metrics = None
-    if not interrupted and any(r.get("true_class") for r in rows if r["status"] == "ok"):
+    metrics, metrics_note = None, ""
+    done = [r["case_id"] for r in rows if r["status"] == "ok"]
+    if not interrupted and done:
         from mednet.pipeline.evaluate import evaluate_predictions
 
         with console_to(log):  # MONAI's metrics warn about their own deprecations
-            metrics = evaluate_predictions(out, spec)
+            try:
+                metrics = evaluate_predictions(out, spec, case_ids=done)
+            except ValueError as error:  # no truth to score against, or none usable: the report still comes
+                metrics_note = f"No metrics: {error}"
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     bundles_used = ", ".join(f"{k} {v}" for k, v in spec.versions.items())
     notes = ["Research use only: mednet is not a medical device and must not be used for clinical decisions.",
              f"Disease {spec.name}; bundles {bundles_used}; device {predictors.device}. "
              f"{len(rows)} cases: {len(rows) - failed} done, {failed} failed."]  # fmt: skip
-    notes += [interrupted] if interrupted else []
+    notes += [note for note in (interrupted, metrics_note) if note]
     report = write_report(out / "report.html", f"mednet {spec.name}: {stamp}", rows, spec.branches,
                           metrics=metrics, notes=notes)  # fmt: skip
     return {"cases": len(cases), "ok": len(rows) - failed, "failed": failed, "skipped": skipped,

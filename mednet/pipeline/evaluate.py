@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mednet.io.atomic import atomic_path, write_json_atomic
@@ -47,16 +47,20 @@ def evaluate_predictions(
     datalist: os.PathLike | str | None = None,
     *,
     bundles: os.PathLike | str | None = None,
+    case_ids: Sequence[str] | None = None,
     n_boot: int = 2000,
 ) -> dict:
     """Score a prediction folder; write ``OUT/metrics.json`` and ``OUT/metrics/``.
 
     Args:
         out: the ``mednet predict`` output folder.
-        spec: the disease; default from the records (``"disease"``).
+        spec: the disease; default from the records (``"disease"``); records of another
+            disease in the folder are left out.
         datalist: where the truth comes from (every partition, matched by case id); default
-            the truth the input cases carried (``true_class``, ``reference_label`` in each record).
-        bundles: the bundles' folder (for the label table), when ``spec`` is not given.
+            the truth the input cases carried (``true_class`` and ``localisation_metrics`` in
+            each record, from the label map the case came with).
+        bundles: the bundles' folder, when ``spec`` is not given.
+        case_ids: only these cases (a run's own; default every complete case in ``out``).
         n_boot: bootstrap resamples.
 
     Returns:
@@ -65,15 +69,19 @@ def evaluate_predictions(
     Raises:
         ValueError: no complete case, or no case with a known truth.
     """
-    from mednet.io import load_datalist, read_image
+    from mednet.io import Grid, load_datalist, read_image, resample_to_grid
     from mednet.io.validation import spacing_from_affine
     from mednet.metrics import grading_metrics, map_labels, score_localisation, summarise_localisation
 
     out = Path(out)
     records = read_records(out)
+    if case_ids is not None:
+        wanted = set(map(str, case_ids))
+        records = [r for r in records if r["case_id"] in wanted]
     if not records:
         raise ValueError(f"{out}: no complete case (no <case>/<case>.json) to evaluate")
     spec = spec or disease_spec(records[0]["disease"], bundles)
+    records = [r for r in records if r["disease"] == spec.name]
     truth: dict[str, dict] = {}
     if datalist:
         loaded = load_datalist(datalist)
@@ -82,14 +90,18 @@ def evaluate_predictions(
     metrics_dir.mkdir(exist_ok=True)
     result: dict = {"headline": {}, "cases": len(records)}
 
-    graded, slices = [], []
+    graded, slices, not_graded = [], [], []
     for r in records:
         true_class = truth[r["case_id"]].get("class") if r["case_id"] in truth else r.get("true_class")
-        if r.get("fused_class") and true_class in spec.classes:
+        if true_class in spec.classes and not r.get("fused_class"):
+            not_graded.append(r["case_id"])  # no lesion found, or no grading sequence: counted, not dropped
+        elif true_class in spec.classes:
             graded.append({**r, "true_class": true_class, "branches": r["sequences"]})
             slices += _slice_rows(out, r["case_id"], true_class)
     if graded:
         grading = grading_metrics(graded, spec.classes, slice_rows=slices, out_dir=metrics_dir, n_boot=n_boot)
+        grading["calls"]["not_graded"] = len(not_graded)
+        grading["calls"]["not_graded_cases"] = not_graded
         result["grading"] = grading
         fused = grading["patient_level"]["fused"]
         key = "auc" if "auc" in fused else "macro_f1"
@@ -108,6 +120,8 @@ def evaluate_predictions(
         if r["case_id"] in truth and truth[r["case_id"]].get("label"):  # the datalist's truth: score the written map
             predicted = read_image(out / r["case_id"] / r["labels"], "label")
             reference = read_image(truth[r["case_id"]]["label"], "label")
+            if not Grid.of(reference).matches(Grid.of(predicted)):  # as predict does: the truth onto the map's grid
+                reference = resample_to_grid(reference, predicted, label=True)
             scores = score_localisation(
                 predicted[0].numpy(), map_labels(reference[0].numpy().astype(int), *seg.truth_labels),
                 spacing_from_affine(predicted.affine.numpy()), seg.classes_by_value, seg.lesion_classes,
@@ -127,7 +141,9 @@ def evaluate_predictions(
             "lesion sensitivity": _figure(summary, "detection", "sensitivity"),
             "false positives per scan": _figure(summary, "detection", "false_positives_per_scan"),
         }
-    if not graded and not rows:
+    if not_graded and not graded:
+        result["grading"] = {"calls": {"not_graded": len(not_graded), "not_graded_cases": not_graded}}
+    if not graded and not rows and not not_graded:
         raise ValueError(f"{out}: no case with a known true class or label map; give --datalist")
     result["headline"] = {s: {k: v for k, v in f.items() if v} for s, f in result["headline"].items()}
     write_json_atomic(out / "metrics.json", result, indent=2, default=float)

@@ -41,3 +41,16 @@ def test_skull_stripped_background_is_exactly_zero_and_dark_fluid_is_body():
     stripped = np.where(image > 100, image, 0.0)
     stripped[18:22, 18:22, 8:12] = 0.0  # dark ventricles inside the brain
     assert (body_mask(stripped) == (image > 100)).all()
+
+
+def test_a_zscored_skull_stripped_brain_is_all_body():
+    """Half a z-scored brain is negative: it is body all the same (no false 'outside the body' flag)."""
+    image = _head()
+    brain = image > 100
+    zscored = np.where(brain, (image - image[brain].mean()) / image[brain].std(), 0.0)
+    zscored[brain] += np.random.default_rng(1).normal(0, 1, brain.sum())
+    body = body_mask(zscored)
+    assert not (body & ~brain).any() and (body & brain).sum() > 0.9 * brain.sum()
+    labels = np.zeros(image.shape, int)
+    labels[8:12, 18:22, 8:12] = 1  # a lesion near the edge of the brain
+    assert plausibility_flags(labels, zscored, [{"label": 1}], [1]) == []

@@ -155,3 +155,11 @@ def test_grading_metrics_takes_records_with_missing_sequences_and_indeterminate_
     assert result["fused_decision"]["accuracy"]["value"] == pytest.approx(5 / 6)  # the rule's own class
     with pytest.raises(ValueError, match="no graded case has a true class"):
         grading_metrics([{**cases[0], "true_class": None}], ["LGG", "HGG"])
+
+
+def test_format_ci_with_and_without_an_interval():
+    from mednet.metrics.bootstrap import format_ci
+
+    assert format_ci({"value": 0.91234, "ci_low": 0.8, "ci_high": 0.95}, 3) == "0.912 [0.800, 0.950]"
+    assert format_ci({"value": 0.5, "ci_low": None, "ci_high": None}) == "0.50"  # one patient: no interval
+    assert format_ci(None) == "-" and format_ci({"value": None}) == "-"
