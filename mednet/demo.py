@@ -13,9 +13,10 @@ For each disease (glioma, CPA, neuroblastoma) the demo
    maps, lesion tables, per-sequence and fused diagnoses, overviews, ``summary.csv``,
    ``report.html`` and ``metrics.json``;
 
-then prints one table of the patient-level metrics with 95% confidence intervals. The same
-command gives the same figures on any machine, however slow or busy; a second run reuses
-the cohorts and the complete cases (predicted again when the weights are newer).
+then prints one table of the patient-level metrics with 95% confidence intervals. On the
+CPU the same command gives the same figures, however slow or busy the machine (a GPU's
+mixed precision may move a figure in its last digits); a second run reuses the cohorts and
+the complete cases (predicted again when other weights made them).
 
 Layout of ``out``::
 
@@ -90,25 +91,20 @@ def _weights(disease: str, out: Path, bundles, retrain: bool, recipes, echo: Cal
     if retrain:
         echo(f"  training the reference recipe from scratch into {out / 'training' / disease} (resumable)")
         train_reference(disease, out / "training", echo=lambda line: echo(f"    {line}"), recipes=recipes)
-        return {name: str(path) for name, path in reference_models(out / "training", disease).items()}
+        return {name: str(path) for name, path in reference_models(out / "training", disease, recipes).items()}
     weights = {}
     for name in DISEASES[disease]:
         spec = BundleSpec.load(bundle_path(name, bundles))
         if not spec.weights.is_file():
-            raise FileNotFoundError(f"{spec.weights}: bundle {name} ships no weights here; "
-                                    "`mednet demo --retrain` trains them (hours on CPU)")  # fmt: skip
+            raise FileNotFoundError(f"{spec.weights}: bundle {name} ships no weights here (a clone without "
+                                    "a release's weights?); `mednet demo --retrain` trains them with the reference "
+                                    "recipe into the demo's folder (hours on CPU)")  # fmt: skip
         made = spec.reference.get("data", {})
         origin = (f"reference weights, synthetic data only (generator {made.get('generator', '?')} "
                   f"{made.get('mednet_version', '')}, seed {made.get('seed', '?')})") if spec.reference else "weights"
         echo(f"  {name} {spec.version}: {origin}, {spec.weights}")
         weights[name] = str(spec.weights)
     return weights
-
-
-def _stale(predictions: Path, weights: Sequence[str]) -> bool:
-    """True when the predictions are older than any of the weights (so they must be redone)."""
-    summary = predictions / "summary.csv"
-    return summary.is_file() and any(Path(w).stat().st_mtime > summary.stat().st_mtime for w in weights)
 
 
 def format_table(results: Mapping[str, Mapping]) -> str:
@@ -191,13 +187,12 @@ def run_demo(
     for step, disease in enumerate(diseases, start=1):
         began = time.perf_counter()
         echo(f"[{step}/{len(diseases)}] {disease}")
+        weights = _weights(disease, out, bundles, retrain, recipes, echo)  # no weights: said before any work
         datalist = _cohort(disease, plans[disease], out / disease / "data", seed, echo)
-        weights = _weights(disease, out, bundles, retrain, recipes, echo)
         predictions = out / disease / "predictions"
-        redo = _stale(predictions, list(weights.values()))
-        echo(f"  predicting the test patients into {predictions}" + (" (weights changed: all again)" if redo else ""))
+        echo(f"  predicting the test patients into {predictions}")
         result = predict_cohort(datalist, disease, predictions, device=device, bundles=bundles, models=weights,
-                                partition="all", overwrite=redo, progress=lambda line: echo(f"    {line}"))  # fmt: skip
+                                partition="all", progress=lambda line: echo(f"    {line}"))  # fmt: skip
         metrics = json.loads(result["metrics"].read_text()) if result["metrics"] else {"headline": {}}
         summary["diseases"][disease] = {
             "cohort": str(datalist.parent), "weights": weights, "predictions": str(predictions),

@@ -14,12 +14,11 @@ figures). Weights are committed only for a released version, with its model card
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 from pathlib import Path
 
 from mednet.bundles import bundle_path
+from mednet.io.atomic import atomic_path, write_json_atomic
 from mednet.training.reference import RECIPES, STAGES, train_reference
 
 
@@ -29,10 +28,9 @@ def install(recipe: dict, models: Path, record: dict) -> Path:
     target.mkdir(exist_ok=True)
     for source, name in ((models / "model_fp16.pt", "model.pt"), (models / "ood.json", "ood.json")):
         if source.is_file():
-            partial = target / f".{name}.partial"
-            shutil.copyfile(source, partial)
-            os.replace(partial, target / name)
-    (target / "reference.json").write_text(json.dumps(record, indent=2, default=float) + "\n")
+            with atomic_path(target / name) as tmp:
+                shutil.copyfile(source, tmp)
+    write_json_atomic(target / "reference.json", record, indent=2, default=float)
     return target / "model.pt"
 
 

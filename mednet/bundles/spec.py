@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,17 +40,23 @@ def load_state_dict(path: os.PathLike | str, device: torch.device | str = "cpu")
         FileNotFoundError: no such file.
         UnsafeCheckpointError: the file holds anything but tensors and plain containers
             (a pickled object would run code when loaded); the message names the file.
+        ValueError: a truncated or corrupt file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint here")
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # torch raises UnpicklingError (and others) for unsafe payloads
+        with warnings.catch_warnings():  # torch's remark on the pickle protocol comes before its refusal
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as error:  # weights_only refused a pickled object
         raise UnsafeCheckpointError(
             f"{path}: refused: not a plain state dict of tensors (loading it would need to run pickled code: "
-            f"{type(error).__name__}); only load checkpoints you trust, and re-save them as a state dict"
+            f"{str(error).strip().splitlines()[0][:200]}); only load checkpoints you trust, and re-save them as a "
+            "state dict"
         ) from error
+    except (OSError, EOFError, RuntimeError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {error}") from error
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -170,14 +177,22 @@ class BundleSpec:
         Raises:
             FileNotFoundError: no weights, with how to get them.
             UnsafeCheckpointError: see :func:`load_state_dict`.
+            ValueError: a corrupt checkpoint, or weights of another network.
         """
         path = Path(weights) if weights else self.weights
         if not path.is_file():
             raise FileNotFoundError(
-                f"{path}: bundle {self.name} has no trained weights. Train it with\n"
-                f"  python -m monai.bundle run --config_file {self.path}/configs/train.json "
-                f"--bundle_root {self.path} --datalist <datalist.json>\n"
-                "or `mednet demo --retrain` (or point --bundles at a folder of trained bundles)."
+                f"{path}: bundle {self.name} has no weights here. mednet's releases ship reference weights in "
+                "each bundle's models/model.pt; in a clone without them, train them with `python "
+                f"scripts/train_reference.py --disease <disease> --install` (hours on CPU), train on your own data "
+                f"(python -m monai.bundle run --config_file {self.path}/configs/train.json --datalist <datalist.json>, "
+                "see the bundle's docs/README.md), or point --bundles at a folder of trained bundles"
             )
-        network.load_state_dict(load_state_dict(path, device))
+        try:
+            network.load_state_dict(load_state_dict(path, device))
+        except RuntimeError as error:  # keys or shapes of another network
+            first = str(error).strip().splitlines()[0]
+            raise ValueError(
+                f"{path}: not weights of bundle {self.name}'s network (another architecture or bundle?): {first}"
+            ) from error
         network.to(device).eval()

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="synthetic test patients of the three diseases through the pipeline with the shipped weights; metrics",
         description="For each disease: generate synthetic test patients, run `mednet predict` on them with the "
         "shipped reference weights (trained on synthetic data only) and print their patient-level metrics. About "
-        "3.5 minutes on 2 CPU cores the first time, seconds afterwards; the same figures on any machine. --retrain "
+        "3.5 minutes on 2 CPU cores the first time, seconds afterwards; the same figures on any CPU. --retrain "
         "trains the weights again from scratch with the deterministic reference recipe (hours on CPU).",
     )
     parser.add_argument("--out", default="mednet-demo", help="working folder (default ./mednet-demo)")
@@ -34,8 +34,12 @@ def run(args: argparse.Namespace) -> int:
     from mednet.demo import run_demo
 
     order = [d for d in ("glioma", "cpa", "neuroblastoma") if not args.disease or d in args.disease]
-    summary = run_demo(args.out, diseases=order, bundles=args.bundles, seed=args.seed, device=args.device,
-                       retrain=args.retrain)  # fmt: skip
+    try:
+        summary = run_demo(args.out, diseases=order, bundles=args.bundles, seed=args.seed, device=args.device,
+                           retrain=args.retrain)  # fmt: skip
+    except (FileNotFoundError, ValueError) as error:
+        print(f"mednet demo: error: {error}", file=sys.stderr)
+        return 2
     failed = {d: r["failed"] for d, r in summary["diseases"].items() if r["failed"]}
     if failed:
         print(f"mednet demo: failed cases ({failed}); see summary.csv in each predictions folder", file=sys.stderr)

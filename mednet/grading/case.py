@@ -5,7 +5,9 @@ aggregates each sequence's slices into one probability per class
 (:func:`mednet.grading.aggregate`) and fuses the sequences (and any clinicians'
 readings) with the bundle's :class:`mednet.fusion.CaseFusion`. The bundles' writer
 (:class:`mednet.engines.GradingWriter`) and the prediction engine
-(:class:`mednet.inference.GradingPredictor`) both call it, so their diagnoses cannot differ.
+(:class:`mednet.inference.GradingPredictor`) both call it. The feature-distance check
+(``ood.json``, :mod:`mednet.grading.ood`) runs in the predictor, on ``mednet predict``'s path:
+a bundle run makes the same calls without it.
 """
 
 from __future__ import annotations

@@ -31,7 +31,10 @@ def choose_device(device: str | torch.device | None = "auto") -> torch.device:
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r} asked for, but PyTorch finds no CUDA GPU; use --device cpu or auto")
-        index = int(name.split(":", 1)[1]) if ":" in name else 0
+        number = name.split(":", 1)[1] if ":" in name else "0"
+        if not number.isdigit():
+            raise ValueError(f"device: expected cuda or cuda:N with N a GPU number, found {device!r}")
+        index = int(number)
         if index >= torch.cuda.device_count():
             raise ValueError(f"device {name!r}: PyTorch finds {torch.cuda.device_count()} GPU(s)")
         return torch.device(name)

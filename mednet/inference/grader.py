@@ -48,13 +48,13 @@ class GradingPredictor:
         self.device = choose_device(device)
         parser = bundle.parser(device=self.device, **overrides)
         self.network = parser.get_parsed_content("network_def", instantiate=True)
-        bundle.load_weights(self.network, weights, self.device)
+        self.weights = Path(weights) if weights else bundle.weights
+        bundle.load_weights(self.network, self.weights, self.device)
         self.preprocessing = parser.get_parsed_content("preprocessing", instantiate=True)
         self.fusion = parser.get_parsed_content("case_fuser", instantiate=True)
         self.aggregation = str(parser.get_parsed_content("aggregation"))
         self.extra_inputs = [k for k in parser.get_parsed_content("input_keys") if k not in bundle.sequences]
         self.batch_size = int(parser.get_parsed_content("batch_size"))
-        self.weights = Path(weights) if weights else bundle.weights
         self.ood, self.ood_check = None, "no feature-distance check (no ood.json beside the weights)"
         fitted = self.weights.parent / "ood.json"
         if fitted.is_file():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -73,7 +74,8 @@ class LocalisationPredictor:
         self.device = choose_device(device)
         parser = bundle.parser(device=self.device, **overrides)
         self.network = parser.get_parsed_content("network_def", instantiate=True)
-        bundle.load_weights(self.network, weights, self.device)
+        self.weights = Path(weights) if weights else bundle.weights
+        bundle.load_weights(self.network, self.weights, self.device)
         self.preprocessing = parser.get_parsed_content("preprocessing", instantiate=True)
         self.inferer = parser.get_parsed_content("inferer", instantiate=True)
         self.postprocessing = parser.get_parsed_content("postprocessing", instantiate=True)

@@ -23,7 +23,7 @@ __all__ = ["MAX_LESIONS", "MAX_LESION_FRACTION", "OUTSIDE_FRACTION", "body_mask"
 MAX_LESION_FRACTION = 0.5
 #: More separate lesions than this are implausible for the diseases mednet grades.
 MAX_LESIONS = 25
-#: A lesion with more than this fraction of its voxels outside the body is implausible.
+#: Lesions with more than this fraction of their voxels (all lesions together) outside the body are implausible.
 OUTSIDE_FRACTION = 0.5
 
 

@@ -19,6 +19,7 @@ output), ``<case>_grading_slices.csv`` (each graded slice's probabilities, secon
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from mednet.fusion import merge_readings
+from mednet.grading.ood import sha256
 from mednet.inference import GradingPredictor, LocalisationPredictor
 from mednet.io.cases import load_case, present_sequences
 from mednet.localisation.outputs import LabelScheme, LocalisationResult, write_localisation
@@ -71,6 +73,14 @@ class Predictors:
     def device(self) -> str:
         """The device, as text."""
         return str(self.localise.device)
+
+    @functools.cached_property
+    def weights(self) -> dict[str, str]:
+        """Bundle name -> SHA-256 of the weights used.
+
+        Recorded with every case: a resumed run redoes the cases that other weights made.
+        """
+        return {p.bundle.name: sha256(p.weights) for p in (self.localise, self.grade)}
 
 
 def case_record_path(out: os.PathLike | str, case_id: str) -> Path:
@@ -175,6 +185,7 @@ def predict_case(
         "flags": flags,
         "note": "; ".join(filter(None, [note, f"missing sequence(s): {', '.join(missing)}" if missing else ""])),
         "bundles": spec.versions,
+        "weights": predictors.weights,
         "device": predictors.device,
         "timings": timings,
     }

@@ -38,12 +38,12 @@ PARTITIONS = ("training", "validation", "testing", "all")
 def load_cases(source: os.PathLike | str, partition: str = "testing") -> list[dict]:
     """The cases of a folder or a datalist, with absolute paths.
 
-    A case lacking a sequence is kept, so that the run records it as failed with the
-    sequence named.
+    A case lacking a sequence is kept: it is predicted with the sequences it has (and
+    recorded as failed, with the reason, when it has none the disease reads).
 
     Args:
-        source: a folder of NIfTI files (one case per ``<case>_<sequence>`` name or folder)
-            or a datalist JSON.
+        source: a folder of images (one case per ``<case>_<sequence>`` name or folder; every
+            format :mod:`mednet.io` reads) or a datalist JSON.
         partition: for a datalist: which partition, or ``"all"``.
 
     Raises:
@@ -158,10 +158,13 @@ def predict_cohort(
             for i, case in enumerate(cases, start=1):
                 case_id = str(case["case_id"])
                 record_path = case_record_path(out, case_id)
-                if record_path.is_file() and not overwrite:
-                    record, skipped = json.loads(record_path.read_text()), skipped + 1
+                record = json.loads(record_path.read_text()) if record_path.is_file() and not overwrite else None
+                if record is not None and record.get("weights") == predictors.weights:
+                    skipped += 1
                     say(f"[{i}/{len(cases)}] {case_id}: complete, skipped")
                 else:
+                    if record is not None:
+                        say(f"[{i}/{len(cases)}] {case_id}: made with other weights: predicted again")
                     try:
                         record = predict_case(case, predictors, out, readings=readings)
                         say(f"[{i}/{len(cases)}] {case_id}: {record['call'] or record['note']}")
@@ -233,8 +236,8 @@ def _terminate_as_interrupt() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    finally:  # a handler not installed from Python reads as None: the default is what it was
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _write_summary(path: Path, rows: list[dict], sequences: list[str]) -> Path:

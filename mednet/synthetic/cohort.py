@@ -32,6 +32,7 @@ import nibabel as nib
 import numpy as np
 
 from mednet import __version__
+from mednet.io.atomic import write_json_atomic
 from mednet.io.datalist import build_datalist, read_manifest, save_datalist
 from mednet.io.splits import largest_remainder
 from mednet.io.write import save_atomic
@@ -216,7 +217,7 @@ def generate_cohort(
         reader_accuracy: CPA only: probability that each simulated clinician reads right.
         workers: processes rendering cases in parallel; the files do not depend on it.
         randomise: a preset of :data:`mednet.synthetic.randomise.PRESETS` (``"full"``,
-            ``"plausible"``): every case draws its look and its lesion's kind; None
+            ``"moderate"``, ``"plausible"``): every case draws its look and its lesion's kind; None
             renders every case with mednet's contrast table.
 
     Returns:
@@ -274,9 +275,9 @@ def generate_cohort(
     made_how = {"generator": "mednet.synthetic", "mednet_version": __version__, "disease": disease, "cases": n_cases,
                 "seed": seed, "size": size, "randomise": randomise, "balance": balance, "mixed_grids": mixed_grids,
                 "optional": list(optional)}  # fmt: skip
-    (root / "cohort.json").write_text(json.dumps(made_how, indent=2) + "\n", encoding="utf-8")
     datalist = build_datalist(read_manifest(manifest), seed=seed)
     datalist["created"] = None  # keep the cohort byte-identical for a given seed
     datalist["source"] = {"kind": "manifest", "path": "manifest.csv"}
     path = save_datalist(datalist, root / "datalist.json")
+    write_json_atomic(root / "cohort.json", made_how, indent=2)  # last: a cohort.json means a complete cohort
     return Cohort(root=root, manifest=manifest, datalist=path, labels=labels_path, cases=records)

@@ -17,7 +17,7 @@ to all cases is the anatomy and the lesions:
   (every n-th k-space line along the phase-encoding axis damped);
 - **preprocessing**: for brain diseases, skull-stripped (zero outside the brain) with
   probability ``strip``, and the BraTS-preprocessed look with probability ``brats``: an
-  atlas-like isotropic axis-aligned LPS grid (240 x 240 x 155 at 1 mm for ``full``), skull
+  atlas-like isotropic axis-aligned LPS grid (240 x 240 x 155 voxels of 1 mm at the ``full`` size), skull
   stripped, zero background, z-scored inside the brain with probability ``zscore``.
 
 The lesions' variety (multifocal, infiltrative, cystic, rim- and non-enhancing,

@@ -11,11 +11,12 @@ skipped when its result is already there (run it again to resume):
 2. the localisation bundle trained on the first, the grading bundle on the second, each
    for a fixed number of epochs with a cosine learning rate, seeded: the same call gives
    the same weights on the same machine and torch build;
-3. the grading bundle's feature-distance check (:func:`mednet.grading.fit_feature_ood`,
-   ``ood.json``) fitted on its training cases;
-4. the weights also stored as float16 (``model_fp16.pt``: half the size; the networks load
-   them into float32), and each bundle's test partition scored with its own
-   ``evaluate.json`` with both (patient-level figures with 95% bootstrap intervals), into
+3. the weights also stored as float16 (``model_fp16.pt``, what mednet ships: half the size;
+   the networks load them into float32);
+4. the grading bundle's feature-distance check (:func:`mednet.grading.fit_feature_ood`,
+   ``ood.json``) fitted on its training cases for those float16 weights;
+5. each bundle's test partition scored with its own ``evaluate.json`` with the float32 and
+   the float16 weights (patient-level figures with 95% bootstrap intervals), into
    ``record.json``.
 
 ``mednet demo --retrain`` runs it into the demo's folder; ``scripts/train_reference.py``
@@ -42,6 +43,7 @@ import torch
 
 import mednet
 from mednet.bundles import BundleSpec, bundle_path, console_to, load_state_dict, run_bundle, train_bundle
+from mednet.io.atomic import atomic_path, write_json_atomic
 from mednet.synthetic import generate_cohort
 
 __all__ = ["RECIPES", "STAGES", "reference_models", "train_reference"]
@@ -90,9 +92,11 @@ def _cohort(recipe: dict, disease: str, root: Path) -> Path:
 
 
 def _train(recipe: dict, datalist: Path, work: Path) -> dict:
-    """Train the stage's bundle unless ``work/done.json`` says it was trained with this recipe."""
+    """Train the stage's bundle unless ``work/done.json`` says it was trained with this recipe on this cohort."""
     done = work / "done.json"
-    wanted = {"epochs": recipe["epochs"], "seed": recipe["seed"], "overrides": recipe["overrides"]}
+    cohort = json.loads((datalist.parent / "cohort.json").read_text())
+    wanted = {"epochs": recipe["epochs"], "seed": recipe["seed"], "overrides": recipe["overrides"],
+              "bundle": recipe["bundle"], "cohort": cohort}  # fmt: skip
     if done.is_file() and json.loads(done.read_text()).get("recipe") == wanted:
         return json.loads(done.read_text())
     log = work.parent / f"{work.name}.log"
@@ -102,12 +106,19 @@ def _train(recipe: dict, datalist: Path, work: Path) -> dict:
                                **recipe["overrides"])  # fmt: skip
     record = {"recipe": wanted, "train_seconds": round(seconds, 1), "log": str(log),
               "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
-    done.write_text(json.dumps(record, indent=2) + "\n")
+    write_json_atomic(done, record, indent=2)
     return record
 
 
+def _newer(output: Path, *inputs: Path) -> bool:
+    """Whether ``output`` exists and is newer than every input (a step to skip when resuming)."""
+    return output.is_file() and all(output.stat().st_mtime >= i.stat().st_mtime for i in inputs)
+
+
 def _test(recipe: dict, datalist: Path, weights: Path, out: Path) -> dict:
-    """The bundle's ``inference`` + ``evaluate`` on the test partition; its metrics."""
+    """The bundle's ``inference`` + ``evaluate`` on the test partition: its metrics (kept if newer than the weights)."""
+    if _newer(out / "metrics.json", weights):
+        return json.loads((out / "metrics.json").read_text())
     shutil.rmtree(out, ignore_errors=True)
     with console_to(out.parent / f"{out.name}.log"):
         run_bundle(recipe["bundle"], ["inference", "evaluate"], datalist=str(datalist), ckpt_path=str(weights),
@@ -117,23 +128,29 @@ def _test(recipe: dict, datalist: Path, weights: Path, out: Path) -> dict:
 
 
 def _half(weights: Path) -> Path:
-    """``model_fp16.pt`` beside ``weights``: the same state dict in float16."""
-    state = load_state_dict(weights)
+    """``model_fp16.pt`` beside ``weights``: the same state dict in float16 (kept when newer than ``weights``)."""
     out = weights.with_name("model_fp16.pt")
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, out)
+    if not _newer(out, weights):
+        state = load_state_dict(weights)
+        with atomic_path(out) as tmp:
+            torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, tmp)
     return out
 
 
 def _fit_ood(recipe: dict, datalist: Path, weights: Path) -> Path:
-    """The grading bundle's feature-distance check, fitted on its training cases, beside ``weights``."""
+    """The grading bundle's feature-distance check for ``weights`` (the shipped float16 ones).
+
+    Fitted on the training cases and written beside the weights (kept when newer than them).
+    """
     from mednet.grading import fit_feature_ood
     from mednet.inference import GradingPredictor
     from mednet.io import datalist_cases
 
-    predictor = GradingPredictor(BundleSpec.load(bundle_path(recipe["bundle"])), "cpu", weights)
-    cases = datalist_cases(datalist, "training", list(predictor.bundle.sequences) + ["label"])
     out = weights.with_name("ood.json")
-    fit_feature_ood(predictor, cases, out)
+    if not _newer(out, weights):
+        predictor = GradingPredictor(BundleSpec.load(bundle_path(recipe["bundle"])), "cpu", weights)
+        cases = datalist_cases(datalist, "training", list(predictor.bundle.sequences) + ["label"])
+        fit_feature_ood(predictor, cases, out)
     return out
 
 
@@ -169,10 +186,11 @@ def train_reference(
         trained = _train(recipe, datalist, root / f"{stage}_train")
         echo(f"{disease} {stage}: trained {recipe['epochs']} epochs in {trained['train_seconds']:.0f} s")
         weights = root / f"{stage}_train" / "models" / "model.pt"
+        shipped = _half(weights)
         if stage == "grading":
-            echo(f"{disease} {stage}: feature-distance check {_fit_ood(recipe, datalist, weights)}")
+            echo(f"{disease} {stage}: feature-distance check {_fit_ood(recipe, datalist, shipped)}")
         metrics = _test(recipe, datalist, weights, root / f"{stage}_test")
-        metrics_fp16 = _test(recipe, datalist, _half(weights), root / f"{stage}_test_fp16")
+        metrics_fp16 = _test(recipe, datalist, shipped, root / f"{stage}_test_fp16")
         cohort = json.loads((root / f"{stage}_data" / "cohort.json").read_text())
         record[stage] = {
             "bundle": recipe["bundle"], "data": {**cohort, "synthetic_only": True},
@@ -186,13 +204,15 @@ def train_reference(
             "weights_mb": {"float32": round(weights.stat().st_size / 2**20, 2),
                            "float16": round(weights.with_name("model_fp16.pt").stat().st_size / 2**20, 2)},
         }  # fmt: skip
-        record_path.write_text(json.dumps(record, indent=2, default=float) + "\n")
+        write_json_atomic(record_path, record, indent=2, default=float)
         echo(f"{disease} {stage}: tested; record {record_path}")
     return record
 
 
-def reference_models(out: os.PathLike | str, disease: str) -> dict[str, Path]:
+def reference_models(
+    out: os.PathLike | str, disease: str, recipes: Mapping[str, Mapping[str, dict]] | None = None
+) -> dict[str, Path]:
     """Bundle name -> the float16 checkpoint a :func:`train_reference` run into ``out`` made."""
     root = Path(out) / disease
     return {recipe["bundle"]: root / f"{stage}_train" / "models" / "model_fp16.pt"
-            for stage, recipe in RECIPES[disease].items()}  # fmt: skip
+            for stage, recipe in (recipes or RECIPES)[disease].items()}  # fmt: skip

@@ -112,6 +112,9 @@ def test_device_is_chosen_once_and_checked_before_work():
     assert choose_device("cpu") == torch.device("cpu")
     with pytest.raises(ValueError, match="expected one of auto, cpu, cuda"):
         choose_device("gpu")
+    if torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda:N with N a GPU number"):
+            choose_device("cuda:x")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="PyTorch finds no CUDA GPU"):
             choose_device("cuda")
@@ -147,3 +150,14 @@ def test_an_ood_fit_for_other_weights_is_not_applied(grading_checkpoints, tmp_pa
     FeatureOOD.fit(fit, weights_sha256=sha256(weights)).save(tmp_path / "ood.json")
     predictor = GradingPredictor(spec, "cpu", weights, **GRADING_OVERRIDES)
     assert predictor.ood is not None and predictor.ood_check.startswith("feature-distance check fitted on 20")
+
+
+def test_corrupt_checkpoints_and_weights_of_another_network_are_named(tmp_path, tiny_checkpoints):
+    good = tiny_checkpoints["cpa_mri_segmentation"] / "models" / "model.pt"
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"cut.pt: not a readable PyTorch checkpoint"):
+        load_state_dict(cut)
+    spec = BundleSpec.load(BUNDLES / "glioma_mri_segmentation")  # four input channels, not CPA's two
+    with pytest.raises(ValueError, match=r"model.pt: not weights of bundle glioma_mri_segmentation's network"):
+        LocalisationPredictor(spec, "cpu", good)
