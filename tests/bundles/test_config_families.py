@@ -23,8 +23,8 @@ PARAMETERS = {
         "organ_components", "compartments", "thorax_organs", "compartment_priority", "above_organs",
     },
     ("segmentation", "train"): {
-        "image_keys", "label_table", "pixdim", "roi_size", "source_labels", "target_labels", "class_weights",
-        "crop_ratios", "flip_prob", "lr_anneal",
+        "image_keys", "label_table", "pixdim", "roi_size", "crop_size", "source_labels", "target_labels",
+        "class_weights", "crop_ratios", "flip_prob", "lr_anneal",
     },
     ("segmentation", "evaluate"): {"source_labels", "target_labels"},
     ("classification", "inference"): {
