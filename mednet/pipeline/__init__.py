@@ -17,6 +17,7 @@ __all__ = [
     "load_cases",
     "predict_case",
     "predict_cohort",
+    "report_cohort",
 ]
 
 _WHERE = {
@@ -27,6 +28,7 @@ _WHERE = {
     "predict_case": "case",
     "load_cases": "cohort",
     "predict_cohort": "cohort",
+    "report_cohort": "summary",
     "evaluate_predictions": "evaluate",
 }
 

@@ -3,16 +3,19 @@
 ``mednet predict`` calls :func:`predict_cohort`. Cases come from a folder (found by
 their file names, as ``mednet datalist`` finds them) or a datalist JSON (its
 ``testing`` partition by default). Complete cases (``OUT/<case>/<case>.json`` exists) are
-skipped, so an interrupted run resumes where it stopped; a case that fails is written to
-``summary.csv`` with its error and the others go on. What the bundles print goes to
-``OUT/predict.log``; the console gets one line per case.
+skipped, so an interrupted run resumes where it stopped; a case that fails is kept with its
+error (``OUT/.failed/``, and a row of ``summary.csv``) and the others go on. What the
+bundles print goes to ``OUT/predict.log``; the console gets one line per case.
+
+A cohort can be split into shards (``mednet predict --shard K/N``, or the ranks of a
+``torchrun`` launch), run at once by processes or machines sharing ``OUT``; the summary,
+report and metrics come from the case folders (:mod:`mednet.pipeline.summary`, also
+``mednet report OUT``), so they are the same as one run's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import datetime
 import json
 import os
 import signal
@@ -24,12 +27,19 @@ from pathlib import Path
 
 from mednet.bundles import console_to
 from mednet.fusion import read_clinician_csv
-from mednet.io.atomic import atomic_path
 from mednet.pipeline.case import Predictors, case_record_path, predict_case
 from mednet.pipeline.diseases import disease_spec
-from mednet.report.html import write_report
+from mednet.pipeline.summary import (
+    RUN_FILE,
+    clear_failure,
+    read_run,
+    record_failure,
+    report_cohort,
+    shard_cases,
+    write_run,
+)
 
-__all__ = ["load_cases", "predict_cohort", "summary_row"]
+__all__ = ["load_cases", "predict_cohort"]
 
 #: Partitions a datalist input can take its cases from.
 PARTITIONS = ("training", "validation", "testing", "all")
@@ -74,39 +84,6 @@ def load_cases(source: os.PathLike | str, partition: str = "testing") -> list[di
     return cases
 
 
-def summary_row(record: Mapping | None, case_id: str, sequences, error: str = "") -> dict:
-    """One ``summary.csv`` row: a complete case's diagnosis, or a failed case's error.
-
-    ``fused_probability`` and each ``p_<sequence>`` are the probabilities that the fusion
-    and each sequence's classifier give to the case's diagnosis (``fused_class``), so that
-    a row reads the same way whatever the class.
-    """
-    if record is None:
-        return {"case_id": case_id, "status": "failed", "error": error}
-    fused, diagnosis = record.get("fused") or {}, record.get("fused_class")
-    lesions = record.get("lesions") or []
-    row = {
-        "case_id": case_id,
-        "patient_id": record.get("patient_id", ""),
-        "status": "ok",
-        "error": "",
-        "call": record.get("call") or "",
-        "fused_class": diagnosis or "",
-        "fused_probability": fused.get(diagnosis, "") if diagnosis else "",
-        "why_indeterminate": "; ".join((record.get("fusion") or {}).get("reasons") or []),
-        "fusion": (record.get("fusion") or {}).get("method", ""),
-        "true_class": record.get("true_class") or "",
-        "lesions": len(lesions),
-        "lesion_volume_ml": round(sum(float(lesion.get("volume_ml", 0.0)) for lesion in lesions), 3),
-        "flags": "; ".join(record.get("flags") or []),
-        "note": record.get("note", ""),
-        "overview": f"{case_id}/{case_id}_overview.png",
-    }
-    for s in sequences:  # every probability in a row is the one given to the row's diagnosis
-        row[f"p_{s}"] = (record.get("sequences") or {}).get(s, {}).get(diagnosis, "") if diagnosis else ""
-    return row
-
-
 def predict_cohort(
     source: os.PathLike | str,
     disease: str,
@@ -118,41 +95,60 @@ def predict_cohort(
     clinicians: os.PathLike | str | None = None,
     partition: str = "testing",
     overwrite: bool = False,
+    shard: tuple[int, int] = (1, 1),
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Run the pipeline on every case; write ``summary.csv``, ``report.html`` (and ``metrics.json``).
+    """Run the pipeline on every case (or shard K/N's); write ``summary.csv``, ``report.html``, ``metrics.json``.
 
     Args:
         source: a folder or a datalist JSON (see :func:`load_cases`).
         disease: ``glioma``, ``cpa`` or ``neuroblastoma``.
         out: the output folder.
-        device: ``auto`` (the GPU when there is one), ``cpu`` or ``cuda``; checked before any case.
+        device: ``auto`` (the GPU when there is one; under ``torchrun``, the rank's own GPU),
+            ``cpu`` or ``cuda``; checked before any case.
         bundles: folder of the bundles (default: mednet's own, with their ``models/model.pt``).
         models: bundle name -> checkpoint, instead of the bundle's own ``models/model.pt``.
         clinicians: a CSV of clinicians' readings (``case_id``, role, reading).
         partition: for a datalist: the partition to predict.
         overwrite: redo complete cases too.
+        shard: ``(K, N)``: predict only every N-th case from the K-th
+            (:func:`mednet.pipeline.summary.shard_cases`); the shards of one cohort may run
+            at once, on one machine or many sharing ``out``. The summary lists every case done
+            so far, whichever shard did it; the last shard to finish writes the complete one.
         progress: called with one line per case (default: a progress line on stderr).
 
     Returns:
-        ``{"cases", "ok", "failed", "skipped", "summary", "report", "metrics", "log", "interrupted"}``;
-        ``interrupted`` says how far a run stopped by Ctrl-C or SIGTERM got (None when it ran
-        to the end): the cases done are in the summary and the report, and the same command
-        again finishes the rest.
+        ``{"cases", "ok", "failed", "skipped", "pending", "summary", "report", "metrics", "log",
+        "interrupted"}``: ``cases``, ``ok``, ``failed`` and ``skipped`` count this run's (shard's)
+        cases, ``pending`` the cohort's cases no run has done yet; ``interrupted`` says how far a
+        run stopped by Ctrl-C or SIGTERM got (None when it ran to the end): the cases done are
+        in the summary and the report, and the same command again finishes the rest.
 
     Raises:
         FileNotFoundError: a bundle without trained weights (with how to train it).
-        ValueError: an output path that is a file or a folder that cannot be written (before any work).
+        ValueError: an output path that is a file or a folder that cannot be written, a bad
+            shard, or a shard of another cohort in ``out`` (before any work).
     """
     out = _output_folder(out)  # refused before any work: a file, or a folder that cannot be written
     spec = disease_spec(disease, bundles)
+    k, n = shard
+    if not 1 <= k <= n:
+        raise ValueError(f"shard: expected K/N with 1 <= K <= N, found {k}/{n}")
+    if device == "auto" and n > 1 and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per rank on a node
+        import torch
+
+        if torch.cuda.is_available():
+            device = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
     predictors = Predictors.build(spec, device, models)  # device, weights and configs checked before any case
-    cases = load_cases(source, partition)
+    cohort = load_cases(source, partition)
+    _claim_output(out, spec.name, bundles, source, partition, [str(c["case_id"]) for c in cohort], sharded=n > 1)
+    cases = shard_cases(cohort, shard)
     readings = read_clinician_csv(clinicians) if clinicians else {}
     console = sys.stderr  # the progress lines stay on the console while the libraries' output goes to the log
+    label = f" shard {k}/{n}" if n > 1 else ""
     say = progress or (lambda line: print(line, file=console, flush=True))
-    log = out / "predict.log"  # warnings and log lines of the libraries
-    rows, skipped, failed, interrupted = [], 0, 0, None
+    log = out / (f"predict.shard-{k}-of-{n}.log" if n > 1 else "predict.log")  # the libraries' warnings and logs
+    done, skipped, failed, interrupted = 0, 0, 0, None
     with console_to(log), _terminate_as_interrupt():
         try:
             for i, case in enumerate(cases, start=1):
@@ -161,45 +157,48 @@ def predict_cohort(
                 record = json.loads(record_path.read_text()) if record_path.is_file() and not overwrite else None
                 if record is not None and record.get("weights") == predictors.weights:
                     skipped += 1
-                    say(f"[{i}/{len(cases)}] {case_id}: complete, skipped")
+                    say(f"[{i}/{len(cases)}{label}] {case_id}: complete, skipped")
                 else:
                     if record is not None:
-                        say(f"[{i}/{len(cases)}] {case_id}: made with other weights: predicted again")
+                        say(f"[{i}/{len(cases)}{label}] {case_id}: made with other weights: predicted again")
                     try:
                         record = predict_case(case, predictors, out, readings=readings)
-                        say(f"[{i}/{len(cases)}] {case_id}: {record['call'] or record['note']}")
+                        say(f"[{i}/{len(cases)}{label}] {case_id}: {record['call'] or record['note']}")
                     except Exception as error:  # one bad case must not stop the cohort
                         failed += 1
                         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                        rows.append(summary_row(None, case_id, [], message))
-                        say(f"[{i}/{len(cases)}] {case_id}: FAILED: {message}")
+                        record_failure(out, case_id, message, predictors.weights)
+                        say(f"[{i}/{len(cases)}{label}] {case_id}: FAILED: {message}")
                         continue
-                rows.append(summary_row(record, case_id, spec.branches))
+                clear_failure(out, case_id)
+                done += 1
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the cases done are summarised and reported
-            interrupted = f"interrupted after {len(rows)} of {len(cases)} cases; run the same command again to finish"
+            interrupted = (f"interrupted after {done + failed} of {len(cases)} cases{label}; "
+                           "run the same command again to finish")  # fmt: skip
             say(f"mednet predict: {interrupted}")
-    summary = _write_summary(out / "summary.csv", rows, spec.branches)
-    metrics, metrics_note = None, ""
-    done = [r["case_id"] for r in rows if r["status"] == "ok"]
-    if not interrupted and done:
-        from mednet.pipeline.evaluate import evaluate_predictions
+    report = report_cohort(out, bundles=bundles, notes=[interrupted or ""], metrics=not interrupted)
+    return {"cases": len(cases), "ok": done, "failed": failed, "skipped": skipped, "pending": report["pending"],
+            "summary": report["summary"], "report": report["report"], "metrics": report["metrics"], "log": log,
+            "interrupted": interrupted}  # fmt: skip
 
-        with console_to(log):  # MONAI's metrics warn about their own deprecations
-            try:
-                metrics = evaluate_predictions(out, spec, case_ids=done)
-            except ValueError as error:  # no truth to score against, or none usable: the report still comes
-                metrics_note = f"No metrics: {error}"
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    bundles_used = ", ".join(f"{k} {v}" for k, v in spec.versions.items())
-    notes = ["Research use only: mednet is not a medical device and must not be used for clinical decisions.",
-             f"Disease {spec.name}; bundles {bundles_used}; device {predictors.device}. "
-             f"{len(rows)} cases: {len(rows) - failed} done, {failed} failed."]  # fmt: skip
-    notes += [note for note in (interrupted, metrics_note) if note]
-    report = write_report(out / "report.html", f"mednet {spec.name}: {stamp}", rows, spec.branches,
-                          metrics=metrics, notes=notes)  # fmt: skip
-    return {"cases": len(cases), "ok": len(rows) - failed, "failed": failed, "skipped": skipped,
-            "summary": summary, "report": report, "metrics": out / "metrics.json" if metrics else None,
-            "log": log, "interrupted": interrupted}  # fmt: skip
+
+def _claim_output(out: Path, disease: str, bundles, source, partition: str, case_ids: list[str], sharded: bool):
+    """Write ``OUT/run.json`` for this cohort; a shard refuses a folder holding another cohort's run.
+
+    An unsharded run replaces an earlier run's cohort (the summary is then this run's, as
+    the case folders of the other stay); shards must agree, or their summary would mix.
+
+    Raises:
+        ValueError: a shard, and ``out`` holds a run of another disease or other cases.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        previous = read_run(out)
+        if sharded and (previous.get("disease"), previous.get("case_ids")) != (disease, case_ids):
+            raise ValueError(f"{out}: holds a run of other cases ({RUN_FILE}: {previous.get('disease')}, "
+                             f"{len(previous.get('case_ids') or [])} cases from {previous.get('source')}); "
+                             "every shard must run the same cohort: check --input and --partition, "
+                             "or choose another --out")  # fmt: skip
+    write_run(out, disease, bundles, source, partition, case_ids)
 
 
 def _output_folder(out: os.PathLike | str) -> Path:
@@ -238,14 +237,3 @@ def _terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:  # a handler not installed from Python reads as None: the default is what it was
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
-
-
-def _write_summary(path: Path, rows: list[dict], sequences: list[str]) -> Path:
-    columns = ["case_id", "patient_id", "status", "error", "call", "fused_class", "fused_probability",
-               "why_indeterminate", *[f"p_{s}" for s in sequences], "fusion", "true_class", "lesions",
-               "lesion_volume_ml", "flags", "note", "overview"]  # fmt: skip
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path

@@ -80,7 +80,7 @@ def test_demo_without_shipped_weights_says_how_to_get_them(tmp_path):
     bundles = tmp_path / "bundles"
     for name in DISEASES["cpa"]:
         shutil.copytree(BUNDLES / name / "configs", bundles / name / "configs")
-    with pytest.raises(FileNotFoundError, match=r"ships no weights here; `mednet demo --retrain`"):
+    with pytest.raises(FileNotFoundError, match=r"ships no weights here \(a clone without a release.s weights\?\); `mednet demo --retrain`"):
         run_demo(tmp_path / "demo", diseases=["cpa"], plans={"cpa": DemoPlan(2, size="small")}, bundles=bundles,
                  device="cpu", echo=lambda line: None)  # fmt: skip
 

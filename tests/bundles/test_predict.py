@@ -184,7 +184,7 @@ def test_a_case_lacking_sequences_is_localised_and_graded_with_the_others(lesion
 def test_bundle_without_weights_says_how_to_train(tmp_path, grading_cohorts):
     for name in DISEASES["cpa"]:
         shutil.copytree(BUNDLES / name / "configs", tmp_path / "bundles" / name / "configs")
-    with pytest.raises(FileNotFoundError, match=r"has no trained weights(.|\n)*mednet demo"):
+    with pytest.raises(FileNotFoundError, match=r"has no weights here(.|\n)*train_reference.py --disease <disease> --install"):
         predict_cohort(grading_cohorts["cpa_mri_classification"], "cpa", tmp_path / "out", bundles=tmp_path / "bundles")
 
 
@@ -292,3 +292,91 @@ def test_corrupt_nan_and_nrrd_inputs_through_predict(trained_bundles, grading_co
     reference = nib.load(good["t1c"])
     labels = nib.load(out / "NRRD_1" / "NRRD_1_labels.nii.gz")
     assert labels.shape == reference.shape and np.allclose(labels.affine, reference.affine, atol=1e-4)
+
+
+def test_sigkill_mid_run_then_the_same_command_completes_the_rest(trained_bundles, grading_cohorts, tmp_path):
+    """A run killed without warning (SIGKILL) leaves complete cases and no half case among them."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    datalist = grading_cohorts["glioma_mri_classification"]
+    cases = [c["case_id"] for c in json.loads(datalist.read_text())["testing"]]
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "mednet", "predict", "--disease", "glioma", "--input", str(datalist), "--out",
+               str(out), "--bundles", str(trained_bundles), "--device", "cpu"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (out / cases[0] / f"{cases[0]}.json").is_file():
+        time.sleep(0.2)
+    process.kill()  # SIGKILL: no handler runs
+    process.wait()
+    assert (out / cases[0] / f"{cases[0]}.json").is_file() and not (out / "summary.csv").exists()
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{cases[0]}: complete, skipped" in again.stderr
+    rows = _rows(out / "summary.csv")
+    assert [r["case_id"] for r in rows] == cases and all(r["status"] == "ok" for r in rows)
+    assert not list((out / ".partial").iterdir())
+
+
+def test_two_shards_then_report_give_exactly_one_runs_summary(trained_bundles, grading_cohorts, tmp_path, capsys):
+    """``--shard 1/2`` and ``--shard 2/2`` into one folder: the summary and metrics of a single run."""
+    datalist = grading_cohorts["glioma_mri_classification"]
+    cases = [c["case_id"] for c in json.loads(datalist.read_text())["testing"]]
+    one, sharded = tmp_path / "one", tmp_path / "sharded"
+    assert predict_cohort(datalist, "glioma", one, bundles=trained_bundles, progress=lambda line: None)["failed"] == 0
+    args = ["predict", "--disease", "glioma", "--input", str(datalist), "--bundles", str(trained_bundles)]
+    assert main([*args, "--out", str(sharded), "--shard", "2/2"]) == 0
+    first = capsys.readouterr().out
+    assert f"{len(cases[1::2])} of {len(cases[1::2])} cases of shard 2/2 done" in first
+    assert f"{len(cases[0::2])} cases of the cohort are not done yet" in first
+    assert [r["case_id"] for r in _rows(sharded / "summary.csv")] == cases[1::2]  # so far: shard 2's
+    assert not (sharded / "metrics.json").exists()  # metrics only for the whole cohort
+    assert main([*args, "--out", str(sharded), "--shard", "1/2"]) == 0  # the last shard writes the whole summary
+    assert (sharded / "summary.csv").read_bytes() == (one / "summary.csv").read_bytes()
+    headline = json.loads((one / "metrics.json").read_text())["headline"]
+    assert json.loads((sharded / "metrics.json").read_text())["headline"] == headline
+    (sharded / "summary.csv").unlink()
+    (sharded / "metrics.json").unlink()
+    assert main(["report", str(sharded)]) == 0  # whoever wrote the case folders
+    assert (sharded / "summary.csv").read_bytes() == (one / "summary.csv").read_bytes()
+    assert json.loads((sharded / "metrics.json").read_text())["headline"] == headline
+    assert f"{len(cases)} cases: {len(cases)} done, 0 failed, 0 not done yet" in capsys.readouterr().out
+
+
+def test_report_lists_failed_cases_and_shards_of_another_cohort_are_refused(
+    trained_bundles, grading_cohorts, tmp_path, capsys
+):
+    """A failed case is a row with its error in the rebuilt summary; a shard of other cases is refused."""
+    source = grading_cohorts["glioma_mri_classification"]
+    doc = json.loads(source.read_text())
+    good = {k: (str(source.parent / v) if isinstance(v, str) and (source.parent / v).is_file() else v)
+            for k, v in doc["testing"][0].items()}  # fmt: skip
+    missing = {**good, "case_id": "GONE_1", "patient_id": "GONE_1", "t1c": str(tmp_path / "absent.nii.gz"),
+               "t1": str(tmp_path / "absent.nii.gz"), "t2": str(tmp_path / "absent.nii.gz"),
+               "flair": str(tmp_path / "absent.nii.gz")}  # fmt: skip
+    datalist = tmp_path / "cohort.json"
+    datalist.write_text(json.dumps({"testing": [good, missing]}))
+    out = tmp_path / "out"
+    args = ["predict", "--disease", "glioma", "--input", str(datalist), "--out", str(out), "--bundles",
+            str(trained_bundles)]  # fmt: skip
+    assert main(args) == 1
+    written = (out / "summary.csv").read_bytes()
+    error = {r["case_id"]: r for r in _rows(out / "summary.csv")}["GONE_1"]["error"]
+    assert "absent.nii.gz" in error, error
+    (out / "summary.csv").unlink()
+    assert main(["report", str(out)]) == 1  # a failed case: exit code 1, as predict's
+    assert (out / "summary.csv").read_bytes() == written
+    rows = {r["case_id"]: r for r in _rows(out / "summary.csv")}
+    assert rows[good["case_id"]]["status"] == "ok" and rows["GONE_1"] == {**rows["GONE_1"], "status": "failed"}
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"testing": [good]}))
+    capsys.readouterr()
+    assert main(["predict", "--disease", "glioma", "--input", str(other), "--out", str(out), "--bundles",
+                 str(trained_bundles), "--shard", "1/2"]) == 2  # fmt: skip
+    assert "holds a run of other cases" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "not a `mednet predict` output folder" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from matplotlib import pyplot as plt
 
-from mednet.pipeline.cohort import summary_row
+from mednet.pipeline.summary import summary_row
 from mednet.report.html import write_report
 
 RECORD = {"patient_id": "P1", "fused_class": "LGG", "fused": {"LGG": 0.65, "HGG": 0.35},
