@@ -84,3 +84,13 @@ class NiftiReader(NibabelReader):
         options = {**self.kwargs, **kwargs}
         images = [nib.load(name, **options) for name in filenames]
         return images if len(filenames) > 1 else images[0]
+
+    def read_content(self, path: os.PathLike | str, content: bytes) -> nib.Nifti1Image:
+        """One NIfTI file already decompressed (``content``: its bytes), as :meth:`read` would give it.
+
+        For a ``.nii.gz``: mednet decompresses it once, checking its CRC on the way, instead
+        of once for the check and once more for nibabel.
+        """
+        self.filenames = (path,)
+        nifti1 = 348 in (int.from_bytes(content[:4], order) for order in ("little", "big"))
+        return (nib.Nifti1Image if nifti1 else nib.Nifti2Image).from_bytes(content)

@@ -252,7 +252,7 @@ def _check_content(path: Path) -> None:
     promised = _PROMISED[suffix]
     kind, description = describe_content(path)
     if kind == promised or (promised, kind) == ("gzip-nifti", "gzip-damaged"):
-        return  # a damaged stream is described by the full pass over it (_gzip_length)
+        return  # a damaged stream is described by the full pass over it (_gunzip)
     if promised == "dicom" and kind in ("unknown", "gzip", "gzip-damaged"):
         return  # DICOM files may lack the preamble (and may be compressed); ITK judges them
     hint = f" (rename it {path.name[: -len(suffix)]}{_RENAME[kind]} to read it)" if kind in _RENAME else ""
@@ -264,12 +264,30 @@ def _check_content(path: Path) -> None:
     )
 
 
-def _gzip_length(path: Path) -> int:
-    """The length of a gzip file's decompressed content, after a full pass that checks its CRC."""
-    length = 0
+def _gunzip(path: Path) -> tuple[bytes, int]:
+    """A gzip NIfTI file's content, decompressed in one pass that also checks its CRC.
+
+    Only as much as the header says the file holds is kept (the header's voxel offset plus
+    its voxels, or everything when the header cannot be read); what follows is read
+    through, for the CRC, and counted. The header's memory need is checked before the
+    voxels are decompressed (:func:`_check_nifti_header` checks it again, with the rest).
+
+    Returns:
+        ``(content, length)``: the content kept and the length of the whole decompressed stream.
+
+    Raises:
+        InvalidImageError: a truncated or corrupt stream; an image too large for the memory.
+    """
+    keep = _declared_size(path)
+    parts: list[bytes] = []
+    kept = length = 0
     try:
         with gzip.open(path, "rb") as stream:
-            while chunk := stream.read(1 << 20):
+            while chunk := stream.read(1 << 24):
+                if keep is None or kept < keep:
+                    part = chunk if keep is None else chunk[: keep - kept]
+                    parts.append(part)
+                    kept += len(part)
                 length += len(chunk)
     except EOFError as err:
         raise InvalidImageError(
@@ -285,7 +303,26 @@ def _gzip_length(path: Path) -> int:
             expected="a complete gzip-compressed NIfTI file",
             found=" ".join(str(err).split()) or type(err).__name__,
         ) from err
-    return length
+    content = parts[0] if len(parts) == 1 else b"".join(parts)
+    return content, length
+
+
+def _declared_size(path: Path) -> int | None:
+    """The bytes a NIfTI file's header says it holds (offset + voxels), after checking their memory need.
+
+    None when the header cannot be read here (the reader then says what is wrong).
+    """
+    try:
+        header = _nifti_header(path)
+        shape = tuple(int(s) for s in header.get_data_shape())
+        dtype = header.get_data_dtype()
+        offset = int(header.get_data_offset())
+    except Exception:  # a damaged or foreign header: read everything, the reader then refuses it
+        return None
+    if not shape or min(shape) < 1:
+        return None
+    check_memory(path, decode_bytes(shape, dtype), "decode", " x ".join(map(str, shape)) + f" {dtype} voxels")
+    return offset + math.prod(shape) * dtype.itemsize
 
 
 def _check_nifti_header(path: Path, image: nib.Nifti1Image, content_length: int) -> None:
@@ -312,15 +349,20 @@ def _check_nifti_header(path: Path, image: nib.Nifti1Image, content_length: int)
     check_memory(path, decode_bytes(shape, dtype), "decode", described)
 
 
-def _nifti_pixdim(path: Path) -> np.ndarray:
-    """The voxel sizes a NIfTI header stores, unchecked (nibabel silently takes abs of negative ones)."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as stream:
-        head = stream.read(540)
+def _nifti_header(path: Path, head: bytes | None = None) -> nib.Nifti1Header:
+    """A NIfTI-1 or NIfTI-2 header as stored, unchecked, from the file or its first bytes ``head``."""
+    if head is None:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as stream:
+            head = stream.read(540)
     nifti1 = 348 in (int.from_bytes(head[:4], order) for order in ("little", "big"))
     header_class, size = (nib.Nifti1Header, 348) if nifti1 else (nib.Nifti2Header, 540)
-    header = header_class(binaryblock=head[:size], check=False)
-    return np.asarray(header["pixdim"][1:4], dtype=float)
+    return header_class(binaryblock=head[:size], check=False)
+
+
+def _nifti_pixdim(path: Path, head: bytes | None = None) -> np.ndarray:
+    """The voxel sizes a NIfTI header stores, unchecked (nibabel silently takes abs of negative ones)."""
+    return np.asarray(_nifti_header(path, head)["pixdim"][1:4], dtype=float)
 
 
 def _reader_for(path: Path, series_uid: str | None) -> ImageReader:
@@ -359,17 +401,19 @@ def load_raw(path: os.PathLike | str, series_uid: str | None = None) -> RawImage
     """
     path = Path(path)
     _check_path(path)
-    content_length = None
+    content_length, content = None, None
     if path.is_file():
         _check_content(path)
-        if path.name.lower().endswith(NIFTI_SUFFIXES):
-            # A full pass checks the gzip CRC: nibabel stops reading at the end of the voxel
-            # data and would return a damaged stream's garbage without a word.
-            content_length = _gzip_length(path) if path.name.lower().endswith(".gz") else path.stat().st_size
+        if path.name.lower().endswith(".gz"):
+            # One pass decompresses and checks the gzip CRC (nibabel stops reading at the end
+            # of the voxel data and would return a damaged stream's garbage without a word).
+            content, content_length = _gunzip(path)
+        elif path.name.lower().endswith(NIFTI_SUFFIXES):
+            content_length = path.stat().st_size
     reader = _reader_for(path, series_uid)
     notes: list[str] = []
     try:
-        loaded = reader.read(path)
+        loaded = reader.read_content(path, content) if content is not None else reader.read(path)
         if isinstance(reader, NiftiReader):
             _check_nifti_header(path, loaded, content_length)
             notes += header_notes(loaded)
@@ -385,7 +429,7 @@ def load_raw(path: os.PathLike | str, series_uid: str | None = None) -> RawImage
             path, "unreadable image", expected=f"a valid {_format_of(path)} file", found=_reason(err)
         ) from err
     array = np.asarray(array)
-    header_spacing = _nifti_pixdim(path) if isinstance(reader, NiftiReader) else None
+    header_spacing = _nifti_pixdim(path, content) if isinstance(reader, NiftiReader) else None
     return RawImage(
         path=path,
         array=squeeze_to_3d(path, array),

@@ -33,14 +33,14 @@ import numpy as np
 from mednet.fusion import merge_readings
 from mednet.grading.ood import sha256
 from mednet.inference import GradingPredictor, LocalisationPredictor
-from mednet.io.cases import load_case, present_sequences
+from mednet.io.cases import LoadedCase, load_case, present_sequences
 from mednet.localisation.outputs import LabelScheme, LocalisationResult, write_localisation
 from mednet.localisation.plausibility import plausibility_flags
 from mednet.metrics.localisation import map_labels, score_localisation
 from mednet.pipeline.diseases import DiseaseSpec
 from mednet.report.overview import write_overview
 
-__all__ = ["CaseError", "Predictors", "case_record_path", "predict_case"]
+__all__ = ["CaseError", "Predictors", "case_record_path", "predict_case", "read_case"]
 
 
 class CaseError(RuntimeError):
@@ -88,12 +88,34 @@ def case_record_path(out: os.PathLike | str, case_id: str) -> Path:
     return Path(out) / case_id / f"{case_id}.json"
 
 
+def read_case(case: Mapping, spec: DiseaseSpec) -> tuple[LoadedCase, float]:
+    """Read and validate a case's images for ``spec`` (:func:`mednet.io.load_case`), and the seconds it took.
+
+    The first step of :func:`predict_case`; a cohort runs it for the next case while the
+    current one computes.
+
+    Raises:
+        CaseError: the case has none of the sequences the localisation reads.
+        InvalidImageError: an input refused by :mod:`mednet.io` (the message names the file).
+    """
+    case_id = str(case["case_id"])
+    present = present_sequences(case, spec.sequences)
+    if not any(s in present for s in spec.localisation.sequences):
+        raise CaseError(f"case {case_id}: none of the sequences {spec.name} reads "
+                        f"({', '.join(spec.localisation.sequences)}); the case has "
+                        f"{', '.join(k for k in case if k not in ('case_id', 'patient_id')) or 'nothing'}")  # fmt: skip
+    start = time.perf_counter()
+    loaded = load_case(case, spec.sequences, allow_missing=True)  # and the truth's label map, when the case has one
+    return loaded, round(time.perf_counter() - start, 2)
+
+
 def predict_case(
     case: Mapping,
     predictors: Predictors,
     out: os.PathLike | str,
     *,
     readings: Mapping[str, Mapping[str, str]] | None = None,
+    loaded: tuple[LoadedCase, float] | None = None,
 ) -> dict:
     """Run the pipeline on one case and write its files; return its ``<case>.json`` record.
 
@@ -104,6 +126,7 @@ def predict_case(
         predictors: the disease's predictors.
         out: the cohort's output folder.
         readings: ``case_id -> {role: reading}`` from a clinicians' CSV (overrides the case's own).
+        loaded: the case already read by :func:`read_case` (default: read here).
 
     Returns:
         The record written to ``OUT/<case>/<case>.json``.
@@ -115,18 +138,11 @@ def predict_case(
     spec = predictors.spec
     case_id = str(case["case_id"])
     present = present_sequences(case, spec.sequences)
-    if not any(s in present for s in spec.localisation.sequences):
-        raise CaseError(f"case {case_id}: none of the sequences {spec.name} reads "
-                        f"({', '.join(spec.localisation.sequences)}); the case has "
-                        f"{', '.join(k for k in case if k not in ('case_id', 'patient_id')) or 'nothing'}")  # fmt: skip
+    loaded, read_s = loaded or read_case(case, spec)
     out = Path(out)
     partial = out / ".partial" / case_id
     shutil.rmtree(partial, ignore_errors=True)
-    timings: dict[str, float] = {}
-
-    start = time.perf_counter()
-    loaded = load_case(case, spec.sequences, allow_missing=True)  # and the truth's label map, when the case has one
-    timings["read_s"] = round(time.perf_counter() - start, 2)
+    timings: dict[str, float] = {"read_s": read_s}
 
     start = time.perf_counter()
     found = predictors.localise({"case_id": case_id, **loaded.images})

@@ -23,11 +23,12 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from mednet.bundles import console_to
 from mednet.fusion import read_clinician_csv
-from mednet.pipeline.case import Predictors, case_record_path, predict_case
+from mednet.pipeline.case import Predictors, case_record_path, predict_case, read_case
 from mednet.pipeline.diseases import disease_spec
 from mednet.pipeline.summary import (
     RUN_FILE,
@@ -96,6 +97,7 @@ def predict_cohort(
     partition: str = "testing",
     overwrite: bool = False,
     shard: tuple[int, int] = (1, 1),
+    prefetch: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Run the pipeline on every case (or shard K/N's); write ``summary.csv``, ``report.html``, ``metrics.json``.
@@ -115,6 +117,7 @@ def predict_cohort(
             (:func:`mednet.pipeline.summary.shard_cases`); the shards of one cohort may run
             at once, on one machine or many sharing ``out``. The summary lists every case done
             so far, whichever shard did it; the last shard to finish writes the complete one.
+        prefetch: read the next case's images while the current case computes.
         progress: called with one line per case (default: a progress line on stderr).
 
     Returns:
@@ -149,20 +152,23 @@ def predict_cohort(
     say = progress or (lambda line: print(line, file=console, flush=True))
     log = out / (f"predict.shard-{k}-of-{n}.log" if n > 1 else "predict.log")  # the libraries' warnings and logs
     done, skipped, failed, interrupted = 0, 0, 0, None
-    with console_to(log), _terminate_as_interrupt():
+    previous = {str(c["case_id"]): _record_of(out, str(c["case_id"]), overwrite) for c in cases}
+    complete = {
+        k for k, record in previous.items() if record is not None and record.get("weights") == predictors.weights
+    }
+    reader = _ReadAhead([c for c in cases if str(c["case_id"]) not in complete], spec, enabled=prefetch)
+    with console_to(log), _terminate_as_interrupt(), reader:
         try:
             for i, case in enumerate(cases, start=1):
                 case_id = str(case["case_id"])
-                record_path = case_record_path(out, case_id)
-                record = json.loads(record_path.read_text()) if record_path.is_file() and not overwrite else None
-                if record is not None and record.get("weights") == predictors.weights:
+                if case_id in complete:
                     skipped += 1
                     say(f"[{i}/{len(cases)}{label}] {case_id}: complete, skipped")
                 else:
-                    if record is not None:
+                    if previous[case_id] is not None:
                         say(f"[{i}/{len(cases)}{label}] {case_id}: made with other weights: predicted again")
                     try:
-                        record = predict_case(case, predictors, out, readings=readings)
+                        record = predict_case(case, predictors, out, readings=readings, loaded=reader.take(case_id))
                         say(f"[{i}/{len(cases)}{label}] {case_id}: {record['call'] or record['note']}")
                     except Exception as error:  # one bad case must not stop the cohort
                         failed += 1
@@ -180,6 +186,51 @@ def predict_cohort(
     return {"cases": len(cases), "ok": done, "failed": failed, "skipped": skipped, "pending": report["pending"],
             "summary": report["summary"], "report": report["report"], "metrics": report["metrics"], "log": log,
             "interrupted": interrupted}  # fmt: skip
+
+
+def _record_of(out: Path, case_id: str, overwrite: bool) -> dict | None:
+    """A case's record from an earlier run (None when there is none, or with ``overwrite``)."""
+    path = case_record_path(out, case_id)
+    return json.loads(path.read_text()) if path.is_file() and not overwrite else None
+
+
+class _ReadAhead:
+    """Reads the next case to predict in a thread while the current one computes.
+
+    ``take(case_id)`` returns the case's ``(LoadedCase, seconds)`` (:func:`read_case`), read
+    ahead or read now, and starts reading the one after; a read error is raised by ``take``,
+    for the case it belongs to. Cases are taken in the order given. Disabled: ``take``
+    returns None and :func:`predict_case` reads the case itself.
+    """
+
+    def __init__(self, cases: list[Mapping], spec, enabled: bool = True):
+        self.cases, self.spec, self.enabled = cases, spec, enabled and len(cases) > 1
+        self.position = {str(c["case_id"]): i for i, c in enumerate(cases)}
+        self.pending: dict[str, Future] = {}
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mednet-read-ahead") if self.enabled else None
+
+    def _submit(self, index: int) -> None:
+        if index < len(self.cases):
+            case_id = str(self.cases[index]["case_id"])
+            if case_id not in self.pending:
+                self.pending[case_id] = self.pool.submit(read_case, self.cases[index], self.spec)
+
+    def take(self, case_id: str):
+        """The case read (or None when reading ahead is off); raises the case's read error."""
+        if not self.enabled:
+            return None
+        index = self.position[case_id]
+        self._submit(index)
+        future = self.pending.pop(case_id)
+        self._submit(index + 1)  # the next one reads while this one computes
+        return future.result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:  # an interrupted run does not wait for a read nobody will use
+            self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _claim_output(out: Path, disease: str, bundles, source, partition: str, case_ids: list[str], sharded: bool):

@@ -11,9 +11,11 @@ from mednet.transforms.dictionary import (
     WriteLocalisationd,
 )
 from mednet.transforms.grading import ClassIndexd, LesionFeaturesd, LesionSlicesd
+from mednet.transforms.invert import InvertProbabilitiesd
 
 __all__ = [
     "ClassIndexd",
+    "InvertProbabilitiesd",
     "LesionFeaturesd",
     "LesionSlicesd",
     "LoadCased",

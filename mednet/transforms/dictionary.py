@@ -267,7 +267,7 @@ class Localised(MapTransform):
     See :func:`mednet.localisation.localise_from_probabilities`.
 
     ``data[key]``: the ``(C, x, y, z)`` softmax probabilities already inverted onto the
-    reference input's grid (``Invertd``), as a MetaTensor. It is replaced by the
+    reference input's grid (``InvertProbabilitiesd`` or ``Invertd``), as a MetaTensor. It is replaced by the
     ``(1, x, y, z)`` int16 label map (arg-max, organ clean-up, small lesions removed) with
     the same metadata, and ``data[f"{key}_lesions"]`` gets the lesion table (a list of
     rows). This is the label map that :class:`WriteLocalisationd` writes and that MONAI
@@ -374,7 +374,7 @@ class WriteLocalisationd(MapTransform):
 
 def _on_grid(value: object, key: Hashable, who: str) -> MetaTensor:
     if not isinstance(value, MetaTensor) or value.ndim != 4:
-        raise TypeError(f"{who}: {key!r} must be a (C, x, y, z) MetaTensor on the input grid (use Invertd)")
+        raise TypeError(f"{who}: {key!r} must be a (C, x, y, z) MetaTensor on the input grid (InvertProbabilitiesd)")
     return value
 
 

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import locale
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 
-def write_dicom_series(
+def write_dicom_series(*args, **kwargs) -> Path:
+    """:func:`_write_dicom_series`, leaving the process's locale as it was.
+
+    GDCM's writer sets ``LC_ALL`` to ``C``; left so, Python's default text encoding turns
+    ASCII for the rest of the test session (and ``subprocess.run(text=True)`` of a child that
+    prints UTF-8 fails in whichever test comes next).
+    """
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        return _write_dicom_series(*args, **kwargs)
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
+def _write_dicom_series(
     folder,
     volume: np.ndarray,
     spacing=(0.8, 0.8, 2.0),

@@ -289,3 +289,21 @@ def test_sform_kept_when_pixdim_disagrees(tmp_path, volume):
     loaded = read_image(tmp_path / "mixed.nii.gz")
     np.testing.assert_allclose(loaded.affine.numpy(), sform)
     assert any("disagrees with the sform voxel sizes (2.0, 2.0, 4.0)" in n for n in loaded.meta["notes"])
+
+
+def test_reading_dicom_keeps_the_text_encoding(tmp_path):
+    """Reading DICOM leaves the locale alone (GDCM's writer does not: tests' helper restores it)."""
+    import locale
+    import subprocess
+    import sys
+
+    from mednet.io.sitk_reader import describe_dicom_series
+
+    before = locale.setlocale(locale.LC_ALL)
+    folder = write_dicom_series(tmp_path / "series", np.arange(4 * 5 * 3, dtype=np.int16).reshape(4, 5, 3))
+    assert locale.setlocale(locale.LC_ALL) == before  # the helper put it back
+    assert read_image(folder).shape == (1, 4, 5, 3) and len(describe_dicom_series(folder)) == 1
+    assert locale.setlocale(locale.LC_ALL) == before
+    if locale.getpreferredencoding(False).upper().replace("-", "") == "UTF8":  # the machine's own is UTF-8
+        out = subprocess.run([sys.executable, "-c", "print('\\u00e9\\u2026')"], capture_output=True, text=True)
+        assert out.stdout.strip() == "\u00e9\u2026"

@@ -124,3 +124,36 @@ def test_localised_then_write_localisationd_names_the_case_and_needs_a_metatenso
         localise({"pred": torch.zeros(3, 6, 6, 4)})
     with pytest.raises(KeyError, match="Localised before"):
         write({"pred": labels})
+
+
+def _drop_small_reference(labels, values, voxel_mm3, min_mm3):
+    """The plain rule: label every component of each lesion class over the whole volume, drop the small ones."""
+    from scipy import ndimage
+
+    out = labels.copy()
+    for value in values:
+        components, count = ndimage.label(out == value, structure=np.ones((3, 3, 3), dtype=bool))
+        for index in range(1, count + 1):
+            if (components == index).sum() * voxel_mm3 < min_mm3:
+                out[components == index] = 0
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_small_lesions_dropped_as_the_plain_rule_does(seed):
+    from mednet.localisation.outputs import _drop_small_lesions
+
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((30, 26, 14), dtype=np.int16)
+    labels[2:28, 2:24, 1:13] = 1  # an organ
+    for _ in range(12):  # lesions of both classes, of many sizes, some touching
+        value = int(rng.integers(2, 4))
+        lo = rng.integers(0, (25, 21, 10))
+        size = rng.integers(1, 5, size=3)
+        labels[lo[0] : lo[0] + size[0], lo[1] : lo[1] + size[1], lo[2] : lo[2] + size[2]] = value
+    affine = np.diag([1.5, 1.5, 2.0, 1.0])
+    scheme = LabelScheme([{"value": 1, "name": "liver"}, {"value": 2, "name": "tumour"}, {"value": 3, "name": "met"}],
+                         {2: "tumour", 3: "met"}, min_lesion_mm3=20.0)  # fmt: skip
+    expected = _drop_small_reference(labels, (2, 3), 4.5, 20.0)
+    assert np.array_equal(_drop_small_lesions(labels, scheme, affine), expected)
+    assert (expected != labels).any() and np.isin(expected, (2, 3)).any()  # some dropped, some kept
