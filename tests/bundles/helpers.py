@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -50,22 +51,41 @@ def config(bundle: str, name: str) -> dict:
     return json.loads((BUNDLES / bundle / "configs" / f"{name}.json").read_text())
 
 
-def torchrun_train(bundle: str, datalist: Path, out: Path, overrides: dict) -> subprocess.CompletedProcess:
+def torchrun_train(
+    bundle: str, datalist: Path, out: Path, overrides: dict, nodes: int = 1
+) -> subprocess.CompletedProcess:
     """``train.json`` + ``multi_gpu_train.json`` under torchrun: two CPU processes (gloo).
 
+    ``nodes=1``: one ``torchrun --standalone --nproc_per_node=2``. ``nodes=2``: two
+    ``torchrun --nnodes=2 --node_rank=R --nproc_per_node=1`` launches meeting at a
+    rendezvous on 127.0.0.1, as two machines would (the result holds both outputs).
     One retry: on this 2-core machine a gloo worker now and then aborts (SIGABRT) while the
     process group is torn down after a successful run; a real failure fails twice.
     """
     options = " ".join(f"--{k} {json.dumps(v).replace(' ', '')}" for k, v in overrides.items())
-    command = (
-        f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node=2 -m monai.bundle run "
-        f"--config_file \"['configs/train.json','configs/multi_gpu_train.json']\" --bundle_root . "
-        f"--datalist {datalist} --ckpt_dir {out / 'models'} --output_dir {out / 'eval'} {options}"
+    bundle_run = (
+        f"-m monai.bundle run --config_file \"['configs/train.json','configs/multi_gpu_train.json']\" "
+        f"--bundle_root . --datalist {datalist} --ckpt_dir {out / 'models'} --output_dir {out / 'eval'} {options}"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     for _ in range(2):
-        result = subprocess.run(command, shell=True, cwd=BUNDLES / bundle, env=env, capture_output=True, text=True,
-                                timeout=600)  # fmt: skip
+        if nodes == 1:
+            command = f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node=2 {bundle_run}"
+            result = subprocess.run(command, shell=True, cwd=BUNDLES / bundle, env=env, capture_output=True,
+                                    text=True, timeout=600)  # fmt: skip
+        else:
+            with socket.socket() as probe:  # a free port for the rendezvous
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            launches = [subprocess.Popen(
+                f"{sys.executable} -m torch.distributed.run --nnodes={nodes} --node_rank={rank} --nproc_per_node=1 "
+                f"--master_addr=127.0.0.1 --master_port={port} {bundle_run}", shell=True, cwd=BUNDLES / bundle,
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            ) for rank in range(nodes)]  # fmt: skip
+            outputs = [launch.communicate(timeout=600) for launch in launches]
+            code = max(abs(launch.returncode) for launch in launches)
+            result = subprocess.CompletedProcess(launches[0].args, code, "\n".join(o[0] for o in outputs),
+                                                 "\n".join(o[1] for o in outputs))  # fmt: skip
         if result.returncode == 0:
             break
     return result

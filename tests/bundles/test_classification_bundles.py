@@ -161,3 +161,11 @@ def test_multi_gpu_train_runs_under_torchrun(bundle, grading_cohorts, tmp_path):
     result = torchrun_train(bundle, grading_cohorts[bundle], tmp_path, TINY_GRADING)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "models" / "model.pt").is_file()
+
+
+def test_multi_node_train_runs_under_torchrun(grading_cohorts, tmp_path):
+    """Two torchrun launches as two nodes (``--nnodes 2 --node_rank 0/1``, one process each) train one model."""
+    bundle = "glioma_mri_classification"
+    result = torchrun_train(bundle, grading_cohorts[bundle], tmp_path, TINY_GRADING, nodes=2)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "models" / "model.pt").is_file()
