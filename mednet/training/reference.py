@@ -49,28 +49,28 @@ from mednet.synthetic import generate_cohort
 __all__ = ["RECIPES", "STAGES", "reference_models", "train_reference"]
 
 #: Per disease and stage: bundle, cohort (cases, balance, randomisation, seed; ``size`` "demo" unless
-#: given), epochs, config overrides. Timed on 2 CPU cores: about 75 s per glioma localisation epoch.
+#: given), epochs, config overrides. Timed on 2 CPU cores: about 85 s per glioma localisation epoch.
 RECIPES: dict[str, dict[str, dict]] = {
     "glioma": {
         "localisation": {"bundle": "glioma_mri_segmentation", "cases": 160,
                          "balance": {"HGG": 1, "LGG": 1, "MET": 0.3}, "randomise": "moderate", "seed": 2026,
-                         "epochs": 60, "overrides": {"lr_anneal": "cosine", "val_interval": 5}},
+                         "epochs": 20, "overrides": {"lr_anneal": "cosine", "val_interval": 5}},
         "grading": {"bundle": "glioma_mri_classification", "cases": 120, "balance": {"HGG": 1, "LGG": 1},
-                    "randomise": "plausible", "seed": 2027, "epochs": 30, "overrides": {}},
+                    "randomise": "plausible", "seed": 2027, "epochs": 20, "overrides": {}},
     },
     "cpa": {
         "localisation": {"bundle": "cpa_mri_segmentation", "cases": 160, "balance": {"AN": 1, "MG": 1},
-                         "randomise": "moderate", "seed": 2026, "epochs": 80,
+                         "randomise": "moderate", "seed": 2026, "epochs": 20,
                          "overrides": {"lr_anneal": "cosine", "val_interval": 5}},
         "grading": {"bundle": "cpa_mri_classification", "cases": 120, "balance": {"AN": 1, "MG": 1},
-                    "randomise": "plausible", "seed": 2027, "epochs": 30, "overrides": {}},
+                    "randomise": "plausible", "seed": 2027, "epochs": 20, "overrides": {}},
     },
     "neuroblastoma": {
         "localisation": {"bundle": "neuroblastoma_mri_segmentation", "cases": 160,
-                         "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "moderate", "seed": 2026, "epochs": 40,
+                         "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "moderate", "seed": 2026, "epochs": 16,
                          "overrides": {"lr_anneal": "cosine", "val_interval": 5}},
         "grading": {"bundle": "neuroblastoma_mri_classification", "cases": 120,
-                    "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "plausible", "seed": 2027, "epochs": 30,
+                    "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "plausible", "seed": 2027, "epochs": 20,
                     "overrides": {}},
     },
 }  # fmt: skip
