@@ -60,17 +60,17 @@ RECIPES: dict[str, dict[str, dict]] = {
     },
     "cpa": {
         "localisation": {"bundle": "cpa_mri_segmentation", "cases": 160, "balance": {"AN": 1, "MG": 1},
-                         "randomise": "moderate", "seed": 2026, "epochs": 20,
-                         "overrides": {"lr_anneal": "cosine", "val_interval": 5}},
+                         "randomise": "moderate", "seed": 2026, "epochs": 16,
+                         "overrides": {"lr_anneal": "cosine", "val_interval": 4}},
         "grading": {"bundle": "cpa_mri_classification", "cases": 120, "balance": {"AN": 1, "MG": 1},
-                    "randomise": "plausible", "seed": 2027, "epochs": 20, "overrides": {}},
+                    "randomise": "plausible", "seed": 2027, "epochs": 15, "overrides": {}},
     },
     "neuroblastoma": {
         "localisation": {"bundle": "neuroblastoma_mri_segmentation", "cases": 160,
-                         "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "moderate", "seed": 2026, "epochs": 16,
-                         "overrides": {"lr_anneal": "cosine", "val_interval": 5}},
+                         "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "moderate", "seed": 2026, "epochs": 12,
+                         "overrides": {"lr_anneal": "cosine", "val_interval": 4}},
         "grading": {"bundle": "neuroblastoma_mri_classification", "cases": 120,
-                    "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "plausible", "seed": 2027, "epochs": 20,
+                    "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "plausible", "seed": 2027, "epochs": 15,
                     "overrides": {}},
     },
 }  # fmt: skip
