@@ -22,7 +22,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -46,22 +46,32 @@ __all__ = ["load_cases", "predict_cohort"]
 PARTITIONS = ("training", "validation", "testing", "all")
 
 
-def load_cases(source: os.PathLike | str, partition: str = "testing") -> list[dict]:
-    """The cases of a folder or a datalist, with absolute paths.
+def load_cases(
+    source: os.PathLike | str,
+    partition: str = "testing",
+    sequences: Sequence[str] | None = None,
+    disease: str = "the disease",
+) -> list[dict]:
+    """The cases of a folder, a datalist or one image file, with absolute paths.
 
     A case lacking a sequence is kept: it is predicted with the sequences it has (and
     recorded as failed, with the reason, when it has none the disease reads).
 
     Args:
         source: a folder of images (one case per ``<case>_<sequence>`` name or folder; every
-            format :mod:`mednet.io` reads) or a datalist JSON.
+            format :mod:`mednet.io` reads), a datalist JSON, or one image file: a one-case
+            cohort when the disease reads one sequence (``sequences``).
         partition: for a datalist: which partition, or ``"all"``.
+        sequences: the sequences the disease reads (for one image file; None: refused).
+        disease: the disease's name, for the messages.
 
     Raises:
         FileNotFoundError: no such folder or file.
-        ValueError: no case found, or an unknown partition.
+        ValueError: no case found, an unknown partition, or one image file for a disease
+            that reads several sequences (the message says which and how to give them).
     """
     from mednet.io import discover_cases, load_datalist
+    from mednet.io.read import is_image_path, looks_like_dicom
 
     source = Path(source)
     if not source.exists():
@@ -70,12 +80,18 @@ def load_cases(source: os.PathLike | str, partition: str = "testing") -> list[di
         found = discover_cases(source)
         cases = [dict(c) for c in found.cases]
         skipped = [f"{s['path']}: {s['reason']}" for s in found.skipped]
+    elif not source.name.lower().endswith(".json") and (is_image_path(source) or looks_like_dicom(source)):
+        return [_single_image_case(source.absolute(), tuple(sequences or ()), disease)]  # a link keeps its name
     else:
         if partition not in PARTITIONS:
             raise ValueError(f"partition: expected one of {', '.join(PARTITIONS)}, found {partition!r}")
         datalist = load_datalist(source)
-        names = ("training", "validation", "testing") if partition == "all" else (partition,)
+        names = PARTITIONS[:-1] if partition == "all" else (partition,)
         cases = [dict(c) for name in names for c in datalist.get(name, [])]
+        if not cases:
+            sizes = ", ".join(f"{name} {len(datalist.get(name, []))}" for name in PARTITIONS[:-1])
+            raise ValueError(f"{source}: no case in partition {partition!r} (cases per partition: {sizes}); "
+                             "choose one with --partition (or all)")  # fmt: skip
         skipped = []
     if not cases:
         detail = f"; skipped: {'; '.join(skipped[:5])}" if skipped else ""
@@ -83,6 +99,33 @@ def load_cases(source: os.PathLike | str, partition: str = "testing") -> list[di
     for case in cases:
         case.setdefault("patient_id", case["case_id"])
     return cases
+
+
+def _single_image_case(path: Path, sequences: tuple[str, ...], disease: str) -> dict:
+    """One image file as a one-case cohort, when the disease reads one sequence; else refused saying how.
+
+    The case id is the file name's ``<case>`` part (``P1_t2.nii.gz``: ``P1``; ``P1/t2.nii.gz``: ``P1``),
+    or its stem.
+    """
+    from mednet.io.datalist import _parse_name
+    from mednet.io.read import IMAGE_SUFFIXES
+
+    lower = path.name.lower()
+    suffix = next((x for x in sorted(IMAGE_SUFFIXES, key=len, reverse=True) if lower.endswith(x)), "")
+    parsed = _parse_name(path)  # (case, sequence, naming scheme): P1_t2.nii.gz, or t2.nii.gz in a folder P1
+    case_id = parsed[0] if parsed else path.name[: len(path.name) - len(suffix)] or path.name
+    if len(sequences) == 1:
+        if parsed and parsed[1] != sequences[0]:
+            example = f"{case_id}_{sequences[0]}{suffix or '.nii.gz'}"
+            raise ValueError(f"{path}: the file name says {parsed[1]}, but {disease} reads {sequences[0]}; "
+                             f"rename it (e.g. {example}) or give a datalist JSON")  # fmt: skip
+        return {"case_id": case_id, "patient_id": case_id, sequences[0]: str(path)}
+    example = ", ".join(f"{case_id}_{s}.nii.gz" for s in sequences)
+    raise ValueError(
+        f"{path}: one image file, but {disease} reads {len(sequences)} sequences ({', '.join(sequences)}); "
+        f"give --input a folder with one file per sequence named <case>_<sequence> (e.g. {example}), "
+        "or a datalist JSON (`mednet datalist` writes one)"
+    )
 
 
 def predict_cohort(
@@ -99,93 +142,183 @@ def predict_cohort(
     shard: tuple[int, int] = (1, 1),
     prefetch: bool = True,
     progress: Callable[[str], None] | None = None,
+    bar: bool | None = None,
+    verbosity: int = 1,
 ) -> dict:
     """Run the pipeline on every case (or shard K/N's); write ``summary.csv``, ``report.html``, ``metrics.json``.
 
     Args:
-        source: a folder or a datalist JSON (see :func:`load_cases`).
+        source: a folder, a datalist JSON or one image file (see :func:`load_cases`).
         disease: ``glioma``, ``cpa`` or ``neuroblastoma``.
-        out: the output folder.
+        out: the output folder. One used before for the same disease keeps its complete
+            cases in the summary (the console says how many); one holding another disease's
+            run is refused.
         device: ``auto`` (the GPU when there is one; under ``torchrun``, the rank's own GPU),
-            ``cpu`` or ``cuda``; checked before any case.
+            ``cpu``, ``cuda`` or ``cuda:N``; one that is not there is refused before any work.
         bundles: folder of the bundles (default: mednet's own, with their ``models/model.pt``).
         models: bundle name -> checkpoint, instead of the bundle's own ``models/model.pt``.
         clinicians: a CSV of clinicians' readings (``case_id``, role, reading).
-        partition: for a datalist: the partition to predict.
+        partition: for a datalist: the partition to predict (or ``all``).
         overwrite: redo complete cases too.
         shard: ``(K, N)``: predict only every N-th case from the K-th
             (:func:`mednet.pipeline.summary.shard_cases`); the shards of one cohort may run
             at once, on one machine or many sharing ``out``. The summary lists every case done
             so far, whichever shard did it; the last shard to finish writes the complete one.
         prefetch: read the next case's images while the current case computes.
-        progress: called with one line per case (default: a progress line on stderr).
+        progress: called with each console line (default: printed on stderr).
+        bar: a progress bar with the ETA on stderr (tqdm); None: when stderr is a terminal
+            and ``progress`` is not given.
+        verbosity: 0: only failures; 1: a line per case (only failures and notices beside a
+            bar); 2: a line per case with its timings, bar or not.
 
     Returns:
-        ``{"cases", "ok", "failed", "skipped", "pending", "summary", "report", "metrics", "log",
-        "interrupted"}``: ``cases``, ``ok``, ``failed`` and ``skipped`` count this run's (shard's)
-        cases, ``pending`` the cohort's cases no run has done yet; ``interrupted`` says how far a
-        run stopped by Ctrl-C or SIGTERM got (None when it ran to the end): the cases done are
-        in the summary and the report, and the same command again finishes the rest.
+        ``{"cases", "ok", "failed", "skipped", "pending", "kept", "summary", "report", "metrics",
+        "log", "interrupted", "device", "partition", "case_status"}``: ``cases``, ``ok``,
+        ``failed`` and ``skipped`` count this run's (shard's) cases, ``pending`` the summary's
+        cases no run has done yet, ``kept`` the complete cases of earlier runs in ``out`` that
+        the summary keeps; ``interrupted`` says how far a run stopped by Ctrl-C or SIGTERM got
+        (None when it ran to the end): the cases done are in the summary and the report, and
+        the same command again finishes the rest. ``case_status``: per case of this run,
+        ``{"case_id", "status" (ok, skipped, failed or not run), "call", "error", "folder"}``.
 
     Raises:
         FileNotFoundError: a bundle without trained weights (with how to train it).
-        ValueError: an output path that is a file or a folder that cannot be written, a bad
-            shard, or a shard of another cohort in ``out`` (before any work).
+        ValueError: a device that is not there, an output path that is a file or a folder that
+            cannot be written, one image file for a disease reading several sequences, a bad
+            shard, or an output folder of another disease or (for a shard) another cohort;
+            all before any work.
     """
-    out = _output_folder(out)  # refused before any work: a file, or a folder that cannot be written
+    from mednet.inference.device import choose_device
+
+    choose_device(device)  # a GPU asked for and absent: refused now, not case by case
     spec = disease_spec(disease, bundles)
     k, n = shard
     if not 1 <= k <= n:
         raise ValueError(f"shard: expected K/N with 1 <= K <= N, found {k}/{n}")
+    cohort = load_cases(source, partition, spec.sequences, spec.name)
+    out = _output_folder(out)  # refused before any work: a file, or a folder that cannot be written
+    ids = [str(c["case_id"]) for c in cohort]
+    summary_ids, kept = _plan_output(out, spec.name, source, ids, sharded=n > 1)
     if device == "auto" and n > 1 and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per rank on a node
         import torch
 
         if torch.cuda.is_available():
             device = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
-    predictors = Predictors.build(spec, device, models)  # device, weights and configs checked before any case
-    cohort = load_cases(source, partition)
-    _claim_output(out, spec.name, bundles, source, partition, [str(c["case_id"]) for c in cohort], sharded=n > 1)
+    predictors = Predictors.build(spec, device, models)  # weights and configs checked before any case
+    write_run(out, spec.name, bundles, source, partition, summary_ids)
     cases = shard_cases(cohort, shard)
     readings = read_clinician_csv(clinicians) if clinicians else {}
     console = sys.stderr  # the progress lines stay on the console while the libraries' output goes to the log
     label = f" shard {k}/{n}" if n > 1 else ""
-    say = progress or (lambda line: print(line, file=console, flush=True))
+    show_bar = (progress is None and console.isatty()) if bar is None else bar
+    write_line = progress or (lambda line: print(line, file=console, flush=True))
+    meter = _Meter(write_line, console, show_bar and verbosity > 0)
+    say = meter.say
+    datalist = not Path(source).is_dir() and Path(source).name.lower().endswith(".json")
+    if verbosity > 0:
+        where = f"datalist {source}, partition {partition}" if datalist else f"{source}"
+        share = f"; shard {k}/{n}: {len(cases)} of them" if n > 1 else ""
+        say(f"{spec.name}: {len(cohort)} cases from {where}{share}; device {predictors.device}")
+        if kept:
+            say(f"{out}: keeps {len(kept)} complete cases of earlier runs in the summary "
+                f"({len(summary_ids)} cases in all)")  # fmt: skip
     log = out / (f"predict.shard-{k}-of-{n}.log" if n > 1 else "predict.log")  # the libraries' warnings and logs
     done, skipped, failed, interrupted = 0, 0, 0, None
     previous = {str(c["case_id"]): _record_of(out, str(c["case_id"]), overwrite) for c in cases}
     complete = {
         k for k, record in previous.items() if record is not None and record.get("weights") == predictors.weights
     }
+    status = {str(c["case_id"]): {"case_id": str(c["case_id"]), "status": "not run", "call": None, "error": None,
+                                  "folder": None} for c in cases}  # fmt: skip
     reader = _ReadAhead([c for c in cases if str(c["case_id"]) not in complete], spec, enabled=prefetch)
-    with console_to(log), _terminate_as_interrupt(), reader:
+    meter.start(len(cases) - len(complete))
+    if complete and verbosity == 1 and meter.bar is not None:
+        say(f"{len(complete)} complete cases skipped (made with the same weights)")
+    with console_to(log), _terminate_as_interrupt(), reader, meter:
         try:
             for i, case in enumerate(cases, start=1):
                 case_id = str(case["case_id"])
+                head = f"[{i}/{len(cases)}{label}] {case_id}"
                 if case_id in complete:
                     skipped += 1
-                    say(f"[{i}/{len(cases)}{label}] {case_id}: complete, skipped")
+                    status[case_id].update(status="skipped", call=_call_of(previous[case_id]),
+                                           folder=str(out / case_id))  # fmt: skip
+                    if verbosity > 1 or (verbosity == 1 and meter.bar is None):
+                        say(f"{head}: complete, skipped")
                 else:
-                    if previous[case_id] is not None:
-                        say(f"[{i}/{len(cases)}{label}] {case_id}: made with other weights: predicted again")
+                    if previous[case_id] is not None and verbosity > 0:
+                        say(f"{head}: made with other weights: predicted again")
                     try:
                         record = predict_case(case, predictors, out, readings=readings, loaded=reader.take(case_id))
-                        say(f"[{i}/{len(cases)}{label}] {case_id}: {record['call'] or record['note']}")
                     except Exception as error:  # one bad case must not stop the cohort
                         failed += 1
                         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                         record_failure(out, case_id, message, predictors.weights)
-                        say(f"[{i}/{len(cases)}{label}] {case_id}: FAILED: {message}")
+                        status[case_id].update(status="failed", error=message)
+                        say(f"{head}: FAILED: {message}")  # at every verbosity
+                        meter.advance(f"{case_id} failed")
                         continue
+                    outcome = record["call"] or record["note"]
+                    status[case_id].update(status="ok", call=record["call"], folder=str(out / case_id))
+                    if verbosity > 1:
+                        timings = ", ".join(f"{k} {v:.1f}" for k, v in (record.get("timings") or {}).items()
+                                            if isinstance(v, (int, float)))  # fmt: skip
+                        say(f"{head}: {outcome} ({timings})")
+                    elif verbosity == 1 and meter.bar is None:
+                        say(f"{head}: {outcome}")
+                    meter.advance(f"{case_id}: {record['call'] or 'no call'}")
                 clear_failure(out, case_id)
                 done += 1
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the cases done are summarised and reported
             interrupted = (f"interrupted after {done + failed} of {len(cases)} cases{label}; "
                            "run the same command again to finish")  # fmt: skip
-            say(f"mednet predict: {interrupted}")
+    if interrupted:
+        say(f"mednet predict: {interrupted}")
     report = report_cohort(out, bundles=bundles, notes=[interrupted or ""], metrics=not interrupted)
     return {"cases": len(cases), "ok": done, "failed": failed, "skipped": skipped, "pending": report["pending"],
-            "summary": report["summary"], "report": report["report"], "metrics": report["metrics"], "log": log,
-            "interrupted": interrupted}  # fmt: skip
+            "kept": len(kept), "summary": report["summary"], "report": report["report"],
+            "metrics": report["metrics"], "log": log, "interrupted": interrupted, "device": predictors.device,
+            "partition": partition if datalist else None, "case_status": list(status.values())}  # fmt: skip
+
+
+def _call_of(record: Mapping | None) -> str | None:
+    return (record or {}).get("call") or None
+
+
+class _Meter:
+    """The console of a cohort run: lines, and a tqdm progress bar (cases to predict, ETA) when asked.
+
+    Lines go above the bar (``tqdm.write``), so that the bar stays at the bottom.
+    """
+
+    def __init__(self, write_line: Callable[[str], None], stream, enabled: bool):
+        self.write_line, self.stream, self.enabled, self.bar = write_line, stream, enabled, None
+
+    def start(self, total: int) -> None:
+        if self.enabled and total > 0:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, file=self.stream, unit="case", desc="mednet predict", dynamic_ncols=True,
+                            mininterval=0.5, smoothing=0.1)  # fmt: skip
+
+    def say(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=self.stream)
+        else:
+            self.write_line(line)
+
+    def advance(self, last: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(last, refresh=False)
+            self.bar.update(1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _record_of(out: Path, case_id: str, overwrite: bool) -> dict | None:
@@ -233,23 +366,49 @@ class _ReadAhead:
             self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _claim_output(out: Path, disease: str, bundles, source, partition: str, case_ids: list[str], sharded: bool):
-    """Write ``OUT/run.json`` for this cohort; a shard refuses a folder holding another cohort's run.
+def _plan_output(out: Path, disease: str, source, case_ids: list[str], sharded: bool) -> tuple[list[str], list[str]]:
+    """``(case ids of the summary, earlier cases kept)``; refuses a folder the run cannot share.
 
-    An unsharded run replaces an earlier run's cohort (the summary is then this run's, as
-    the case folders of the other stay); shards must agree, or their summary would mix.
+    An output folder used before for the same disease keeps its complete cases in the summary
+    (those of ``run.json`` in its order, then any other complete case folder of the disease,
+    by name), before this run's cohort; earlier cases that are neither this run's nor complete
+    (failed or not run) leave the summary. Shards must run the same cohort, or their summary
+    would mix.
 
     Raises:
-        ValueError: a shard, and ``out`` holds a run of another disease or other cases.
+        ValueError: ``out`` holds a run of another disease, or (a shard) of other cases.
     """
-    with contextlib.suppress(FileNotFoundError):
+    try:
         previous = read_run(out)
-        if sharded and (previous.get("disease"), previous.get("case_ids")) != (disease, case_ids):
+    except FileNotFoundError:
+        previous = None
+    if previous is not None and previous.get("disease") != disease:
+        raise ValueError(f"{out}: holds a {previous.get('disease')} run ({len(previous.get('case_ids') or [])} "
+                         f"cases from {previous.get('source')}), and this one is {disease}: one summary cannot "
+                         "list both; choose another --out")  # fmt: skip
+    if sharded:
+        if previous is not None and previous.get("case_ids") != case_ids:
             raise ValueError(f"{out}: holds a run of other cases ({RUN_FILE}: {previous.get('disease')}, "
                              f"{len(previous.get('case_ids') or [])} cases from {previous.get('source')}); "
                              "every shard must run the same cohort: check --input and --partition, "
                              "or choose another --out")  # fmt: skip
-    write_run(out, disease, bundles, source, partition, case_ids)
+        return case_ids, []
+    ours = set(case_ids)
+    listed = [str(c) for c in (previous or {}).get("case_ids") or []]
+    others = sorted(d.name for d in out.iterdir() if d.is_dir() and not d.name.startswith(".")
+                    and d.name not in ours and d.name not in listed)  # fmt: skip
+    kept = [c for c in dict.fromkeys([*listed, *others]) if c not in ours and _complete(out, c, disease)]
+    return [*kept, *case_ids], kept
+
+
+def _complete(out: Path, case_id: str, disease: str) -> bool:
+    """Whether ``OUT/<case>`` holds a complete case of ``disease``."""
+    path = case_record_path(out, case_id)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("disease") == disease
 
 
 def _output_folder(out: os.PathLike | str) -> Path:
