@@ -8,31 +8,45 @@ also returns); :func:`write_localisation` writes them (through
 - ``<out>/<case>/<case>_labels.nii.gz``: organ and lesion labels on exactly the
   reference input's grid (shape, sform and qform copied from its header);
 - ``<out>/<case>/<case>_labels.json``: the label table (value, name, colour);
-- ``<out>/<case>/<case>_lesions.json`` and ``.csv``: the lesion table.
+- ``<out>/<case>/<case>_lesions.json`` and ``.csv``: the lesion table;
+- ``<out>/<case>/<case>_labels.seg.dcm``, only when the reference input is a DICOM series
+  folder: the same label map as a DICOM SEG referencing that series
+  (:func:`mednet.io.dicom_seg.write_dicom_seg`); a series that a SEG cannot reference
+  (no UIDs or frame of reference, multi-frame instances) gets a :class:`DicomSegWarning`
+  instead, and the case keeps its other files.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from monai.data import MetaTensor
+from monai.utils import ImageMetaKey
 from scipy import ndimage
 
+from mednet.errors import InvalidImageError
 from mednet.io.atomic import write_json_atomic
+from mednet.io.dicom_seg import write_dicom_seg
 from mednet.io.write import write_image
 from mednet.localisation.lesions import find_lesions, write_lesion_table
 from mednet.localisation.organs import clean_organs
 
 __all__ = [
+    "DicomSegWarning",
     "LabelScheme",
     "LocalisationResult",
     "localise_from_probabilities",
     "write_localisation",
 ]
+
+
+class DicomSegWarning(UserWarning):
+    """A case read from DICOM got no DICOM SEG (its series cannot be referenced); its other outputs stand."""
 
 
 def _int_keys(mapping: Mapping | None) -> dict[int, object]:
@@ -182,19 +196,26 @@ def write_localisation(
     *,
     overwrite: bool = False,
 ) -> dict[str, Path]:
-    """Write a case's label map, label table and lesion table.
+    """Write a case's label map, label table and lesion table (and a DICOM SEG for a DICOM input).
 
     Args:
         result: the label map ``(x, y, z)`` on the reference grid and its lesion table
             (:func:`localise_from_probabilities`).
-        reference: the reference input (its file's header gives the output's sform/qform).
+        reference: the reference input (its file's header gives the output's sform/qform;
+            when it was read from a DICOM series folder, the SEG references that series).
         out_dir: files go to ``out_dir/<case_id>/``.
         case_id: used in the file names.
         scheme: gives the label table.
         overwrite: replace existing outputs.
 
     Returns:
-        ``{"labels", "label_table", "lesions_json", "lesions_csv"}`` -> paths written.
+        ``{"labels", "label_table", "lesions_json", "lesions_csv"}`` -> paths written, and
+        ``"dicom_seg"`` when the reference is a DICOM series.
+
+    Warns:
+        DicomSegWarning: the reference is a DICOM series a SEG cannot reference (no frame of
+            reference, no UIDs, multi-frame instances): no SEG, the message names the file and
+            says why; the other files are written all the same.
     """
     case_dir = Path(out_dir) / case_id
     case_dir.mkdir(parents=True, exist_ok=True)
@@ -208,7 +229,21 @@ def write_localisation(
     table = [{"value": 0, "name": "background", "colour": "#000000"}, *scheme.labels]
     write_json_atomic(paths["label_table"], {"labels": table}, indent=2)
     write_lesion_table(result.lesions, paths["lesions_json"], paths["lesions_csv"])
+    series = _dicom_series(reference)
+    if series is not None:
+        try:
+            paths["dicom_seg"] = write_dicom_seg(result.labels, series, scheme, case_dir / f"{case_id}_labels.seg.dcm",
+                                                 affine=np.asarray(reference.affine),
+                                                 lesion_values=scheme.lesion_classes, overwrite=overwrite)  # fmt: skip
+        except InvalidImageError as err:  # a series mednet can read but a SEG cannot reference: the rest stands
+            warnings.warn(f"{case_id}: no DICOM SEG written: {err}", DicomSegWarning, stacklevel=2)
     return paths
+
+
+def _dicom_series(reference: MetaTensor) -> Path | None:
+    """The DICOM series folder the reference image was read from, or None (a file: NIfTI, NRRD, ...)."""
+    source = Path(str(reference.meta.get(ImageMetaKey.FILENAME_OR_OBJ, "")))
+    return source if reference.meta.get("format") == "dicom" and source.is_dir() else None
 
 
 def _colour(value: object) -> str:

@@ -32,10 +32,15 @@ def _write_dicom_series(
     description="T2 AX",
     slice_thickness=None,
     skip_slices=(),
+    direction=None,
+    frame_of_reference_uid="1.2.826.0.1.3680043.2.1125.5",
+    patient_id="P001",
 ) -> Path:
-    """Write an ``(x, y, z)`` int16 volume as one axial DICOM file per slice.
+    """Write an ``(x, y, z)`` int16 volume as one DICOM file per slice (axial by default).
 
-    ``origin`` is the LPS position of the first voxel; slice positions advance by
+    ``origin`` is the LPS position of the first voxel. ``direction``: 3x3 matrix whose
+    columns are the LPS directions of the volume's x (along a row), y (down a column) and
+    z (slice to slice) axes; default the identity (axial). Slice positions advance by
     ``spacing[2]`` along z. ``slice_thickness`` sets the SliceThickness tag (default:
     the true spacing). Slices in ``skip_slices`` are not written (a gap).
     """
@@ -44,13 +49,15 @@ def _write_dicom_series(
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     zyx = np.ascontiguousarray(volume.transpose(2, 1, 0)).astype(np.int16)
+    direction = np.eye(3) if direction is None else np.asarray(direction, dtype=float)
     for k in range(zyx.shape[0]):
         if k in skip_slices:
             continue
-        position = (origin[0], origin[1], origin[2] + k * spacing[2])
+        position = tuple(float(v) for v in np.asarray(origin, dtype=float) + k * spacing[2] * direction[:, 2])
         piece = sitk.GetImageFromArray(zyx[k : k + 1])
         piece.SetSpacing(spacing)
         piece.SetOrigin(position)
+        piece.SetDirection(direction.flatten().tolist())
         tags = {
             "0008|0060": "MR",
             "0008|0016": "1.2.840.10008.5.1.4.1.1.4",
@@ -58,9 +65,11 @@ def _write_dicom_series(
             "0008|103e": description,
             "0020|000d": "1.2.826.0.1.3680043.2.1125.9",
             "0020|000e": series_uid,
+            "0020|0052": frame_of_reference_uid,
+            "0010|0020": patient_id,
             "0020|0013": str(k + 1),
             "0020|0032": "\\".join(f"{v:.4f}" for v in position),
-            "0020|0037": "1\\0\\0\\0\\1\\0",
+            "0020|0037": "\\".join(f"{v:.6f}" for v in (*direction[:, 0], *direction[:, 1])),
             "0018|0050": f"{slice_thickness if slice_thickness is not None else spacing[2]:g}",
             "0028|0030": f"{spacing[1]:g}\\{spacing[0]:g}",
         }

@@ -8,14 +8,19 @@ import stat
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 import torch
+from highdicom.seg import segread
 from monai.data import MetaTensor
 
 from mednet.io import read_image
-from mednet.localisation import LabelScheme, localise_from_probabilities, write_localisation
+from mednet.io.dicom_seg import read_source_series
+from mednet.localisation import LabelScheme, LocalisationResult, localise_from_probabilities, write_localisation
+from mednet.localisation.outputs import DicomSegWarning
 from mednet.transforms import Localised, WriteLocalisationd
 from tests.conftest import lps_affine, write_nifti
+from tests.io.dicom_helpers import write_dicom_series
 
 TABLE = [{"value": 1, "name": "kidney", "colour": "#ff00ff"}, {"value": 2, "name": "tumour", "colour": "#ff7f0e"}]
 
@@ -96,6 +101,43 @@ def test_write_localisation_files_on_the_reference_grid(tmp_path):
     assert {stat.S_IMODE(p.stat().st_mode) for p in paths.values()} == {0o666 & ~umask}  # as open() makes them
     with pytest.raises(Exception, match="output exists"):
         write_localisation(result, reference, tmp_path / "out", "case", scheme)
+
+
+def test_write_localisation_adds_a_dicom_seg_for_a_dicom_series(tmp_path):
+    direction = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # sagittal, slices stored R to L
+    folder = write_dicom_series(tmp_path / "in" / "t2", np.arange(1, 401).reshape(10, 8, 5), direction=direction)
+    reference = read_image(folder)
+    labels = np.zeros((10, 8, 5), dtype=np.int16)
+    labels[2:6, 1:4, 1:3], labels[7:, 5:, 4] = 2, 1
+    scheme = LabelScheme(TABLE, {2: "tumour"})
+    paths = write_localisation(LocalisationResult(labels, []), reference, tmp_path / "out", "case", scheme)
+    assert paths["dicom_seg"] == tmp_path / "out" / "case" / "case_labels.seg.dcm"
+    assert sorted(paths["labels"].parent.iterdir()) == sorted(paths.values())  # no temporary file left
+    seg = segread(paths["dicom_seg"])
+    assert [(s.SegmentLabel, s.SegmentedPropertyTypeCodeSequence[0].CodeMeaning) for s in seg.SegmentSequence] == [
+        ("kidney", "Organ"), ("tumour", "Lesion")
+    ]  # fmt: skip
+    datasets = read_source_series(folder)
+    frames = seg.get_pixels_by_source_instance([d.SOPInstanceUID for d in datasets], combine_segments=True)
+    by_code = np.zeros(401, dtype=np.int16)  # voxel code (1..400, unique) -> its label on the grid mednet read
+    by_code[reference[0].numpy().astype(int).ravel()] = labels.ravel()
+    for dataset, frame in zip(datasets, frames, strict=True):
+        np.testing.assert_array_equal(frame, by_code[pydicom.dcmread(dataset.filename).pixel_array])
+    np.testing.assert_array_equal(np.asarray(nib.load(paths["labels"]).dataobj), labels)  # the NIfTI as before
+    with pytest.raises(Exception, match="output exists"):
+        write_localisation(LocalisationResult(labels, []), reference, tmp_path / "out", "case", scheme)
+
+
+def test_a_dicom_series_without_uids_gets_no_seg_and_a_warning(tmp_path):
+    folder = write_dicom_series(tmp_path / "in" / "t2", np.arange(1, 401).reshape(10, 8, 5), frame_of_reference_uid="")
+    reference = read_image(folder)
+    scheme = LabelScheme(TABLE, {2: "tumour"})
+    with pytest.warns(DicomSegWarning, match=r"case: no DICOM SEG written: .*slice000\.dcm: DICOM instance without "
+                      r"the geometry a SEG references.*no FrameOfReferenceUID"):  # fmt: skip
+        paths = write_localisation(LocalisationResult(np.zeros((10, 8, 5)), []), reference, tmp_path / "out", "case",
+                                   scheme)  # fmt: skip
+    assert "dicom_seg" not in paths and paths["labels"].is_file()
+    assert sorted(paths["labels"].parent.iterdir()) == sorted(paths.values())
 
 
 def test_localised_then_write_localisationd_names_the_case_and_needs_a_metatensor(tmp_path):
