@@ -168,7 +168,7 @@ def predict_case(
                                     spec.localisation.lesion_classes, spec.localisation.min_reference_mm3)  # fmt: skip
 
     start = time.perf_counter()
-    scheme = LabelScheme(found.label_table, {})
+    scheme = LabelScheme(found.label_table, spec.localisation.lesion_classes)  # lesions coded as such in a SEG
     files = write_localisation(LocalisationResult(found.array, found.lesions), loaded.reference, partial.parent,
                                case_id, scheme, overwrite=True)  # fmt: skip
     if grading is not None:
@@ -184,6 +184,7 @@ def predict_case(
         "missing_sequences": missing,
         "resampling": loaded.resampling,
         "labels": files["labels"].name,
+        "labels_dicom_seg": files["dicom_seg"].name if "dicom_seg" in files else None,  # DICOM input only
         "label_table": [{"value": 0, "name": "background", "colour": "#000000"}, *found.label_table],
         "lesions": found.lesions,
         "sequences": grading.sequences if grading else {},
