@@ -220,7 +220,7 @@ def predict_cohort(
         share = f"; shard {k}/{n}: {len(cases)} of them" if n > 1 else ""
         say(f"{spec.name}: {len(cohort)} cases from {where}{share}; device {predictors.device}")
         if kept:
-            say(f"{out}: keeps {len(kept)} complete cases of earlier runs in the summary "
+            say(f"{out}: keeps {len(kept)} complete case(s) of earlier runs in the summary "
                 f"({len(summary_ids)} cases in all)")  # fmt: skip
     log = out / (f"predict.shard-{k}-of-{n}.log" if n > 1 else "predict.log")  # the libraries' warnings and logs
     done, skipped, failed, interrupted = 0, 0, 0, None

@@ -62,7 +62,7 @@ def test_json_progress_quiet_a_reused_folder_and_partition_all(trained_bundles, 
     assert [(c["case_id"], c["status"]) for c in doc["cases"]] == [("NEW_1", "ok"), (ids[1], "skipped")]
     assert doc["partition"] == "all" and doc["counts"]["kept"] == 1
     assert f"cpa: 2 cases from datalist {other}, partition all" in captured.err
-    assert f"{out}: keeps 1 complete cases of earlier runs in the summary (3 cases in all)" in captured.err
+    assert f"{out}: keeps 1 complete case(s) of earlier runs in the summary (3 cases in all)" in captured.err
     rows = _rows(out / "summary.csv")
     assert [r["case_id"] for r in rows] == [ids[0], "NEW_1", ids[1]] and {r["status"] for r in rows} == {"ok"}
     assert json.loads((out / "run.json").read_text())["case_ids"] == [ids[0], "NEW_1", ids[1]]
@@ -84,14 +84,23 @@ def test_one_image_file_for_a_disease_of_one_sequence(trained_bundles, grading_c
     image = tmp_path / "P7_t2.nii.gz"
     image.symlink_to(case["t2"])
     out = tmp_path / "out"
-    args = ["predict", "--disease", "cpa", "--bundles", str(trained_bundles), "-i", str(image), "-o", str(out),
-            "--json"]  # fmt: skip
-    assert main(args) == 0
-    doc = json.loads(capsys.readouterr().out)
+    args = ["predict", "--disease", "cpa", "--bundles", str(trained_bundles), "-i", str(image), "-o", str(out)]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as on a terminal: the bar by default
+    assert main([*args, "--json", "-v"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert "100%" in captured.err and "1/1" in captured.err  # the bar
+    assert "[1/1] P7: " in captured.err and "localise_s" in captured.err  # --verbose: a line per case, with timings
+    import torch
+
+    auto = "cuda" if torch.cuda.is_available() else "cpu"  # --device auto, the default: the GPU when present
+    assert f"cpa: 1 cases from {image}; device {auto}" in captured.err and doc["device"] == auto
     assert [(c["case_id"], c["status"]) for c in doc["cases"]] == [("P7", "ok")] and doc["partition"] is None
     record = json.loads((out / "P7" / "P7.json").read_text())
     assert record["reference_sequence"] == "t2" and list(record["inputs"]) == ["t2"]
     assert [r["case_id"] for r in _rows(out / "summary.csv")] == ["P7"]
+    assert main([*args, "-q"]) == 0  # --quiet: no bar, no line, even on a terminal
+    assert capsys.readouterr() == ("", "")
 
 
 def test_ctrl_c_summarises_the_cases_done(trained_bundles, grading_cohorts, tmp_path):  # noqa: F811
