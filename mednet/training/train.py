@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import difflib
 import hashlib
 import json
 import os
@@ -281,9 +282,25 @@ def _stage_settings(disease: str, epochs: int | None, seed: int, overrides: Mapp
         length = recipe["epochs"] if epochs is None else epochs
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
             raise DatalistError(f"--epochs: expected a whole number >= 1, found {length!r}")
+        given = dict(overrides.get(stage, {}))
+        known = _config_keys(recipe["bundle"], ("train", "inference", "evaluate"))
+        for key in given:
+            if key.split("#")[0] not in known:
+                root = key.split("#")[0]
+                hint = difflib.get_close_matches(root, sorted(known), n=1)
+                raise DatalistError(f"--set {stage}.{key}: {recipe['bundle']} has no config entry {root!r}"
+                                    + (f"; did you mean {hint[0]!r}?" if hint else ""))  # fmt: skip
         settings[stage] = {"bundle": recipe["bundle"], "epochs": length, "seed": seed,
-                           "overrides": {**recipe["overrides"], **dict(overrides.get(stage, {}))}}  # fmt: skip
+                           "overrides": {**recipe["overrides"], **given}}  # fmt: skip
     return settings
+
+
+def _config_keys(bundle: str, configs: Sequence[str]) -> set[str]:
+    """The top-level entries of a bundle's configs."""
+    from mednet.bundles import bundle_path
+
+    folder = bundle_path(bundle) / "configs"
+    return {k for name in configs for k in json.loads((folder / f"{name}.json").read_text())}
 
 
 # ---------------------------------------------------------------- progress
@@ -364,10 +381,7 @@ def _sha256(path: Path) -> str:
 
 def _inference_overrides(bundle: str, overrides: Mapping) -> dict:
     """The overrides that name an entry of the bundle's ``inference.json`` or ``evaluate.json`` (top level)."""
-    from mednet.bundles import bundle_path
-
-    configs = bundle_path(bundle) / "configs"
-    keys = {k for n in ("inference", "evaluate") for k in json.loads((configs / f"{n}.json").read_text())}
+    keys = _config_keys(bundle, ("inference", "evaluate"))
     return {k: v for k, v in overrides.items() if k.split("#")[0] in keys}
 
 
@@ -608,6 +622,9 @@ def train_run(
                  "epochs": settings[stage]["epochs"], "seed": seed, "overrides": settings[stage]["overrides"],
                  "train_seconds": trained["train_seconds"], "skipped": trained["skipped"], "log": trained["log"],
                  "tensorboard": trained["tensorboard"], "trained": trained["finished"]}  # fmt: skip
+        # what predicting with these weights must set too (a --set that changed the network or its inputs)
+        needed = _inference_overrides(entry["bundle"], entry["overrides"])
+        entry["inference_overrides"] = {k: v for k, v in needed.items() if k not in ("num_workers", "n_boot")}
         weights = Path(trained["weights"])
         if stage == "grading":
             entry["ood"] = _fit_ood(settings[stage], path, weights, run / f"{stage}.log")

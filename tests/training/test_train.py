@@ -22,7 +22,7 @@ TINY = [
     "localisation.roi_size=[32,32,16]", "localisation.pixdim=[4.0,4.0,3.0]", "localisation.num_samples=1",
     "localisation.num_workers=0", "localisation.network_def#channels=[4,8,16,32,64]",
     "grading.n_slices=4", "grading.slice_size=[16,16]", "grading.num_workers=0", "grading.batch_size=2",
-    'grading.network_kwargs={"channels":[4,8],"hidden":8}', "localisation.n_boot=50", "grading.n_boot=50",
+    'grading.network_kwargs={"channels":[4,8],"hidden":8}', "grading.n_boot=50",
 ]  # fmt: skip
 
 
@@ -84,10 +84,27 @@ def test_train_end_to_end_resume_and_determinism(cohort, tmp_path, capsys):
         entry = record["stages"][stage]
         assert entry["bundle"] == bundle and not entry["skipped"] and entry["train_seconds"] >= 0
         assert entry["test_metrics"]["patients"] == len(ids["testing"]) and len(entry["test_metrics"]) > 1
+    assert record["stages"]["grading"]["inference_overrides"] == {
+        "n_slices": 4,
+        "slice_size": [16, 16],
+        "batch_size": 2,
+        "network_kwargs": {"channels": [4, 8], "hidden": 8},
+    }
+    assert "lr_anneal" not in record["stages"]["localisation"]["inference_overrides"]
     assert "lesion Dice" in record["stages"]["localisation"]["test_metrics"]
     assert record["seconds"] > 0
     assert run_models(run) == {"cpa_mri_segmentation": run / "localisation" / "models" / "model.pt",
                                "cpa_mri_classification": run / "grading" / "models" / "model.pt"}  # fmt: skip
+
+    # the weights load into the bundles' predictors with the settings the record says predicting needs
+    from mednet.inference import GradingPredictor, LocalisationPredictor
+    from mednet.pipeline.diseases import disease_spec
+
+    spec, models = disease_spec("cpa"), run_models(run)
+    for predictor, bundle in ((LocalisationPredictor, spec.localisation), (GradingPredictor, spec.grading)):
+        stage = "localisation" if predictor is LocalisationPredictor else "grading"
+        loaded = predictor(bundle, "cpu", models[bundle.name], **record["stages"][stage]["inference_overrides"])
+        assert loaded.weights == models[bundle.name]
 
     # the same command again: both stages skipped, the weights untouched
     stamps = {s: (run / s / "models" / "model.pt").stat().st_mtime_ns for s in ("localisation", "grading")}
@@ -237,3 +254,12 @@ def test_parse_setting():
         parse_setting("grading.max_epochs=3")
     with pytest.raises(DatalistError, match="did you mean 'grading'"):
         parse_setting("gradin.batch_size=3")
+
+
+def test_a_setting_the_bundle_does_not_have_is_refused(tmp_path, cohort):
+    from mednet.training import train_run
+
+    with pytest.raises(DatalistError, match=r"--set localisation\.roi_sise: cpa_mri_segmentation has no config entry "
+                                            r"'roi_sise'; did you mean 'roi_size'\?"):  # fmt: skip
+        train_run("cpa", cohort / "manifest.csv", tmp_path / "run", overrides={"localisation": {"roi_sise": [8, 8, 8]}})
+    assert not (tmp_path / "run").exists()
