@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="auto (default: the GPU when PyTorch finds one, else the CPU), cpu, cuda or cuda:N; "
                         "one that is not there is refused before any work (exit code 2)")  # fmt: skip
     parser.add_argument("--bundles", default=None, help="folder of trained bundles (default: mednet's bundles/)")
+    parser.add_argument("--models", default=None, metavar="RUN",
+                        help="the weights of a `mednet train --out RUN` run instead of the shipped ones")  # fmt: skip
     parser.add_argument("--clinicians", default=None, help="CSV of clinicians' readings: case_id, role, reading")
     parser.add_argument("--partition", default="testing",
                         help="datalist partition: training, validation, testing (default) or all")  # fmt: skip
@@ -83,10 +85,15 @@ def run_predict(args: argparse.Namespace) -> int:
 
             choose_device(args.device)  # before anything else: an absent GPU is said once, not case by case
             shard = parse_shard(args.shard)
+            models = settings = None
+            if args.models:
+                from mednet.training import run_models, run_settings
+
+                models, settings = run_models(args.models, args.disease), run_settings(args.models, args.disease)
             result = predict_cohort(args.input, args.disease, args.out, device=args.device, bundles=args.bundles,
-                                    clinicians=args.clinicians, partition=args.partition, overwrite=args.overwrite,
-                                    shard=shard, bar=True if args.progress else None,
-                                    verbosity=verbosity)  # fmt: skip
+                                    models=models, settings=settings, clinicians=args.clinicians,
+                                    partition=args.partition, overwrite=args.overwrite, shard=shard,
+                                    bar=True if args.progress else None, verbosity=verbosity)  # fmt: skip
         except (FileNotFoundError, ValueError, MednetError) as error:
             print(f"mednet predict: error: {error}", file=sys.stderr)
             code, result = 2, {"error": str(error)}

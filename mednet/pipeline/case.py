@@ -63,11 +63,27 @@ class Predictors:
     grade: GradingPredictor
 
     @classmethod
-    def build(cls, spec: DiseaseSpec, device: str = "auto", models: Mapping[str, os.PathLike | str] | None = None):
-        """Both predictors on ``device``; ``models``: bundle name -> checkpoint (default each bundle's own)."""
-        models = dict(models or {})
-        return cls(spec, LocalisationPredictor(spec.localisation, device, models.get(spec.localisation.name)),
-                   GradingPredictor(spec.grading, device, models.get(spec.grading.name)))  # fmt: skip
+    def build(
+        cls,
+        spec: DiseaseSpec,
+        device: str = "auto",
+        models: Mapping[str, os.PathLike | str] | None = None,
+        settings: Mapping[str, Mapping] | None = None,
+    ):
+        """Both predictors on ``device``.
+
+        Args:
+            spec: the disease.
+            device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+            models: bundle name -> checkpoint (default each bundle's own ``models/model.pt``).
+            settings: bundle name -> config overrides the checkpoint was trained with that
+                predicting must repeat (network size, slice count; a ``mednet train`` run's
+                ``inference_overrides``).
+        """
+        models, settings = dict(models or {}), dict(settings or {})
+        loc, grading = spec.localisation.name, spec.grading.name
+        return cls(spec, LocalisationPredictor(spec.localisation, device, models.get(loc), **settings.get(loc, {})),
+                   GradingPredictor(spec.grading, device, models.get(grading), **settings.get(grading, {})))  # fmt: skip
 
     @property
     def device(self) -> str:

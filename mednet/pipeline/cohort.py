@@ -136,6 +136,7 @@ def predict_cohort(
     device: str = "auto",
     bundles: os.PathLike | str | None = None,
     models: Mapping[str, os.PathLike | str] | None = None,
+    settings: Mapping[str, Mapping] | None = None,
     clinicians: os.PathLike | str | None = None,
     partition: str = "testing",
     overwrite: bool = False,
@@ -157,6 +158,7 @@ def predict_cohort(
             ``cpu``, ``cuda`` or ``cuda:N``; one that is not there is refused before any work.
         bundles: folder of the bundles (default: mednet's own, with their ``models/model.pt``).
         models: bundle name -> checkpoint, instead of the bundle's own ``models/model.pt``.
+        settings: bundle name -> config overrides the checkpoints need (see :meth:`Predictors.build`).
         clinicians: a CSV of clinicians' readings (``case_id``, role, reading).
         partition: for a datalist: the partition to predict (or ``all``).
         overwrite: redo complete cases too.
@@ -204,7 +206,7 @@ def predict_cohort(
 
         if torch.cuda.is_available():
             device = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
-    predictors = Predictors.build(spec, device, models)  # weights and configs checked before any case
+    predictors = Predictors.build(spec, device, models, settings)  # weights and configs checked before any case
     write_run(out, spec.name, bundles, source, partition, summary_ids)
     cases = shard_cases(cohort, shard)
     readings = read_clinician_csv(clinicians) if clinicians else {}

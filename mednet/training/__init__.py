@@ -4,6 +4,22 @@
 :mod:`~mednet.training.train` trains a disease's two bundles on one patient-level split.
 """
 
-from mednet.training.train import TrainingRunError, parse_setting, prepare_split, read_grades, run_models, train_run
+from mednet.training.train import (
+    TrainingRunError,
+    parse_setting,
+    prepare_split,
+    read_grades,
+    run_models,
+    run_settings,
+    train_run,
+)
 
-__all__ = ["TrainingRunError", "parse_setting", "prepare_split", "read_grades", "run_models", "train_run"]
+__all__ = [
+    "TrainingRunError",
+    "parse_setting",
+    "prepare_split",
+    "read_grades",
+    "run_models",
+    "run_settings",
+    "train_run",
+]

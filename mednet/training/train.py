@@ -48,7 +48,16 @@ from typing import Any, TextIO
 
 from mednet.errors import DatalistError, MednetError, OutputExistsError
 
-__all__ = ["STAGES", "TrainingRunError", "parse_setting", "prepare_split", "read_grades", "run_models", "train_run"]
+__all__ = [
+    "STAGES",
+    "TrainingRunError",
+    "parse_setting",
+    "prepare_split",
+    "read_grades",
+    "run_models",
+    "run_settings",
+    "train_run",
+]
 
 #: The stages in the order they train.
 STAGES = ("localisation", "grading")
@@ -655,13 +664,32 @@ def _bundle_version(bundle: str) -> str:
     return BundleSpec.load(bundle_path(bundle)).version
 
 
-def run_models(run: os.PathLike | str) -> dict[str, Path]:
+def run_models(run: os.PathLike | str, disease: str | None = None) -> dict[str, Path]:
     """Bundle name -> checkpoint (``model.pt``) of a :func:`train_run` folder: ``Predictors.build(models=...)``.
 
+    Args:
+        run: the ``mednet train --out`` folder.
+        disease: when given, the disease the run must have trained.
+
     Raises:
-        TrainingRunError: ``run`` is not a folder made by ``mednet train``, or a stage did not
-            finish there (the message says how to resume).
+        TrainingRunError: ``run`` is not a folder made by ``mednet train``, it trained another
+            disease, or a stage did not finish there (the message says how to resume).
     """
+    return {bundle: weights for bundle, (weights, _) in _finished_stages(run, disease).items()}
+
+
+def run_settings(run: os.PathLike | str, disease: str | None = None) -> dict[str, dict]:
+    """Bundle name -> the config overrides predicting must repeat: ``Predictors.build(settings=...)``.
+
+    A run trained with ``--set`` entries that change the network or its inputs (its size,
+    the slice count) needs them at prediction time too; the others (workers, learning
+    rate) are left out. Raises as :func:`run_models`.
+    """
+    return {bundle: settings for bundle, (_, settings) in _finished_stages(run, disease).items()}
+
+
+def _finished_stages(run: os.PathLike | str, disease: str | None) -> dict[str, tuple[Path, dict]]:
+    """Bundle name -> (checkpoint, inference overrides) of every stage of a finished training run."""
     run = Path(run)
     record_path = run / _RECORD
     if not run.is_dir():
@@ -675,7 +703,9 @@ def run_models(run: os.PathLike | str) -> dict[str, Path]:
         raise TrainingRunError(f"{record_path}: not valid JSON ({err})") from None
     if not isinstance(record, dict) or record.get("kind") != _KIND:
         raise TrainingRunError(f"{record_path}: not the record of a mednet train run (kind {_KIND!r} expected)")
-    models = {}
+    if disease is not None and record.get("disease") != disease:
+        raise TrainingRunError(f"{run}: a {record.get('disease')} training run, not {disease}")
+    stages = {}
     for stage in STAGES:
         entry = record.get("stages", {}).get(stage)
         if entry is None:
@@ -685,5 +715,5 @@ def run_models(run: os.PathLike | str) -> dict[str, Path]:
         if not weights.is_file():
             raise TrainingRunError(f"{run}: the {stage} stage's weights {weights} are missing; run the same "
                                    "mednet train command again to train them")  # fmt: skip
-        models[entry["bundle"]] = weights.resolve()
-    return models
+        stages[entry["bundle"]] = (weights.resolve(), dict(entry.get("inference_overrides") or {}))
+    return stages

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 
@@ -105,6 +106,18 @@ def test_train_end_to_end_resume_and_determinism(cohort, tmp_path, capsys):
         stage = "localisation" if predictor is LocalisationPredictor else "grading"
         loaded = predictor(bundle, "cpu", models[bundle.name], **record["stages"][stage]["inference_overrides"])
         assert loaded.weights == models[bundle.name]
+
+    # mednet predict --models RUN: the run's weights, with the settings they need, on its testing patients
+    out = tmp_path / "predicted"
+    assert main(["predict", "--disease", "cpa", "-i", str(run / "datalist.json"), "-o", str(out),
+                 "--models", str(run), "--device", "cpu", "-q"]) == 0  # fmt: skip
+    capsys.readouterr()
+    for case in ids["testing"]:
+        used = json.loads((out / case / f"{case}.json").read_text())["weights"]
+        assert used == {b: hashlib.sha256(w.read_bytes()).hexdigest() for b, w in models.items()}
+    assert main(["predict", "--disease", "glioma", "-i", str(run / "datalist.json"), "-o", str(tmp_path / "x"),
+                 "--models", str(run)]) == 2  # fmt: skip
+    assert "a cpa training run, not glioma" in capsys.readouterr().err
 
     # the same command again: both stages skipped, the weights untouched
     stamps = {s: (run / s / "models" / "model.pt").stat().st_mtime_ns for s in ("localisation", "grading")}
