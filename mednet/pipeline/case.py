@@ -39,6 +39,7 @@ from mednet.localisation.plausibility import plausibility_flags
 from mednet.metrics.localisation import map_labels, score_localisation
 from mednet.pipeline.diseases import DiseaseSpec
 from mednet.report.overview import write_overview
+from mednet.report.provenance import input_checksums, run_provenance
 
 __all__ = ["CaseError", "Predictors", "case_record_path", "predict_case", "read_case"]
 
@@ -190,11 +191,16 @@ def predict_case(
     if grading is not None:
         _write_slices(partial / f"{case_id}_grading_slices.csv", case, grading.slice_rows, spec.classes)
     missing = loaded.missing
+    checked = time.perf_counter()
+    read = {s: case[s] for s in [*present, *(["label"] if case.get("label") else [])]}
+    checksums = input_checksums(read)  # what was read, cheaply (ms per file)
+    timings["checksum_s"] = round(time.perf_counter() - checked, 3)
     record = {
         "case_id": case_id,
         "patient_id": str(case.get("patient_id", case_id)),
         "disease": spec.name,
         "inputs": {s: str(case[s]) for s in present},
+        "inputs_sha256": checksums,
         "reference_sequence": loaded.reference_key,
         "sequences_used": {"localisation": found.sequences_used, "grading": branches if grading else []},
         "missing_sequences": missing,
@@ -221,6 +227,7 @@ def predict_case(
         "weights": predictors.weights,
         "device": predictors.device,
         "timings": timings,
+        "provenance": run_provenance(),
     }
     diagnosis = record["fused_class"]
     probability = f" (p {grading.fused[diagnosis]:.2f})" if grading and diagnosis in grading.fused else ""

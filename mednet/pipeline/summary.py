@@ -244,7 +244,7 @@ def report_cohort(
         elif pending:
             metrics_note = (f"{len(pending)} of {len(run['case_ids'])} cases not predicted yet (first: {pending[0]}); "
                             "metrics come when every case is done")  # fmt: skip
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+        stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         bundles_used = ", ".join(f"{k} {v}" for k, v in spec.versions.items())
         devices = sorted({str(r.get("device")) for r in records if r.get("device")})
         weights = {json.dumps(r.get("weights"), sort_keys=True) for r in records}
@@ -255,8 +255,13 @@ def report_cohort(
             lines.append(f"The cases were made with {len(weights)} different sets of weights (see each case's "
                          "record); run `mednet predict` again to redo them with the bundles' own")  # fmt: skip
         lines += [note for note in (*notes, metrics_note) if note]
+        from mednet.report.provenance import cohort_provenance
+
+        images = sorted((out / "metrics").glob("*.png")) if scores else []  # this evaluation's ROC and confusion
         report = write_report(out / "report.html", f"mednet {spec.name}: {stamp}", rows, spec.branches,
-                              metrics=scores, notes=lines)  # fmt: skip
+                              metrics=scores, notes=lines, records={r["case_id"]: r for r in records},
+                              provenance=cohort_provenance((spec.localisation, spec.grading), records),
+                              metrics_images=images)  # fmt: skip
     return {"cases": len(run["case_ids"]), "ok": len(rows) - failed, "failed": failed, "pending": len(pending),
             "summary": summary, "report": report, "metrics": out / "metrics.json" if scores else None}  # fmt: skip
 

@@ -8,6 +8,7 @@ input's grid, complete JSON, resume, a bad case, the report, the exit code.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -62,6 +63,10 @@ def test_predict_writes_every_output_on_the_input_grid(disease, trained_bundles,
         assert record["disease"] == disease and record["bundles"] == spec.versions
         assert all(row["colour"].startswith("#") for row in record["label_table"])  # not MONAI's "::" for "#"
         assert set(record["inputs"]) == set(spec.sequences) and record["timings"]["localise_s"] >= 0
+        first = record["inputs"][spec.sequences[0]]  # what was read, fingerprinted, with what read it
+        assert record["inputs_sha256"][spec.sequences[0]]["sha256"] == hashlib.sha256(Path(first).read_bytes()).hexdigest()
+        assert set(spec.sequences) <= set(record["inputs_sha256"]) and record["timings"]["checksum_s"] < 1
+        assert record["provenance"]["torch"] and record["provenance"]["time"][-6] in "+-"
         assert record["sequences_used"]["localisation"] == list(spec.localisation.sequences)
         assert record["missing_sequences"] == [] and record["reference_sequence"] == spec.sequences[0]
         gradable = [lesion for lesion in record["lesions"] if lesion["label"] in spec.grading.lesion_values]
@@ -77,7 +82,8 @@ def test_predict_writes_every_output_on_the_input_grid(disease, trained_bundles,
     rows = _rows(out / "summary.csv")
     assert [r["case_id"] for r in rows] == [c["case_id"] for c in testing]
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == len(testing) and "Research use only" in page
+    assert page.count('<img class="thumb"') == len(testing) and "Research use only" in page
+    assert "<h2>Provenance</h2>" in page and all(f"id='case-{c['case_id']}'" in page for c in testing)
 
 
 @pytest.fixture(scope="module")
@@ -209,8 +215,9 @@ def test_report_renders_in_headless_chromium(trained_bundles, grading_cohorts, t
     # a call the fusion is unsure of reads "indeterminate", with the class it leans to
     assert len(ok) == len(good) and all(r[2].split("\n")[0] in {"AN", "MG", "indeterminate"} for r in ok)
     assert rows[-1][1].startswith("failed") and "missing_t2.nii.gz: file not found" in rows[-1][1]
-    # every case's overview decoded and laid out (a broken data URI has naturalWidth 0)
-    assert probe["images"] == probe["decoded"] == probe["shown"] == len(good)
+    # every case's overview and the metrics' figures decoded and laid out (a broken data URI has naturalWidth 0)
+    figures = len(list((tmp_path / "out" / "metrics").glob("*.png")))
+    assert probe["images"] == probe["decoded"] == probe["shown"] == len(good) + figures
     assert probe["table_height"] > 150 * len(good)
     assert any(h.startswith("Metrics") for h in probe["headings"])
     pixels = plt_imread(screenshot)

@@ -36,17 +36,21 @@ def chromium() -> str | None:
     return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
 
-def render(page: Path, work: Path, executable: str) -> tuple[dict, Path]:
-    """Load ``page`` (a copy with the probe, beside the original so relative links hold); the probe and a screenshot."""
+def render(page: Path, work: Path, executable: str, probe: str = _PROBE, size: str = "1400,1000") -> tuple[dict, Path]:
+    """Load ``page`` (a copy with the probe, beside the original so relative links hold); the probe and a screenshot.
+
+    ``probe``: a script that writes its findings as JSON into ``<pre id="mednet-probe">``;
+    ``size``: the window, ``width,height``, for both the probe and the screenshot.
+    """
     probed = page.with_name(f".probe_{page.name}")
-    probed.write_text(page.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"), encoding="utf-8")
+    probed.write_text(page.read_text(encoding="utf-8").replace("</body>", probe + "</body>"), encoding="utf-8")
     flags = [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--virtual-time-budget=10000", f"--user-data-dir={work / 'profile'}"]  # fmt: skip
+             "--virtual-time-budget=10000", f"--user-data-dir={work / 'profile'}", f"--window-size={size}"]  # fmt: skip
     try:
         dom = subprocess.run([*flags, "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120,
                              check=True).stdout  # fmt: skip
         screenshot = work / "report.png"
-        subprocess.run([*flags, f"--screenshot={screenshot}", "--window-size=1400,1000", page.as_uri()],
+        subprocess.run([*flags, f"--screenshot={screenshot}", page.as_uri()],
                        capture_output=True, timeout=120, check=True)  # fmt: skip
     finally:
         probed.unlink()
