@@ -178,7 +178,7 @@ def predict_case(
         timings["grade_and_fuse_s"] = round(time.perf_counter() - start, 2)
 
     flags = plausibility_flags(found.array, loaded.reference[0].numpy(), found.lesions, spec.localisation.lesion_values)
-    scores = None
+    scores, truth = None, None
     if loaded.label is not None:  # the truth came with the case: score the map against it, on the input grid
         truth = map_labels(loaded.label[0].numpy().astype(np.int64), *spec.localisation.truth_labels)
         scores = score_localisation(found.array, truth, loaded.grid.spacing, spec.localisation.classes_by_value,
@@ -236,7 +236,7 @@ def predict_case(
     write_overview(loaded.images, found.labels, record["label_table"],
                    [*spec.grading.lesion_values, *spec.grading.metastasis_values, *spec.localisation.lesion_values],
                    f"{case_id}: {diagnosis or 'no lesion found'}{probability}",
-                   partial / f"{case_id}_overview.png")  # fmt: skip
+                   partial / f"{case_id}_overview.png", lesions=found.lesions, truth=truth)  # fmt: skip
     timings["write_s"] = round(time.perf_counter() - start, 2)
     (partial / f"{case_id}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     final = out / case_id

@@ -60,6 +60,7 @@ tr.failed td { background: #fde8e8; }
 tr.flagged td:first-child { border-left: 5px solid #b00020; }
 img.thumb { width: 230px; height: auto; display: block; }
 img.metric { width: 300px; height: auto; margin: 0 8px 8px 0; }
+div.figures { display: flex; flex-wrap: wrap; align-items: flex-start; margin-top: 0.6em; }
 .note { color: #555; font-size: 0.9em; max-width: 70em; }
 .wrong { color: #b00020; font-weight: bold; }
 .unsure { color: #8a5a00; font-weight: bold; font-style: italic; }

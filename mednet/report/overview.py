@@ -1,9 +1,13 @@
-"""A case's overview PNG: each sequence at the slice of largest lesion area, lesion outlined.
+"""A case's overview PNG: every sequence at the slice of largest lesion area, then every lesion at its own.
 
 Radiological convention (the patient's right on the left, anterior at the top, marked
-R / L / A / P), organs lightly tinted in their label-table colours, lesions outlined, a
-legend of the labels shown, the diagnosis in the title. :func:`draw_panel` is shared with
-the synthetic cohort's preview montage.
+R / L / A / P), organs lightly tinted in their label-table colours, lesions outlined, the
+ground truth's lesions outlined dashed in white when the case came with them, a scale bar
+in millimetres on every panel, a legend of the labels shown, the diagnosis in the title.
+The first row shows each sequence at the slice where the lesions are largest; the rows
+below show each lesion (up to :data:`MAX_LESION_PANELS`, largest first, numbered as in the
+lesion table) zoomed at its own largest slice. :func:`draw_panel` is shared with the
+synthetic cohort's preview montage.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ import numpy as np
 
 from mednet.io.atomic import atomic_path
 
-__all__ = ["draw_panel", "legend_entries", "radiological_slice", "to_ras", "write_overview"]
+__all__ = ["MAX_LESION_PANELS", "draw_panel", "legend_entries", "radiological_slice", "scale_bar", "to_ras",
+           "write_overview"]
+
+#: At most this many lesions get a panel of their own (the largest; the figure says how many more).
+MAX_LESION_PANELS = 8
 
 
 def to_ras(image: nib.Nifti1Image) -> np.ndarray:
@@ -91,10 +99,58 @@ def legend_entries(label_table: Sequence[Mapping], present: set[int], lesions: s
 
 
 def _nifti(image) -> nib.Nifti1Image:
-    """A file (loaded lazily) or a ``(1, x, y, z)`` MetaTensor as an in-memory NIfTI image."""
+    """A file (loaded lazily), a nibabel image or a ``(1, x, y, z)`` MetaTensor as an in-memory NIfTI image."""
+    if isinstance(image, nib.spatialimages.SpatialImage):
+        return image
     if isinstance(image, os.PathLike | str):
         return nib.load(str(image))
     return nib.Nifti1Image(np.asarray(image[0].detach().cpu().numpy()), np.asarray(image.affine, dtype=float))
+
+
+def scale_bar(ax, mm_per_pixel: float, width_pixels: int) -> float:
+    """A white scale bar (10, 20, 50 or 100 mm..., about a quarter of the panel) at the panel's bottom left; its mm."""
+    span = width_pixels * mm_per_pixel / 4
+    length = next((v for v in (1, 2, 5, 10, 20, 50, 100, 200, 500) if v >= span * 0.6), 1000)
+    pixels = length / mm_per_pixel
+    x0, y0 = 0.04 * width_pixels, 0.9
+    ax.plot([x0, x0 + pixels], [y0, y0], transform=ax.get_xaxis_transform(), color="white", linewidth=2.5,
+            solid_capstyle="butt")  # fmt: skip
+    ax.text(x0 + pixels / 2, 0.92, f"{length:g} mm", transform=ax.get_xaxis_transform(), color="white",
+            fontsize=7, ha="center", va="bottom")  # fmt: skip
+    return float(length)
+
+
+def _components(seg: np.ndarray, affine: np.ndarray, lesions: set[int], table: Sequence[Mapping] | None) -> list[dict]:
+    """Each lesion of the (RAS) label map: its voxels' bounding box, id, class and volume, largest first.
+
+    Numbered as in the lesion table when it is given (each table row matched to the component of
+    its label with the nearest centroid), else in order of size.
+    """
+    from scipy import ndimage
+
+    found = []
+    voxel_ml = float(abs(np.linalg.det(affine[:3, :3]))) / 1000.0
+    for value in sorted(lesions):
+        parts, count = ndimage.label(seg == value, structure=np.ones((3, 3, 3)))
+        if not count:
+            continue
+        for k, box in enumerate(ndimage.find_objects(parts), start=1):
+            inside = np.argwhere(parts[box] == k)  # within the component's box only: cheap
+            centre = affine[:3, :3] @ (inside.mean(axis=0) + [b.start for b in box]) + affine[:3, 3]
+            found.append({"value": value, "part": k, "parts": parts, "box": box, "voxels": len(inside),
+                          "centre": centre, "volume_ml": len(inside) * voxel_ml})  # fmt: skip
+    rows = [r for r in (table or []) if int(r.get("label", -1)) in lesions]
+    if rows:
+        for row in rows:
+            where = np.array([row.get(f"centroid_{a}_mm", np.nan) for a in "xyz"], dtype=float)
+            same = [c for c in found if c["value"] == int(row["label"]) and "id" not in c]
+            if same and np.isfinite(where).all():
+                best = min(same, key=lambda c: float(np.sum((c["centre"] - where) ** 2)))
+                best.update(id=row.get("lesion_id"), name=row.get("class_name"), volume_ml=float(row["volume_ml"]))
+    found.sort(key=lambda c: -c["voxels"])
+    for n, c in enumerate(found, start=1):
+        c.setdefault("id", n)
+    return found
 
 
 def write_overview(
@@ -104,8 +160,12 @@ def write_overview(
     lesion_values: Sequence[int],
     title: str,
     out: os.PathLike | str,
+    *,
+    lesions: Sequence[Mapping] | None = None,
+    truth: object = None,
+    max_lesions: int = MAX_LESION_PANELS,
 ) -> Path:
-    """Write a case's overview PNG (one panel per sequence).
+    """Write a case's overview PNG: a panel per sequence, then a panel per lesion.
 
     Args:
         images: sequence -> image file or ``(1, x, y, z)`` MetaTensor (each resampled onto the
@@ -115,6 +175,12 @@ def write_overview(
         lesion_values: the label values outlined as lesions.
         title: the figure's title (case and diagnosis).
         out: the PNG to write (atomically).
+        lesions: the lesion table (``lesion_id``, ``label``, ``class_name``, ``volume_ml``,
+            world centroid): the lesion panels are numbered and named as in it.
+        truth: the ground truth's label map on the label map's grid (a file, a MetaTensor or a
+            ``(x, y, z)`` array in the label map's voxel order), with the same lesion values;
+            its lesions are outlined dashed in white.
+        max_lesions: at most this many lesion panels (the largest lesions).
 
     Returns:
         The PNG path.
@@ -124,26 +190,83 @@ def write_overview(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import to_rgba
+    from matplotlib.lines import Line2D
 
     seg_image = _nifti(label_path)
-    seg = to_ras(seg_image).astype(int)
-    lesions = {int(v) for v in lesion_values}
-    area = np.isin(seg, list(lesions)).sum(axis=(0, 1))
+    canonical = nib.as_closest_canonical(seg_image)
+    seg = np.asanyarray(canonical.dataobj).astype(int)
+    lesion_set = {int(v) for v in lesion_values}
+    known = None
+    if truth is not None:
+        if isinstance(truth, np.ndarray):  # the truth's lesions as a mask, in the label map's voxel order
+            mask = nib.Nifti1Image(np.isin(truth, list(lesion_set)).astype(np.float32), seg_image.affine)
+            known = to_ras(on_grid(mask, seg_image)) > 0.5
+        else:
+            known = np.isin(to_ras(on_grid(_nifti(truth), seg_image)).astype(int), list(lesion_set))
+    area = np.isin(seg, list(lesion_set)).sum(axis=(0, 1))
     k = int(np.argmax(area)) if area.any() else seg.shape[2] // 2
-    label_slice = radiological_slice(seg, k)
-    spacing = nib.as_closest_canonical(seg_image).header.get_zooms()
+    spacing = canonical.header.get_zooms()
+    aspect = spacing[1] / spacing[0]
     colours = {int(e["value"]): to_rgba(e["colour"]) for e in label_table if int(e["value"])}
-    fig, axes = plt.subplots(1, len(images), figsize=(3.4 * len(images), 4.4), squeeze=False)
-    for ax, (sequence, path) in zip(axes[0], images.items(), strict=True):
-        picture = radiological_slice(to_ras(on_grid(_nifti(path), seg_image)).astype(float), k)
-        draw_panel(ax, picture, label_slice, colours, lesions, spacing[1] / spacing[0], f"{sequence}  (slice {k})")
+    pictures = {s: to_ras(on_grid(_nifti(path), seg_image)).astype(float) for s, path in images.items()}
+    found = _components(seg, canonical.affine, lesion_set, lesions)
+    shown = found[: max(0, int(max_lesions))]
+    columns = max(len(images), min(len(shown), 4))
+    lesion_rows = -(-len(shown) // columns) if shown else 0
+    fig, axes = plt.subplots(1 + lesion_rows, columns, figsize=(3.2 * columns, 3.9 + 3.2 * lesion_rows),
+                             squeeze=False)  # fmt: skip
+    for ax in axes.flat:
+        ax.axis("off")
+
+    def outline_truth(ax, truth_slice: np.ndarray) -> None:
+        if truth_slice is not None and truth_slice.any():
+            ax.contour(truth_slice, levels=[0.5], colors=["white"], linewidths=1.0, linestyles="dashed")
+
+    label_slice = radiological_slice(seg, k)
+    for ax, (sequence, volume) in zip(axes[0], pictures.items(), strict=False):
+        draw_panel(ax, radiological_slice(volume, k), label_slice, colours, lesion_set, aspect,
+                   f"{sequence}  (slice {k})")  # fmt: skip
+        outline_truth(ax, radiological_slice(known, k) if known is not None else None)
+        scale_bar(ax, spacing[0], label_slice.shape[1])
+    reference = next(iter(pictures.values()))
+    nx, ny = seg.shape[:2]
+    for n, lesion in enumerate(shown):
+        ax = axes[1 + n // columns, n % columns]
+        x, y, z = lesion["box"]
+        mask = lesion["parts"][lesion["box"]] == lesion["part"]
+        slice_k = z.start + int(np.argmax(mask.sum(axis=(0, 1))))
+        # the lesion's box with a margin, at least 40 mm across; in the radiological picture rows are y
+        # reversed (anterior at the top) and columns x reversed (the patient's right on the left)
+        half = max(20.0, 0.75 * max((x.stop - x.start) * spacing[0], (y.stop - y.start) * spacing[1]))
+        cx, cy = (x.start + x.stop) / 2, (y.start + y.stop) / 2
+        wx, wy = min(nx, int(np.ceil(2 * half / spacing[0]))), min(ny, int(np.ceil(2 * half / spacing[1])))
+        x0, y0 = int(np.clip(round(cx - wx / 2), 0, nx - wx)), int(np.clip(round(cy - wy / 2), 0, ny - wy))
+        x1, y1 = x0 + wx, y0 + wy  # the window moved inside the image near its edge, not cut
+        rows, cols = slice(ny - y1, ny - y0), slice(nx - x1, nx - x0)
+        labels_here = radiological_slice(seg, slice_k)[rows, cols]
+        name = lesion.get("name") or next((e["name"] for e in label_table if int(e["value"]) == lesion["value"]), "")
+        draw_panel(ax, radiological_slice(reference, slice_k)[rows, cols], labels_here, colours, lesion_set, aspect,
+                   f"lesion {lesion['id']}: {name}, {lesion['volume_ml']:.1f} ml (slice {slice_k})")  # fmt: skip
+        this = radiological_slice(lesion["parts"], slice_k)[rows, cols] == lesion["part"]
+        if this.any():  # the lesion the panel is about, thicker
+            ax.contour(this, levels=[0.5], colors=["yellow"], linewidths=2.0)
+        outline_truth(ax, radiological_slice(known, slice_k)[rows, cols] if known is not None else None)
+        scale_bar(ax, spacing[0], labels_here.shape[1])
+    if len(found) > len(shown):
+        fig.text(0.99, 0.005, f"{len(found) - len(shown)} more lesion(s) not shown (see the lesion table)",
+                 ha="right", va="bottom", fontsize=8, color="#b00020")  # fmt: skip
     fig.suptitle(title, fontsize=11, fontweight="bold")
-    handles = legend_entries(label_table, {int(v) for v in np.unique(label_slice)}, lesions)
-    columns = max(1, min(len(handles), 2 * len(images)))
-    rows = -(-len(handles) // columns)
+    handles = legend_entries(label_table, {int(v) for v in np.unique(seg)}, lesion_set)
+    if known is not None:
+        handles.append(Line2D([], [], color="black", linestyle="dashed", linewidth=1.0, label="truth (dashed, white)"))
+    if shown:
+        handles.append(Line2D([], [], color="yellow", linewidth=2.0, label="the panel's lesion"))
+    ncol = max(1, min(len(handles), 2 * columns))
+    legend_rows = -(-len(handles) // ncol)
     if handles:
-        fig.legend(handles=handles, loc="lower center", ncol=columns, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.035 * rows + 0.01 if handles else 0, 1, 1))
+        fig.legend(handles=handles, loc="lower left", ncol=ncol, fontsize=7, frameon=False)
+    height = 3.9 + 3.2 * lesion_rows
+    fig.tight_layout(rect=(0, (0.16 * legend_rows + 0.08) / height if handles else 0, 1, 1))
     with atomic_path(out, suffix=".png", parents=True) as tmp:
         fig.savefig(tmp, dpi=90)
     plt.close(fig)

@@ -106,7 +106,7 @@ def now() -> str:
 def run_provenance(argv: Sequence[str] | None = None) -> dict:
     """What is running now: versions, git revision, command line, time with time zone, platform."""
     argv = list(sys.argv if argv is None else argv)
-    if argv and argv[0].endswith(("__main__.py", "/mednet")):
+    if argv and (Path(argv[0]).name == "mednet" or Path(argv[0]).as_posix().endswith("mednet/__main__.py")):
         argv[0] = "mednet"
     return {**_versions(), "git": git_revision(), "command": shlex.join(argv), "time": now(),
             "platform": platform.platform()}  # fmt: skip

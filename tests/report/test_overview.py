@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from mednet.report.overview import legend_entries, radiological_slice, to_ras, write_overview
+from mednet.report.overview import _components, legend_entries, radiological_slice, scale_bar, to_ras, write_overview
 
 TABLE = [{"value": 0, "name": "background", "colour": "#000000"}, {"value": 1, "name": "liver", "colour": "#1f77b4"},
          {"value": 12, "name": "primary_tumour", "colour": "#ff7f0e"}]  # fmt: skip
@@ -47,8 +47,58 @@ def test_write_overview(tmp_path, orientation):
     out = write_overview({"t2w": tmp_path / "t2w.nii.gz", "t1c": tmp_path / "t1c.nii.gz"}, tmp_path / "labels.nii.gz",
                          TABLE, [12], "NB_1: L1 (p 0.80)", tmp_path / "png" / "overview.png")  # fmt: skip
     pixels = imread(out)
-    assert pixels.shape[1] > pixels.shape[0] and pixels[..., :3].std() > 0.05
+    assert pixels.shape[:2] == (639, 576) and pixels[..., :3].std() > 0.05  # the sequences' row and the lesion's
     assert not list(out.parent.glob(".*tmp*"))
     handles = legend_entries(TABLE, {0, 1, 12}, {12})
     assert [h.get_label() for h in handles] == ["liver", "primary_tumour (outline)"]
     assert legend_entries(TABLE, {0}, {12}) == []
+
+
+def _blobs(centres, shape=(80, 80, 12)):
+    """Bright cubes of lesion 12 at ``(x, y, z, half-width)``, 1 x 1 x 3 mm voxels; image, labels and lesion table."""
+    image, labels = np.full(shape, 10.0), np.zeros(shape, np.uint8)
+    rows = []
+    for x, y, z, h in centres:
+        image[x - h : x + h, y - h : y + h, z - 1 : z + 2] = 100.0
+        labels[x - h : x + h, y - h : y + h, z - 1 : z + 2] = 12
+        rows.append({"label": 12, "class_name": "primary_tumour", "volume_ml": (2 * h) ** 2 * 3 * 3 / 1000,
+                     "centroid_x_mm": x - 0.5, "centroid_y_mm": y - 0.5, "centroid_z_mm": 3.0 * z})  # fmt: skip
+    affine = np.diag([1.0, 1.0, 3.0, 1.0])
+    return nib.Nifti1Image(image, affine), nib.Nifti1Image(labels, affine), rows
+
+
+def test_every_lesion_gets_a_panel_numbered_as_in_the_lesion_table(tmp_path):
+    image, labels, rows = _blobs([(20, 20, 3, 3), (60, 60, 8, 6), (20, 60, 5, 2)])
+    for i, row in zip([7, 5, 9], rows, strict=True):  # ids the table gave, not in order of size
+        row["lesion_id"] = i
+    seg = to_ras(labels).astype(int)
+    found = _components(seg, nib.as_closest_canonical(labels).affine, {12}, rows)
+    assert [(c["id"], c["voxels"]) for c in found] == [(5, 432), (7, 108), (9, 48)]  # largest first, the table's ids
+    sizes = {}
+    for n in (0, 3, 10):
+        centres = [(8 + 7 * (i % 10), 10 + 30 * (i // 10), 5, 2) for i in range(n)]
+        image, labels, rows = _blobs(centres)
+        path = write_overview({"t2w": image, "t1c": image}, labels, TABLE, [12], "t", tmp_path / f"{n}.png",
+                              lesions=rows)  # fmt: skip
+        sizes[n] = imread(path).shape[:2]
+    # one row for the sequences; then a panel per lesion, up to 8 (4 per row), at 90 dpi and 3.2 inches a panel
+    assert sizes == {0: (351, 576), 3: (639, 864), 10: (927, 1152)}
+
+
+def test_the_truth_is_outlined_and_panels_have_a_scale_bar(tmp_path):
+    from matplotlib import pyplot as plt
+
+    image, labels, rows = _blobs([(40, 40, 6, 8)])
+    truth = np.roll(np.asarray(labels.dataobj), 5, axis=0).astype(np.int64)  # the truth 5 mm off, as map_labels gives
+    common = ({"t2w": image}, labels, TABLE, [12], "t")
+    plain = imread(write_overview(*common, tmp_path / "plain.png", lesions=rows))
+    outlined = imread(write_overview(*common, tmp_path / "truth.png", lesions=rows, truth=truth))
+    changed = np.abs(outlined[..., :3] - plain[..., :3]).max(axis=2) > 0.3
+    assert changed.sum() > 100  # the dashed outline (and its legend entry)
+    assert (outlined[..., :3][changed] > 0.9).all(axis=1).mean() > 0.5  # mostly white
+    figure, ax = plt.subplots()
+    ax.imshow(np.zeros((240, 240)))
+    assert scale_bar(ax, 1.0, 240) == 50.0 and scale_bar(ax, 4.0, 60) == 50.0 and scale_bar(ax, 0.5, 80) == 10.0
+    line = ax.lines[0].get_xdata()
+    assert line[1] - line[0] == pytest.approx(50.0)  # 50 mm at 1 mm a pixel
+    plt.close(figure)
