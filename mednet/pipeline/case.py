@@ -82,9 +82,9 @@ class Predictors:
                 ``inference_overrides``).
         """
         models, settings = dict(models or {}), dict(settings or {})
-        loc, grading = spec.localisation.name, spec.grading.name
-        return cls(spec, LocalisationPredictor(spec.localisation, device, models.get(loc), **settings.get(loc, {})),
-                   GradingPredictor(spec.grading, device, models.get(grading), **settings.get(grading, {})))  # fmt: skip
+        loc, grade = spec.localisation, spec.grading
+        return cls(spec, LocalisationPredictor(loc, device, models.get(loc.name), **settings.get(loc.name, {})),
+                   GradingPredictor(grade, device, models.get(grade.name), **settings.get(grade.name, {})))  # fmt: skip
 
     @property
     def device(self) -> str:
