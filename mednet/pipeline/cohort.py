@@ -22,6 +22,7 @@ import signal
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -206,7 +207,9 @@ def predict_cohort(
 
         if torch.cuda.is_available():
             device = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
-    predictors = Predictors.build(spec, device, models, settings)  # weights and configs checked before any case
+    with warnings.catch_warnings():  # the libraries' deprecation notices are not the user's business (no log yet)
+        warnings.simplefilter("ignore", FutureWarning)
+        predictors = Predictors.build(spec, device, models, settings)  # weights and configs checked before any case
     write_run(out, spec.name, bundles, source, partition, summary_ids)
     cases = shard_cases(cohort, shard)
     readings = read_clinician_csv(clinicians) if clinicians else {}
