@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.orientations import apply_orientation, io_orientation
 
 from mednet.io.atomic import atomic_path
 
@@ -120,24 +121,44 @@ def scale_bar(ax, mm_per_pixel: float, width_pixels: int) -> float:
     return float(length)
 
 
-def _components(seg: np.ndarray, affine: np.ndarray, lesions: set[int], table: Sequence[Mapping] | None) -> list[dict]:
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """The smallest box holding every True voxel of ``mask`` (None when there is none)."""
+    spans = []
+    for axis in range(mask.ndim):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hits.size == 0:
+            return None
+        spans.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(spans)
+
+
+def _components(seg: np.ndarray, affine: np.ndarray, lesions: set[int], table: Sequence[Mapping] | None,
+                masks: Mapping[int, np.ndarray] | None = None) -> list[dict]:  # fmt: skip
     """Each lesion of the (RAS) label map: its voxels' bounding box, id, class and volume, largest first.
 
     Numbered as in the lesion table when it is given (each table row matched to the component of
-    its label with the nearest centroid), else in order of size.
+    its label with the nearest centroid), else in order of size. Each component's ``mask`` is its
+    voxels within its ``box``. Components are labelled within the bounding box of their label
+    value only (the same components, numbered alike: the box keeps the voxels' raster order);
+    ``masks`` (value -> ``seg == value``) saves computing those again.
     """
     from scipy import ndimage
 
     found = []
     voxel_ml = float(abs(np.linalg.det(affine[:3, :3]))) / 1000.0
     for value in sorted(lesions):
-        parts, count = ndimage.label(seg == value, structure=np.ones((3, 3, 3)))
-        if not count:
+        where = masks[value] if masks is not None and value in masks else seg == value
+        around = _bounding_box(where)
+        if around is None:
             continue
-        for k, box in enumerate(ndimage.find_objects(parts), start=1):
-            inside = np.argwhere(parts[box] == k)  # within the component's box only: cheap
+        parts, _ = ndimage.label(where[around], structure=np.ones((3, 3, 3)))
+        offset = [b.start for b in around]
+        for k, local in enumerate(ndimage.find_objects(parts), start=1):
+            mask = parts[local] == k
+            inside = np.argwhere(mask)  # within the component's box only: cheap
+            box = tuple(slice(b.start + o, b.stop + o) for b, o in zip(local, offset, strict=True))
             centre = affine[:3, :3] @ (inside.mean(axis=0) + [b.start for b in box]) + affine[:3, 3]
-            found.append({"value": value, "part": k, "parts": parts, "box": box, "voxels": len(inside),
+            found.append({"value": value, "part": k, "mask": mask, "box": box, "voxels": len(inside),
                           "centre": centre, "volume_ml": len(inside) * voxel_ml})  # fmt: skip
     rows = [r for r in (table or []) if int(r.get("label", -1)) in lesions]
     if rows:
@@ -191,50 +212,65 @@ def write_overview(
     import matplotlib.pyplot as plt
     from matplotlib.colors import to_rgba
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullLocator
 
     seg_image = _nifti(label_path)
     canonical = nib.as_closest_canonical(seg_image)
-    seg = np.asanyarray(canonical.dataobj).astype(int)
+    seg = np.asanyarray(canonical.dataobj)  # a view for an in-memory map; only the slices drawn are copied
+    if seg.dtype.kind not in "iub":
+        seg = seg.astype(int)
     lesion_set = {int(v) for v in lesion_values}
-    known = None
-    if truth is not None:
-        if isinstance(truth, np.ndarray):  # the truth's lesions as a mask, in the label map's voxel order
-            mask = nib.Nifti1Image(np.isin(truth, list(lesion_set)).astype(np.float32), seg_image.affine)
-            known = to_ras(on_grid(mask, seg_image)) > 0.5
-        else:
-            known = np.isin(to_ras(on_grid(_nifti(truth), seg_image)).astype(int), list(lesion_set))
-    area = np.isin(seg, list(lesion_set)).sum(axis=(0, 1))
+    masks = {v: m for v in sorted(lesion_set) if (m := seg == v).any()}  # the lesion values present
+    area = sum(m.sum(axis=(0, 1)) for m in masks.values()) if masks else np.zeros(seg.shape[2], int)
     k = int(np.argmax(area)) if area.any() else seg.shape[2] // 2
     spacing = canonical.header.get_zooms()
     aspect = spacing[1] / spacing[0]
     colours = {int(e["value"]): to_rgba(e["colour"]) for e in label_table if int(e["value"])}
-    pictures = {s: to_ras(on_grid(_nifti(path), seg_image)).astype(float) for s, path in images.items()}
-    found = _components(seg, canonical.affine, lesion_set, lesions)
+    pictures = {s: to_ras(on_grid(_nifti(path), seg_image)) for s, path in images.items()}  # views, not copies
+    truth_ras, truth_cast = None, False
+    if truth is not None:
+        if isinstance(truth, np.ndarray):  # in the label map's voxel order: on its grid, reordered as it is
+            truth_ras = apply_orientation(truth, io_orientation(seg_image.affine))
+        else:
+            truth_ras, truth_cast = to_ras(on_grid(_nifti(truth), seg_image)), True
+
+    def known(index: int) -> np.ndarray | None:
+        """Axial slice ``index`` of the truth's lesions (radiological), or None without a truth."""
+        if truth_ras is None:
+            return None
+        plane = radiological_slice(truth_ras, index)
+        return np.isin(plane.astype(int) if truth_cast else plane, list(lesion_set))
+
+    found = _components(seg, canonical.affine, lesion_set, lesions, masks)
     shown = found[: max(0, int(max_lesions))]
     columns = max(len(images), min(len(shown), 4))
     lesion_rows = -(-len(shown) // columns) if shown else 0
+    # every cell, the empty ones too: leaving them out moves tight_layout's result by a fraction of a pixel
     fig, axes = plt.subplots(1 + lesion_rows, columns, figsize=(3.2 * columns, 3.9 + 3.2 * lesion_rows),
                              squeeze=False)  # fmt: skip
     for ax in axes.flat:
         ax.axis("off")
+        # no ticks to work out: the axes are off, but the layout and the titles' placement would compute them
+        ax.xaxis.set_major_locator(NullLocator())
+        ax.yaxis.set_major_locator(NullLocator())
 
     def outline_truth(ax, truth_slice: np.ndarray) -> None:
         if truth_slice is not None and truth_slice.any():
             ax.contour(truth_slice, levels=[0.5], colors=["white"], linewidths=1.0, linestyles="dashed")
 
     label_slice = radiological_slice(seg, k)
+    truth_slice = known(k)
     for ax, (sequence, volume) in zip(axes[0], pictures.items(), strict=False):
-        draw_panel(ax, radiological_slice(volume, k), label_slice, colours, lesion_set, aspect,
+        draw_panel(ax, radiological_slice(volume, k).astype(float), label_slice, colours, lesion_set, aspect,
                    f"{sequence}  (slice {k})")  # fmt: skip
-        outline_truth(ax, radiological_slice(known, k) if known is not None else None)
+        outline_truth(ax, truth_slice)
         scale_bar(ax, spacing[0], label_slice.shape[1])
     reference = next(iter(pictures.values()))
     nx, ny = seg.shape[:2]
     for n, lesion in enumerate(shown):
         ax = axes[1 + n // columns, n % columns]
         x, y, z = lesion["box"]
-        mask = lesion["parts"][lesion["box"]] == lesion["part"]
-        slice_k = z.start + int(np.argmax(mask.sum(axis=(0, 1))))
+        slice_k = z.start + int(np.argmax(lesion["mask"].sum(axis=(0, 1))))
         # the lesion's box with a margin, at least 40 mm across; in the radiological picture rows are y
         # reversed (anterior at the top) and columns x reversed (the patient's right on the left)
         half = max(20.0, 0.75 * max((x.stop - x.start) * spacing[0], (y.stop - y.start) * spacing[1]))
@@ -245,19 +281,24 @@ def write_overview(
         rows, cols = slice(ny - y1, ny - y0), slice(nx - x1, nx - x0)
         labels_here = radiological_slice(seg, slice_k)[rows, cols]
         name = lesion.get("name") or next((e["name"] for e in label_table if int(e["value"]) == lesion["value"]), "")
-        draw_panel(ax, radiological_slice(reference, slice_k)[rows, cols], labels_here, colours, lesion_set, aspect,
+        picture = radiological_slice(reference, slice_k)[rows, cols].astype(float)
+        draw_panel(ax, picture, labels_here, colours, lesion_set, aspect,
                    f"lesion {lesion['id']}: {name}, {lesion['volume_ml']:.1f} ml (slice {slice_k})")  # fmt: skip
-        this = radiological_slice(lesion["parts"], slice_k)[rows, cols] == lesion["part"]
+        plane = np.zeros((nx, ny), bool)  # the lesion's voxels at its slice, as radiological_slice shows them
+        plane[x, y] = lesion["mask"][:, :, slice_k - z.start]
+        this = plane[::-1, ::-1].T[rows, cols]
         if this.any():  # the lesion the panel is about, thicker
             ax.contour(this, levels=[0.5], colors=["yellow"], linewidths=2.0)
-        outline_truth(ax, radiological_slice(known, slice_k)[rows, cols] if known is not None else None)
+        truth_here = known(slice_k)
+        outline_truth(ax, truth_here[rows, cols] if truth_here is not None else None)
         scale_bar(ax, spacing[0], labels_here.shape[1])
     if len(found) > len(shown):
         fig.text(0.99, 0.005, f"{len(found) - len(shown)} more lesion(s) not shown (see the lesion table)",
                  ha="right", va="bottom", fontsize=8, color="#b00020")  # fmt: skip
     fig.suptitle(title, fontsize=11, fontweight="bold")
-    handles = legend_entries(label_table, {int(v) for v in np.unique(seg)}, lesion_set)
-    if known is not None:
+    present = {v for v in colours if v in masks or (seg == v).any()}  # the labels the legend names (0 never)
+    handles = legend_entries(label_table, present, lesion_set)
+    if truth_ras is not None:
         handles.append(Line2D([], [], color="black", linestyle="dashed", linewidth=1.0, label="truth (dashed, white)"))
     if shown:
         handles.append(Line2D([], [], color="yellow", linewidth=2.0, label="the panel's lesion"))
@@ -268,6 +309,6 @@ def write_overview(
     height = 3.9 + 3.2 * lesion_rows
     fig.tight_layout(rect=(0, (0.16 * legend_rows + 0.08) / height if handles else 0, 1, 1))
     with atomic_path(out, suffix=".png", parents=True) as tmp:
-        fig.savefig(tmp, dpi=90)
+        fig.savefig(tmp, dpi=90, pil_kwargs={"compress_level": 3})  # the same pixels and size as 6, faster
     plt.close(fig)
     return Path(out)

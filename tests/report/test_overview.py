@@ -102,3 +102,91 @@ def test_the_truth_is_outlined_and_panels_have_a_scale_bar(tmp_path):
     line = ax.lines[0].get_xdata()
     assert line[1] - line[0] == pytest.approx(50.0)  # 50 mm at 1 mm a pixel
     plt.close(figure)
+
+
+def test_what_is_drawn_matches_a_whole_volume_reference(tmp_path, monkeypatch):
+    """Slices, pictures, label maps, lesion outlines, truth outlines and legend as computed on whole volumes."""
+    import matplotlib.axes
+    from scipy import ndimage
+
+    from mednet.report import overview
+
+    rng = np.random.default_rng(0)
+    shape = (60, 50, 14)
+    image = rng.random(shape) * 100 + 1  # every voxel its own value: a panel's window is found by its corner
+    seg = np.zeros(shape, np.uint8)
+    seg[2:12, 2:10, :] = 1  # an organ (tinted, in the legend)
+    seg[30:40, 20:30, 6:9] = 12  # the largest lesion, and the largest lesion area at slices 6..8
+    seg[10:13, 35:38, 2:4] = 12
+    seg[13:15, 38:40, 4:5] = 12  # touching the one before at a corner only: one lesion (26-connected)
+    seg[45:55, 5:9, 10:13] = 13  # another lesion value
+    seg[44:56, 4:10, 11] = 13  # ... widest at slice 11
+    seg[50:52, 40:42, 1] = 13  # small, beyond max_lesions=3
+    affine = np.diag([1.0, 1.2, 3.0, 1.0])
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])  # stored LPS: the drawing must undo it
+    flip[:2, 3] = [shape[0] - 1, shape[1] - 1]
+    stored = (image[::-1, ::-1].copy(), seg[::-1, ::-1].copy())
+    picture_image = nib.Nifti1Image(stored[0], affine @ flip)
+    labels = nib.Nifti1Image(stored[1], affine @ flip)
+    truth = np.roll(stored[1], 2, axis=0).astype(np.int64)  # in the label map's voxel order
+    table = [*TABLE, {"value": 13, "name": "metastasis", "colour": "#00ff00"}]
+
+    panels, contours, legends = [], [], []
+    draw, contour, entries = overview.draw_panel, matplotlib.axes.Axes.contour, overview.legend_entries
+
+    def record_panel(ax, picture, labels, *args):
+        panels.append((ax, np.array(picture), np.array(labels), args[-1]))
+        return draw(ax, picture, labels, *args)
+
+    def record_contour(self, z, *args, **kwargs):
+        contours.append((self, np.array(z), kwargs["colors"][0]))
+        return contour(self, z, *args, **kwargs)
+
+    def record_legend(label_table, present, lesions):
+        legends.append(set(present))
+        return entries(label_table, present, lesions)
+
+    monkeypatch.setattr(overview, "draw_panel", record_panel)
+    monkeypatch.setattr(matplotlib.axes.Axes, "contour", record_contour)
+    monkeypatch.setattr(overview, "legend_entries", record_legend)
+    overview.write_overview({"t2w": picture_image, "t1c": picture_image}, labels, table, [12, 13], "t",
+                            tmp_path / "o.png", truth=truth, max_lesions=3)  # fmt: skip
+
+    # the reference, straightforwardly on whole RAS volumes
+    ras_image, ras_seg = to_ras(picture_image).astype(float), to_ras(labels).astype(int)
+    ras_truth = np.isin(to_ras(nib.Nifti1Image(truth.astype(np.int16), labels.affine)), [12, 13])
+    k = int(np.argmax(np.isin(ras_seg, [12, 13]).sum(axis=(0, 1))))
+    assert k == 6
+    lesions = []
+    for value in (12, 13):
+        parts, count = ndimage.label(ras_seg == value, structure=np.ones((3, 3, 3)))
+        for part in range(1, count + 1):
+            mask = parts == part
+            lesions.append((int(mask.sum()), int(np.argmax(mask.sum(axis=(0, 1)))), mask))
+    lesions.sort(key=lambda lesion: -lesion[0])
+    assert [size for size, _, _ in lesions] == [300, 152, 22, 4]
+
+    assert len(panels) == 2 + 3
+    for ax, picture, labels_drawn, title in panels[:2]:
+        assert title.endswith(f"(slice {k})")
+        np.testing.assert_array_equal(picture, radiological_slice(ras_image, k))
+        np.testing.assert_array_equal(labels_drawn, radiological_slice(ras_seg, k))
+        truth_drawn = [z for a, z, colour in contours if a is ax and colour == "white"]
+        assert len(truth_drawn) == 1
+        np.testing.assert_array_equal(truth_drawn[0], radiological_slice(ras_truth, k))
+    for (ax, picture, labels_drawn, title), (_, slice_k, mask) in zip(panels[2:], lesions, strict=False):
+        assert title.endswith(f"(slice {slice_k})")
+        whole = radiological_slice(ras_image, slice_k)
+        (r0, c0), = np.argwhere(whole == picture[0, 0])
+        window = (slice(r0, r0 + picture.shape[0]), slice(c0, c0 + picture.shape[1]))
+        np.testing.assert_array_equal(picture, whole[window])
+        np.testing.assert_array_equal(labels_drawn, radiological_slice(ras_seg, slice_k)[window])
+        yellow = [z for a, z, colour in contours if a is ax and colour == "yellow"]
+        assert len(yellow) == 1
+        np.testing.assert_array_equal(yellow[0], radiological_slice(mask, slice_k)[window])
+        white = [z for a, z, colour in contours if a is ax and colour == "white"]
+        expected = radiological_slice(ras_truth, slice_k)[window]
+        assert len(white) == int(expected.any())
+        if white:
+            np.testing.assert_array_equal(white[0], expected)
+    assert [present - {0} for present in legends] == [{1, 12, 13}]  # the legend names what is there (0 never)
