@@ -14,6 +14,7 @@ figures). Weights are committed only for a released version, with its model card
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -30,9 +31,9 @@ def install(recipe: dict, models: Path, record: dict) -> Path:
         if source.is_file():
             with atomic_path(target / name) as tmp:
                 shutil.copyfile(source, tmp)
-    write_json_atomic(target / "reference.json", record, indent=2, default=float)
+    sha256 = hashlib.sha256((target / "model.pt").read_bytes()).hexdigest()
+    write_json_atomic(target / "reference.json", {**record, "weights_sha256": sha256}, indent=2, default=float)
     return target / "model.pt"
-
 
 
 def main() -> None:

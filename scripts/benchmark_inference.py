@@ -1,0 +1,247 @@
+"""mednet's localisation and whole pipeline against the plain MONAI path, side by side in one run.
+
+    python scripts/benchmark_inference.py --repeats 5 --out docs/benchmarks/inference.json
+
+For a BraTS-size four-sequence case (glioma phantom, 240 x 240 x 155, a noisy background),
+the real skull-stripped BraTS-style glioma of ``../shared/realdata`` when it is there, and a
+paediatric torso (neuroblastoma phantom, ``full`` size), with the same network and the same
+weights (the bundle's shipped ``models/model.pt``), alternating in one run:
+
+- **plain MONAI**: ``LoadImaged`` (nibabel), ``EnsureChannelFirstd``, ``ConcatItemsd``,
+  ``Orientationd``, ``Spacingd``, ``NormalizeIntensityd``, ``SlidingWindowInferer`` (the
+  bundle's ROI, overlap and mode), softmax, ``Invertd`` onto the input grid, argmax, the
+  label map saved as ``.nii.gz``; the network built and loaded once;
+- **mednet localisation**: :class:`mednet.inference.LocalisationPredictor` (built once) on
+  the case's files, then its label map, label table and lesion table written
+  (:func:`mednet.localisation.write_localisation`);
+- **mednet pipeline**: :func:`mednet.pipeline.predict_case` (read and validate, localise,
+  grade, fuse, write every output including the overview PNG).
+
+Reported per case: median seconds of each (after one warm-up), the ratios
+(pipeline / plain, mednet localisation / plain, pipeline / mednet localisation), input
+voxels per second, peak resident memory of each path (Linux: reset and read VmHWM), and
+the Dice of mednet's label map against the plain path's (on the input grid).
+
+Then a cohort of ``--cohort`` full-size cases through ``mednet predict``, reading each
+next case while the current one computes and not: cases per minute, and whether both
+summaries are identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from mednet.bundles import BundleSpec
+from mednet.inference import LocalisationPredictor
+from mednet.localisation.outputs import LabelScheme, LocalisationResult, write_localisation
+from mednet.pipeline.case import Predictors, predict_case
+from mednet.pipeline.diseases import disease_spec
+from mednet.synthetic import generate_cohort
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+class PlainMonai:
+    """The plain MONAI path of a segmentation bundle: its network and weights, MONAI's transforms."""
+
+    def __init__(self, spec: BundleSpec, out: Path):
+        from monai.inferers import SlidingWindowInferer
+        from monai.transforms import (
+            Activationsd,
+            AsDiscreted,
+            Compose,
+            ConcatItemsd,
+            EnsureChannelFirstd,
+            Invertd,
+            LoadImaged,
+            NormalizeIntensityd,
+            Orientationd,
+            SaveImaged,
+            Spacingd,
+        )
+
+        parser = spec.parser(device=torch.device("cpu"))
+        self.network = parser.get_parsed_content("network_def", instantiate=True)
+        spec.load_weights(self.network, None, torch.device("cpu"))
+        keys = list(spec.sequences)
+        self.keys = keys
+        self.pre = Compose([
+            LoadImaged(keys, image_only=True), EnsureChannelFirstd(keys), ConcatItemsd(keys, "image"),
+            Orientationd("image", axcodes="RAS"), Spacingd("image", pixdim=parser["pixdim"], mode="bilinear"),
+            NormalizeIntensityd("image", nonzero=True, channel_wise=True),
+        ])  # fmt: skip
+        self.inferer = SlidingWindowInferer(parser["roi_size"], sw_batch_size=parser["sw_batch_size"],
+                                            overlap=parser["sw_overlap"], mode="gaussian")  # fmt: skip
+        self.post = Compose([
+            Activationsd("pred", softmax=True),
+            Invertd("pred", transform=self.pre, orig_keys="image", nearest_interp=False, to_tensor=True),
+            AsDiscreted("pred", argmax=True),
+            SaveImaged("pred", output_dir=str(out), output_postfix="plain", separate_folder=False, print_log=False,
+                       resample=False, output_dtype=np.uint8),
+        ])  # fmt: skip
+
+    def __call__(self, case: dict) -> None:
+        """Localise one case and save its label map."""
+        data = self.pre({k: case[k] for k in self.keys})
+        with torch.no_grad():
+            data["pred"] = self.inferer(data["image"][None], self.network)[0]
+        self.post(data)
+
+
+#: The real BraTS-style glioma in ../shared/realdata (skull-stripped, 240 x 240 x 155, four sequences).
+REAL_GLIOMA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "tcga_lgg_du7294_atlas"
+
+
+def _case(disease: str, root: Path) -> dict:
+    cohort = generate_cohort(disease, 1, root, size="full", seed=7)
+    case = json.loads(cohort.datalist.read_text())
+    entry = next(c for p in ("training", "validation", "testing") for c in case.get(p, []))
+    return {k: (str(root / v) if k not in ("case_id", "patient_id", "class", "clinicians") else v)
+            for k, v in entry.items() if k != "label"}  # fmt: skip
+
+
+def _real_glioma() -> dict | None:
+    names = {"t1": "t1", "t1c": "t1c", "t2": "t2", "flair": "fla"}
+    files = {k: REAL_GLIOMA / f"TCGA-DU-7294_{v}_bet.nii.gz" for k, v in names.items()}
+    if not all(f.is_file() for f in files.values()):
+        return None
+    return {"case_id": "TCGA-DU-7294", "patient_id": "TCGA-DU-7294", **{k: str(f) for k, f in files.items()}}
+
+
+def cohort_throughput(disease: str, cases: int, work: Path) -> dict:
+    """Cases per minute of ``mednet predict`` on ``cases`` full-size cases, reading ahead or not, alternating."""
+    from mednet.pipeline import predict_cohort
+
+    cohort = generate_cohort(disease, cases, work / "data", size="full", seed=11)
+    minutes = {}
+    for prefetch in (False, True):
+        out = work / f"out-{prefetch}"
+        start = time.perf_counter()
+        result = predict_cohort(cohort.datalist, disease, out, device="cpu", partition="all", prefetch=prefetch,
+                                progress=lambda line: None)  # fmt: skip
+        minutes[prefetch] = (time.perf_counter() - start) / 60
+        assert result["failed"] == 0, result
+    same = (work / "out-False" / "summary.csv").read_bytes() == (work / "out-True" / "summary.csv").read_bytes()
+    return {
+        "cases": cases, "disease": disease,
+        "cases_per_minute": {"sequential_reading": round(cases / minutes[False], 2),
+                             "reading_ahead": round(cases / minutes[True], 2)},
+        "reading_ahead_speed_up": round(minutes[False] / minutes[True], 3),
+        "identical_summaries": same,
+    }  # fmt: skip
+
+
+def benchmark(disease: str, repeats: int, work: Path, case: dict | None = None) -> dict:
+    """Time the three paths on ``case`` (default: one ``full``-size phantom of ``disease``), alternating."""
+    spec = disease_spec(disease)
+    case = case or _case(disease, work / "data")
+    plain = PlainMonai(spec.localisation, work / "plain")
+    localiser = LocalisationPredictor(spec.localisation, "cpu")
+    predictors = Predictors(spec, localiser, Predictors.build(spec, "cpu").grade)
+    scheme = LabelScheme(list(spec.localisation.label_table), {})
+
+    def run_plain() -> None:
+        plain(case)
+
+    def run_localisation() -> None:
+        found = localiser(case)
+        write_localisation(LocalisationResult(found.array, found.lesions), found.labels, work / "mednet",
+                           case["case_id"], scheme, overwrite=True)  # fmt: skip
+
+    def run_pipeline() -> None:
+        predict_case(case, predictors, work / "pipeline")
+
+    paths = {"plain_monai": run_plain, "mednet_localisation": run_localisation, "mednet_pipeline": run_pipeline}
+    seconds: dict[str, list[float]] = {name: [] for name in paths}
+    peaks: dict[str, float | None] = {}
+    for run in paths.values():  # warm-up
+        run()
+    for _ in range(repeats):
+        for name, run in paths.items():
+            resettable = _reset_peak()
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
+            peaks[name] = max(filter(None, [peaks.get(name), _peak_mb() if resettable else None]), default=None)
+    reference = nib.load(case[spec.localisation.sequences[0]])
+    plain_map = np.asarray(nib.load(next((work / "plain").glob("*plain.nii.gz"))).dataobj)
+    mednet_map = np.asarray(nib.load(work / "pipeline" / case["case_id"] / f"{case['case_id']}_labels.nii.gz").dataobj)
+    lesion, plain_lesion = (np.isin(m, spec.localisation.lesion_values) for m in (mednet_map, plain_map))
+    both = lesion.sum() + plain_lesion.sum()
+    agreement = float(np.mean(mednet_map == plain_map))
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    voxels = int(np.prod(reference.shape)) * len(spec.localisation.sequences)
+    return {
+        "case": {"shape": list(reference.shape), "sequences": list(spec.localisation.sequences),
+                 "spacing_mm": [round(float(z), 3) for z in reference.header.get_zooms()]},
+        "median_seconds": {k: round(v, 3) for k, v in median.items()},
+        "all_seconds": {k: [round(x, 3) for x in v] for k, v in seconds.items()},
+        "ratios": {
+            "plain_over_mednet_localisation": round(median["plain_monai"] / median["mednet_localisation"], 3),
+            "pipeline_over_plain_localisation": round(median["mednet_pipeline"] / median["plain_monai"], 3),
+            "pipeline_over_mednet_localisation": round(median["mednet_pipeline"] / median["mednet_localisation"], 3),
+        },
+        "input_voxels_per_second": {k: round(voxels / v) for k, v in median.items()},
+        "peak_rss_mb": peaks,
+        "lesion_dice_mednet_vs_plain": round(2.0 * float((lesion & plain_lesion).sum()) / both, 4) if both else None,
+        "lesion_voxels": {"mednet": int(lesion.sum()), "plain": int(plain_lesion.sum())},
+        "voxel_agreement_mednet_vs_plain": round(agreement, 5),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--diseases", default="glioma,neuroblastoma")
+    parser.add_argument("--cohort", type=int, default=20, help="cases of the cohort throughput run (0: none)")
+    parser.add_argument("--out", default="inference.json")
+    args = parser.parse_args()
+    results = {"machine": {"platform": platform.platform(), "torch": torch.__version__,
+                           "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+               "bundles": {}, "cases": {}}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = [(d, d, None) for d in args.diseases.split(",")]
+        if "glioma" in args.diseases.split(",") and (real := _real_glioma()):
+            runs.insert(1, ("glioma_real_brats_style", "glioma", real))
+        for name, disease, case in runs:
+            results["bundles"].update(disease_spec(disease).versions)
+            results["cases"][name] = benchmark(disease, args.repeats, Path(tmp) / name, case)
+            print(name, json.dumps(results["cases"][name]["ratios"]), flush=True)
+        if args.cohort:
+            disease = args.diseases.split(",")[0]
+            results["cohort"] = cohort_throughput(disease, args.cohort, Path(tmp) / "cohort")
+            print("cohort", json.dumps(results["cohort"]), flush=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Write each bundle's "Reference weights" model-card section and bump its version, for a release.
+
+    python scripts/write_reference_cards.py --version 0.3.0 --changelog "reference weights ..."
+
+Reads, per bundle, ``models/reference.json`` (written by ``scripts/train_reference.py
+--install``: data, recipe, time, machine, test figures with float32 and float16 weights),
+and, when present, ``docs/benchmarks/reference_<disease>.json`` (``scripts/evaluate_reference.py``:
+held-out synthetic test patients through ``mednet predict``) and
+``docs/benchmarks/realdata.json`` (``scripts/benchmark_realdata.py``: the real scans, as
+anecdotes). Writes the section between ``<!-- reference -->`` and ``<!-- /reference -->`` in
+``docs/README.md`` (inserted before "## Commands" the first time) and sets ``version`` and
+a changelog entry in ``configs/metadata.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mednet.bundles import BUNDLES_DIR, list_bundles
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
+START, END = "<!-- reference -->", "<!-- /reference -->"
+
+
+def _ci(figure: dict | None, digits: int = 3) -> str:
+    if not figure or figure.get("value") is None:
+        return "-"
+    text = f"{figure['value']:.{digits}f}"
+    if figure.get("ci_low") is not None:
+        text += f" ({figure['ci_low']:.{digits}f} to {figure['ci_high']:.{digits}f})"
+    return text
+
+
+def _segmentation_rows(summary: dict) -> list[str]:
+    rows = []
+    for key, value in summary.items():
+        if key.startswith("dice_") and isinstance(value, dict):
+            rows.append(f"| Dice {key.removeprefix('dice_').replace('_', ' ')} | {_ci(value)} |")
+    if "mean_organ_dice" in summary:
+        rows.append(f"| mean organ Dice | {_ci(summary['mean_organ_dice'])} |")
+    detection = summary.get("detection", {})
+    if detection:
+        rows.append(f"| lesion sensitivity | {_ci(detection.get('sensitivity'))} |")
+        rows.append(f"| false positives per scan | {_ci(detection.get('false_positives_per_scan'), 2)} |")
+    return rows
+
+
+def _grading_rows(metrics: dict) -> list[str]:
+    rows = []
+    for name, summary in metrics.get("patient_level", {}).items():
+        key = "auc" if "auc" in summary else "macro_f1"
+        rows.append(f"| {name}: {key.replace('_', ' ')} (patient level) | {_ci(summary.get(key))} |")
+    if "fused_decision" in metrics:
+        rows.append(f"| fused decision accuracy | {_ci(metrics['fused_decision'].get('accuracy'))} |")
+    calls = metrics.get("calls")
+    if calls:
+        rows.append(f"| calls left indeterminate | {calls['indeterminate']} of "
+                    f"{calls['indeterminate'] + calls['determinate']} |")  # fmt: skip
+        rows.append(f"| accuracy of the other calls | {_ci(calls.get('accuracy'))} |")
+    return rows
+
+
+def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | None) -> str:
+    """The model card's "Reference weights" section (Markdown)."""
+    data, machine = record["data"], record["machine"]
+    task = "segmentation" if "segmentation" in bundle else "classification"
+    lines = [
+        "## Reference weights (shipped)",
+        "",
+        "`models/model.pt` holds mednet's reference weights: **trained on synthetic data only** "
+        "(no patient data), so that the bundle works the minute mednet is installed. They are a "
+        "starting point and a baseline, not a validated clinical model.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| data | {data['cases']} synthetic `{data['disease']}` phantoms from `{data['generator']}` "
+        f"(mednet {data['mednet_version']}), seed {data['seed']}, size `{data['size']}`, domain randomisation "
+        f"`{data['randomise']}`, classes {', '.join(f'{k} {v:g}' for k, v in data['balance'].items())}; "
+        "split by patient 70 / 15 / 15 |",
+        f"| training | {record['epochs']} epochs, seed {record['seed']}, overrides "
+        f"`{json.dumps(record['overrides'])}`; {record['train_seconds'] / 60:.0f} min on {machine['cpu_cores']} CPU "
+        f"cores ({machine['platform']}, torch {machine['torch']}, {machine['torch_threads']} threads, "
+        f"{'GPU ' + machine['cuda'] if machine['cuda'] else 'no GPU'}) |",
+        f"| weights | float16, {record['weights_mb']['float16']} MB (float32: {record['weights_mb']['float32']} MB); "
+        "the network loads them into float32 |",
+        f"| reproduce | `python scripts/train_reference.py --disease {data['disease']}` in a clone (resumable; "
+        f"`mednet demo --retrain` runs the same recipe) |",
+        "",
+        f"Test partition of the training cohort ({data['randomise']}-randomised phantoms), patient level, "
+        "95% bootstrap intervals; float32 and the shipped float16 weights:",
+        "",
+        "| figure | float32 | float16 (shipped) |",
+        "|---|---|---|",
+    ]
+    if task == "segmentation":
+        fp32, fp16 = (record.get(k, {}).get("summary", {}) for k in ("test_metrics", "test_metrics_fp16"))
+        for row32, row16 in zip(_segmentation_rows(fp32), _segmentation_rows(fp16), strict=False):
+            name, value = row32.strip("|").split("|")[:2]
+            lines.append(f"|{name}|{value}| {row16.strip('|').split('|')[1].strip()} |")
+    else:
+        fp32, fp16 = record.get("test_metrics", {}), record.get("test_metrics_fp16", {})
+        for row32, row16 in zip(_grading_rows(fp32), _grading_rows(fp16), strict=False):
+            name, value = row32.strip("|").split("|")[:2]
+            lines.append(f"|{name}|{value}| {row16.strip('|').split('|')[1].strip()} |")
+    if held_out:
+        test = held_out["test"]
+        lines += ["", f"Held-out synthetic test patients through `mednet predict` (both bundles of the disease; "
+                  f"{test['cases']} patients, default phantoms, classes in equal numbers, seed {held_out['seed']}; "
+                  f"{held_out['seconds_per_case']:.1f} s per case on this machine):", "",
+                  "| figure | value (95% CI) |", "|---|---|"]  # fmt: skip
+        lines += _segmentation_rows(test.get("localisation", {})) if task == "segmentation" else _grading_rows(
+            test.get("grading", {}))  # fmt: skip
+        if task == "classification" and held_out.get("metastases"):
+            met = held_out["metastases"]
+            lines += ["", f"Brain metastases given to the glioma pipeline ({met['cases']} synthetic cases; the "
+                      f"grading never saw one): {met['calls'].get('indeterminate', 0)} called indeterminate, "
+                      f"{met['calls'].get('HGG', 0)} HGG, {met['calls'].get('LGG', 0)} LGG "
+                      f"({met['cases'] - met['graded']} without a lesion found to grade)."]  # fmt: skip
+    if realdata:
+        lines += ["", "Real scans (one case each: anecdotes, not a benchmark; never trained on; "
+                  "`scripts/benchmark_realdata.py`):", ""]  # fmt: skip
+        for name, result in realdata.items():
+            if not isinstance(result, dict) or name == "bundles":
+                continue
+            if task == "segmentation":
+                if "whole_tumour_dice" in result:
+                    volumes = f"{result['found_ml']:.1f} ml found, {result['truth_ml']:.1f} ml labelled"
+                    lines.append(f"- {name}: whole-tumour Dice {result['whole_tumour_dice']:.2f} against the "
+                                 f"label map ({volumes})")  # fmt: skip
+                elif "found_ml" in result:
+                    lines.append(f"- {name}: {result['lesions']} lesion(s), {result['found_ml']:.1f} ml found")
+                elif all(isinstance(v, (float, type(None))) for v in result.values()):
+                    dice = ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in result.items())
+                    lines.append(f"- {name}: Dice against TotalSegmentator's map: {dice}")
+            elif "call" in result:
+                reasons = "; ".join(result.get("reasons") or [])
+                lines.append(f"- {name}: {result['call']}" + (f" ({reasons})" if reasons else ""))
+    lines += ["", "Intended use: research, trying mednet on your own scans, a baseline to fine-tune from. "
+              "Limits: phantoms are simpler than patients; the real-scan figures are single cases; "
+              "check every output (the report flags implausible ones and unsure calls)."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--changelog", required=True)
+    args = parser.parse_args()
+    realdata = json.loads((BENCHMARKS / "realdata.json").read_text()) if (BENCHMARKS / "realdata.json").is_file() \
+        else {}  # fmt: skip
+    for bundle in list_bundles():
+        path = BUNDLES_DIR / bundle
+        reference = path / "models" / "reference.json"
+        if not reference.is_file():
+            print(f"{bundle}: no models/reference.json, skipped")
+            continue
+        disease = bundle.split("_mri_")[0]
+        held = BENCHMARKS / f"reference_{disease}.json"
+        text = section(bundle, json.loads(reference.read_text()), json.loads(held.read_text()) if held.is_file()
+                       else None, realdata.get(disease))  # fmt: skip
+        card = path / "docs" / "README.md"
+        content = card.read_text()
+        if START in content:
+            head, rest = content.split(START, 1)
+            content = f"{head}{START}\n{text}\n{END}{rest.split(END, 1)[1]}"
+        else:
+            head, rest = content.split("## Commands", 1)
+            content = f"{head}{START}\n{text}\n{END}\n\n## Commands{rest}"
+        card.write_text(content)
+        meta_file = path / "configs" / "metadata.json"
+        meta = json.loads(meta_file.read_text())
+        meta["version"] = args.version
+        meta["changelog"] = {args.version: args.changelog, **meta["changelog"]}
+        meta_file.write_text(json.dumps(meta, indent=4) + "\n")
+        print(f"{bundle}: {card}, version {args.version}")
+
+
+if __name__ == "__main__":
+    main()
