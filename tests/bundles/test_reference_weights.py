@@ -1,0 +1,74 @@
+"""The reference weights mednet ships: present with their records, and they work on data they never saw.
+
+Each disease's two bundles carry ``models/model.pt`` (float16), ``models/reference.json``
+(how they were trained) and, for grading, ``models/ood.json``. Through ``mednet predict``'s
+own path they find the lesion in synthetic patients of a seed the training never used,
+and the glioma localiser finds the real tumour of TCGA-DU-7294 (skipped without
+``../shared/realdata``). The thresholds are well below the figures the model cards report,
+so a broken loader, a wrong orientation or lost weights fail, not a last-digit change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mednet.bundles import BundleSpec, bundle_path, load_state_dict
+from mednet.io import read_image
+from mednet.pipeline import predict_cohort
+from mednet.pipeline.diseases import DISEASES, disease_spec
+from mednet.synthetic import generate_cohort
+
+pytestmark = pytest.mark.bundle
+
+#: Lowest lesion Dice accepted per disease on unseen phantoms (model cards: about 0.8 / 0.7 / 0.5).
+MIN_LESION_DICE = {"glioma": 0.5, "cpa": 0.4, "neuroblastoma": 0.2}
+
+
+@pytest.mark.parametrize("name", [n for names in DISEASES.values() for n in names])
+def test_every_bundle_ships_float16_weights_with_their_record(name):
+    spec = BundleSpec.load(bundle_path(name))
+    assert spec.weights.is_file(), f"{name}: no shipped weights"
+    state = load_state_dict(spec.weights)
+    floats = [t for t in state.values() if torch.is_tensor(t) and t.is_floating_point()]
+    assert floats and all(t.dtype == torch.float16 for t in floats)
+    record = json.loads((spec.weights.parent / "reference.json").read_text())
+    assert record["data"]["disease"] == name.split("_mri_")[0] and record["epochs"] > 0
+    assert record["bundle"] == name and record["data"]["synthetic_only"] is True
+    assert record["weights_sha256"] == hashlib.sha256(spec.weights.read_bytes()).hexdigest()
+    if "classification" in name:
+        assert (spec.weights.parent / "ood.json").is_file(), f"{name}: no feature-distance check fitted"
+
+
+@pytest.mark.parametrize("disease", sorted(DISEASES))
+def test_shipped_weights_find_lesions_in_unseen_phantoms(disease, tmp_path):
+    cohort = generate_cohort(disease, 2, tmp_path / "data", size="demo", seed=303,
+                             balance=dict.fromkeys(disease_spec(disease).classes, 1.0))  # fmt: skip
+    result = predict_cohort(cohort.datalist, disease, tmp_path / "out", device="cpu", partition="all",
+                            progress=lambda line: None)  # fmt: skip
+    assert result["failed"] == 0 and result["ok"] == 2
+    metrics = json.loads(result["metrics"].read_text())
+    dice = metrics["headline"]["localisation"]["lesion Dice"]["value"]
+    assert dice >= MIN_LESION_DICE[disease], f"{disease}: lesion Dice {dice:.2f} on unseen phantoms"
+    ids = [case["case_id"] for case in cohort.cases]
+    records = [json.loads((tmp_path / "out" / c / f"{c}.json").read_text()) for c in ids]
+    assert all(r["lesions"] for r in records), "a phantom's lesion was not found"
+    assert all(r["call"] in (*disease_spec(disease).classes, "indeterminate") for r in records)
+
+
+def test_shipped_glioma_localiser_finds_a_real_tumour(realdata, tmp_path):
+    from mednet.pipeline.case import Predictors, predict_case
+
+    folder = realdata / "tcga_lgg_du7294_atlas"
+    truth = np.asarray(read_image(folder / "TCGA-DU-7294_seg_fused.nii.gz", "label")[0]) > 0
+    names = {"t1": "t1_bet", "t1c": "t1c_bet", "t2": "t2_bet", "flair": "fla_bet"}
+    case = {"case_id": "DU7294", **{k: str(folder / f"TCGA-DU-7294_{v}.nii.gz") for k, v in names.items()}}
+    record = predict_case(case, Predictors.build(disease_spec("glioma"), "cpu"), tmp_path)
+    found = np.asarray(read_image(tmp_path / "DU7294" / "DU7294_labels.nii.gz", "label")[0]) > 0
+    dice = 2.0 * np.logical_and(found, truth).sum() / (found.sum() + truth.sum())
+    assert dice >= 0.6, f"whole-tumour Dice {dice:.2f} against the consensus label map"
+    assert record["lesions"]
