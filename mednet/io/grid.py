@@ -19,7 +19,7 @@ from monai.transforms import ResampleToMatch
 
 from mednet.io.validation import spacing_from_affine
 
-__all__ = ["Grid", "fov_overlap", "resample_to_grid"]
+__all__ = ["Grid", "bounding_box", "fov_overlap", "resample_to_grid"]
 
 # Metadata that describes the file an image came from (mednet.io.read_image), kept through resampling.
 _OWN_META = ("filename_or_obj", "notes", "format", "original_dtype")
@@ -125,3 +125,14 @@ def resample_to_grid(image: MetaTensor, reference: MetaTensor, label: bool = Fal
         if key in image.meta:
             out.meta[key] = copy.deepcopy(image.meta[key])
     return out
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """The slices of the smallest box holding every True voxel of ``mask`` (any ndim), or None when there is none."""
+    spans = []
+    for axis in range(mask.ndim):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hits.size == 0:
+            return None
+        spans.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(spans)

@@ -32,6 +32,7 @@ from scipy import ndimage
 from mednet.errors import InvalidImageError
 from mednet.io.atomic import write_json_atomic
 from mednet.io.dicom_seg import write_dicom_seg
+from mednet.io.grid import bounding_box
 from mednet.io.write import write_image
 from mednet.localisation.lesions import find_lesions, write_lesion_table
 from mednet.localisation.organs import clean_organs
@@ -163,7 +164,7 @@ def _drop_small_lesions(labels: np.ndarray, scheme: LabelScheme, affine: np.ndar
     voxel_mm3 = float(abs(np.linalg.det(np.asarray(affine, dtype=float)[:3, :3])))
     out = labels.copy()
     for value in scheme.lesion_classes:
-        box = _bounding_box(out == value)
+        box = bounding_box(out == value)
         if box is None:
             continue
         mask = out[box] == value  # components are found within the class's bounding box: the same, faster
@@ -174,17 +175,6 @@ def _drop_small_lesions(labels: np.ndarray, scheme: LabelScheme, affine: np.ndar
         region = out[box]
         region[small[components]] = 0
     return out
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """The slices of the smallest box holding every True voxel of ``mask``, or None when there is none."""
-    spans = []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        if hits.size == 0:
-            return None
-        spans.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(spans)
 
 
 def write_localisation(

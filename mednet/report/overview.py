@@ -21,6 +21,7 @@ import numpy as np
 from nibabel.orientations import apply_orientation, io_orientation
 
 from mednet.io.atomic import atomic_path
+from mednet.io.grid import bounding_box
 
 __all__ = ["MAX_LESION_PANELS", "draw_panel", "legend_entries", "radiological_slice", "scale_bar", "to_ras",
            "write_overview"]
@@ -121,17 +122,6 @@ def scale_bar(ax, mm_per_pixel: float, width_pixels: int) -> float:
     return float(length)
 
 
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """The smallest box holding every True voxel of ``mask`` (None when there is none)."""
-    spans = []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        if hits.size == 0:
-            return None
-        spans.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(spans)
-
-
 def _components(seg: np.ndarray, affine: np.ndarray, lesions: set[int], table: Sequence[Mapping] | None,
                 masks: Mapping[int, np.ndarray] | None = None) -> list[dict]:  # fmt: skip
     """Each lesion of the (RAS) label map: its voxels' bounding box, id, class and volume, largest first.
@@ -148,7 +138,7 @@ def _components(seg: np.ndarray, affine: np.ndarray, lesions: set[int], table: S
     voxel_ml = float(abs(np.linalg.det(affine[:3, :3]))) / 1000.0
     for value in sorted(lesions):
         where = masks[value] if masks is not None and value in masks else seg == value
-        around = _bounding_box(where)
+        around = bounding_box(where)
         if around is None:
             continue
         parts, _ = ndimage.label(where[around], structure=np.ones((3, 3, 3)))
