@@ -6,11 +6,11 @@ import argparse
 import sys
 
 from mednet import __version__
-from mednet.cli import bundle, datalist, demo, info, predict, synth, train
+from mednet.cli import bundle, datalist, demo, info, label, predict, synth, train
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (info, datalist, synth, train, predict, demo, bundle)
+_COMMANDS = (info, datalist, synth, train, predict, demo, bundle, label)
 
 
 def build_parser() -> argparse.ArgumentParser:

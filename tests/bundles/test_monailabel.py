@@ -4,7 +4,7 @@ A real MONAI Label 0.8.5 server on 127.0.0.1, started as each bundle's docs/READ
 says: bundles exported with `mednet bundle export` (weights from a short training run)
 unpacked under the app's `model/`, studies written by `mednet bundle studies`, and the
 configuration that keeps the server off the network (`zoo_source github` with local
-bundles, `sam2 false`). Needs the environment of `scripts/monailabel_env.sh` (found at
+bundles, `sam2 false`). Needs the environment `mednet label setup` makes (found at
 $MEDNET_LABEL_ENV, else `.label-venv` in the repository); skipped, saying so, without it.
 """
 
@@ -55,7 +55,7 @@ def _get(url: str, timeout: float = 10.0) -> bytes:
 def server(tmp_path_factory, tiny_cohorts):
     """A MONAI Label server with the three localisation bundles; yields (url, studies, trained bundles root)."""
     if not (LABEL_ENV / "bin" / "monailabel").is_file():
-        pytest.skip(f"no MONAI Label environment at {LABEL_ENV}: run `bash scripts/monailabel_env.sh`")
+        pytest.skip(f"no MONAI Label environment at {LABEL_ENV}: run `mednet label setup --env .label-venv`")
     work = tmp_path_factory.mktemp("monailabel")
     env = {**os.environ, "PATH": f"{LABEL_ENV / 'bin'}{os.pathsep}{os.environ['PATH']}", "PYTHONWARNINGS": "ignore",
            # any attempt to reach the internet goes to a closed port and fails at once

@@ -1,0 +1,1 @@
+"""MONAI Label: its environment (``mednet label setup``) and the app that serves mednet (``mednet label serve``)."""

@@ -1,0 +1,29 @@
+"""Where mednet keeps the user's files: ``MEDNET_HOME`` (default ``~/.mednet``).
+
+mednet never writes into its installed package. What it makes for the user without being
+told where (the MONAI Label environment, the MONAI Label apps it serves) goes under
+:func:`mednet_home`; every command that writes such files also takes an option naming
+another place.
+
+    >>> import os
+    >>> os.environ["MEDNET_HOME"] = "/data/mednet"
+    >>> str(mednet_home())
+    '/data/mednet'
+    >>> del os.environ["MEDNET_HOME"]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["HOME_ENV", "mednet_home"]
+
+#: The environment variable naming mednet's folder for the user's files.
+HOME_ENV = "MEDNET_HOME"
+
+
+def mednet_home() -> Path:
+    """``$MEDNET_HOME`` when set (``~`` expanded), else ``~/.mednet``; not created here."""
+    value = os.environ.get(HOME_ENV, "").strip()
+    return Path(value).expanduser() if value else Path.home() / ".mednet"
