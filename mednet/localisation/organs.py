@@ -7,6 +7,8 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage
 
+from mednet.io.grid import fill_holes
+
 __all__ = ["clean_organs"]
 
 _FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
@@ -36,6 +38,6 @@ def clean_organs(labels: np.ndarray, organs: Mapping[int, int]) -> np.ndarray:
             kept = np.argsort(-sizes, kind="stable")[:keep] + 1
             out[mask & ~np.isin(components, kept)] = 0
             mask = out == value
-        filled = ndimage.binary_fill_holes(mask)
+        filled = fill_holes(mask)
         out[filled & (out == 0)] = value
     return out

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy import ndimage
+
+from mednet.io.grid import fill_holes
 
 __all__ = ["MAX_LESIONS", "MAX_LESION_FRACTION", "OUTSIDE_FRACTION", "body_mask", "plausibility_flags"]
 
@@ -40,7 +41,7 @@ def body_mask(image: np.ndarray) -> np.ndarray:
     values, counts = np.unique(image[:: max(1, image.size // 200_000)], return_counts=True)  # a sample suffices
     background = float(values[np.argmax(counts)]) if counts.max() > 0.2 * counts.sum() else 0.0
     difference = np.abs(image - background)
-    return ndimage.binary_fill_holes(difference > 0.1 * float(np.percentile(difference, 99)))
+    return fill_holes(difference > 0.1 * float(np.percentile(difference, 99)))
 
 
 def plausibility_flags(

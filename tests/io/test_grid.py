@@ -7,10 +7,14 @@ import glob
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from monai.data import MetaTensor
+from scipy import ndimage
 
 from mednet.errors import DatalistError, FieldOfViewError
 from mednet.io import Grid, fov_overlap, load_case, resample_to_grid
+from mednet.io.grid import fill_holes
 from tests.conftest import lps_affine, write_nifti
 
 
@@ -145,3 +149,21 @@ def test_real_tcga_sequences_land_on_the_t1_grid(realdata):
     t1, flair = loaded.images["t1"][0].numpy(), loaded.images["flair"][0].numpy()
     brain = t1 > np.percentile(t1, 75)
     assert flair[brain].mean() > 3 * flair[t1 < np.percentile(t1, 10)].mean()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.floats(0.2, 0.9))
+def test_fill_holes_is_exactly_scipys(seed, ndim, density):
+    rng = np.random.default_rng(seed)
+    mask = rng.random(tuple(rng.integers(1, 14, size=ndim))) < density
+    assert np.array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
+
+
+def test_fill_holes_fills_a_closed_cavity_and_not_an_open_one():
+    shell = np.zeros((9, 9, 9), dtype=bool)
+    shell[2:7, 2:7, 2:7] = True
+    shell[3:6, 3:6, 3:6] = False  # a closed cavity: filled
+    assert fill_holes(shell)[4, 4, 4] and fill_holes(shell).sum() == 125
+    shell[4, 4, 2] = False  # a channel to the outside: not a hole any more
+    assert not fill_holes(shell)[4, 4, 4]
+    assert not fill_holes(np.zeros((3, 4), dtype=bool)).any()
