@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +133,7 @@ def predict_case(
     *,
     readings: Mapping[str, Mapping[str, str]] | None = None,
     loaded: tuple[LoadedCase, float] | None = None,
+    defer: Callable[[Callable[[], dict]], None] | None = None,
 ) -> dict:
     """Run the pipeline on one case and write its files; return its ``<case>.json`` record.
 
@@ -144,9 +145,14 @@ def predict_case(
         out: the cohort's output folder.
         readings: ``case_id -> {role: reading}`` from a clinicians' CSV (overrides the case's own).
         loaded: the case already read by :func:`read_case` (default: read here).
+        defer: given the function that writes the case's files (label map, tables,
+            overview, record, then the one rename), runs it later, e.g. in a writer thread
+            while the next case computes (:func:`mednet.pipeline.predict_cohort`); its
+            errors are the case's. Default: the files are written before this returns.
 
     Returns:
-        The record written to ``OUT/<case>/<case>.json``.
+        The record written to ``OUT/<case>/<case>.json`` (with ``defer``: complete once the
+        deferred writing has run).
 
     Raises:
         CaseError: the case has none of the disease's sequences.
@@ -184,12 +190,6 @@ def predict_case(
         scores = score_localisation(found.array, truth, loaded.grid.spacing, spec.localisation.classes_by_value,
                                     spec.localisation.lesion_classes, spec.localisation.min_reference_mm3)  # fmt: skip
 
-    start = time.perf_counter()
-    scheme = LabelScheme(found.label_table, spec.localisation.lesion_classes)  # lesions coded as such in a SEG
-    files = write_localisation(LocalisationResult(found.array, found.lesions), loaded.reference, partial.parent,
-                               case_id, scheme, overwrite=True)  # fmt: skip
-    if grading is not None:
-        _write_slices(partial / f"{case_id}_grading_slices.csv", case, grading.slice_rows, spec.classes)
     missing = loaded.missing
     checked = time.perf_counter()
     read = {s: case[s] for s in [*present, *(["label"] if case.get("label") else [])]}
@@ -205,8 +205,8 @@ def predict_case(
         "sequences_used": {"localisation": found.sequences_used, "grading": branches if grading else []},
         "missing_sequences": missing,
         "resampling": loaded.resampling,
-        "labels": files["labels"].name,
-        "labels_dicom_seg": files["dicom_seg"].name if "dicom_seg" in files else None,  # DICOM input only
+        "labels": None,  # file names: set by the writing below
+        "labels_dicom_seg": None,  # DICOM input only
         "label_table": [{"value": 0, "name": "background", "colour": "#000000"}, *found.label_table],
         "lesions": found.lesions,
         "sequences": grading.sequences if grading else {},
@@ -229,20 +229,37 @@ def predict_case(
         "timings": timings,
         "provenance": run_provenance(),
     }
-    diagnosis = record["fused_class"]
-    probability = f" (p {grading.fused[diagnosis]:.2f})" if grading and diagnosis in grading.fused else ""
-    if grading and grading.call != diagnosis:
-        diagnosis = f"indeterminate, leaning {diagnosis}"
-    write_overview(loaded.images, found.labels, record["label_table"],
-                   [*spec.grading.lesion_values, *spec.grading.metastasis_values, *spec.localisation.lesion_values],
-                   f"{case_id}: {diagnosis or 'no lesion found'}{probability}",
-                   partial / f"{case_id}_overview.png", lesions=found.lesions, truth=truth)  # fmt: skip
-    timings["write_s"] = round(time.perf_counter() - start, 2)
-    (partial / f"{case_id}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-    final = out / case_id
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(partial, final)
+
+    def write() -> dict:
+        """Every file of the case into ``OUT/.partial/<case>/``, then one rename to ``OUT/<case>/``; the record."""
+        start = time.perf_counter()
+        scheme = LabelScheme(found.label_table, spec.localisation.lesion_classes)  # lesions coded as such in a SEG
+        files = write_localisation(LocalisationResult(found.array, found.lesions), loaded.reference, partial.parent,
+                                   case_id, scheme, overwrite=True)  # fmt: skip
+        record["labels"] = files["labels"].name
+        record["labels_dicom_seg"] = files["dicom_seg"].name if "dicom_seg" in files else None
+        if grading is not None:
+            _write_slices(partial / f"{case_id}_grading_slices.csv", case, grading.slice_rows, spec.classes)
+        diagnosis = record["fused_class"]
+        probability = f" (p {grading.fused[diagnosis]:.2f})" if grading and diagnosis in grading.fused else ""
+        if grading and grading.call != diagnosis:
+            diagnosis = f"indeterminate, leaning {diagnosis}"
+        write_overview(loaded.images, found.labels, record["label_table"],
+                       [*spec.grading.lesion_values, *spec.grading.metastasis_values, *spec.localisation.lesion_values],
+                       f"{case_id}: {diagnosis or 'no lesion found'}{probability}",
+                       partial / f"{case_id}_overview.png", lesions=found.lesions, truth=truth)  # fmt: skip
+        timings["write_s"] = round(time.perf_counter() - start, 2)
+        (partial / f"{case_id}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+        final = out / case_id
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        return record
+
+    if defer is None:
+        write()
+    else:
+        defer(write)
     return record
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -167,7 +168,8 @@ def predict_cohort(
             (:func:`mednet.pipeline.summary.shard_cases`); the shards of one cohort may run
             at once, on one machine or many sharing ``out``. The summary lists every case done
             so far, whichever shard did it; the last shard to finish writes the complete one.
-        prefetch: read the next case's images while the current case computes.
+        prefetch: overlap the files with the compute: read the next case's images while the
+            current case computes, and write a case's files while the next one computes.
         progress: called with each console line (default: printed on stderr).
         bar: a progress bar with the ETA on stderr (tqdm); None: when stderr is a terminal
             and ``progress`` is not given.
@@ -239,42 +241,63 @@ def predict_cohort(
     meter.start(len(cases) - len(complete))
     if complete and verbosity == 1 and meter.bar is not None:
         say(f"{len(complete)} complete cases skipped (made with the same weights)")
-    with console_to(log), _terminate_as_interrupt(), reader, meter:
+    writer = _WriteBehind(enabled=prefetch)
+
+    def settle(case_id: str, head: str, record: dict | None, error: BaseException | None) -> None:
+        """Count and report a case whose files are written (or that failed)."""
+        nonlocal done, failed
+        if error is not None:
+            failed += 1
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            shutil.rmtree(out / ".partial" / case_id, ignore_errors=True)  # nothing half-written stays
+            record_failure(out, case_id, message, predictors.weights)
+            status[case_id].update(status="failed", error=message)
+            say(f"{head}: FAILED: {message}")  # at every verbosity
+            meter.advance(f"{case_id} failed")
+            return
+        outcome = record["call"] or record["note"]
+        status[case_id].update(status="ok", call=record["call"], folder=str(out / case_id))
+        if verbosity > 1:
+            timings = ", ".join(f"{k} {v:.1f}" for k, v in (record.get("timings") or {}).items()
+                                if isinstance(v, (int, float)))  # fmt: skip
+            say(f"{head}: {outcome} ({timings})")
+        elif verbosity == 1 and meter.bar is None:
+            say(f"{head}: {outcome}")
+        meter.advance(f"{case_id}: {record['call'] or 'no call'}")
+        clear_failure(out, case_id)
+        done += 1
+
+    with console_to(log), _terminate_as_interrupt(), reader, meter, writer:
         try:
             for i, case in enumerate(cases, start=1):
                 case_id = str(case["case_id"])
                 head = f"[{i}/{len(cases)}{label}] {case_id}"
                 if case_id in complete:
+                    writer.settle(settle)
                     skipped += 1
                     status[case_id].update(status="skipped", call=_call_of(previous[case_id]),
                                            folder=str(out / case_id))  # fmt: skip
                     if verbosity > 1 or (verbosity == 1 and meter.bar is None):
                         say(f"{head}: complete, skipped")
-                else:
-                    if previous[case_id] is not None and verbosity > 0:
-                        say(f"{head}: made with other weights: predicted again")
-                    try:
-                        record = predict_case(case, predictors, out, readings=readings, loaded=reader.take(case_id))
-                    except Exception as error:  # one bad case must not stop the cohort
-                        failed += 1
-                        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                        record_failure(out, case_id, message, predictors.weights)
-                        status[case_id].update(status="failed", error=message)
-                        say(f"{head}: FAILED: {message}")  # at every verbosity
-                        meter.advance(f"{case_id} failed")
-                        continue
-                    outcome = record["call"] or record["note"]
-                    status[case_id].update(status="ok", call=record["call"], folder=str(out / case_id))
-                    if verbosity > 1:
-                        timings = ", ".join(f"{k} {v:.1f}" for k, v in (record.get("timings") or {}).items()
-                                            if isinstance(v, (int, float)))  # fmt: skip
-                        say(f"{head}: {outcome} ({timings})")
-                    elif verbosity == 1 and meter.bar is None:
-                        say(f"{head}: {outcome}")
-                    meter.advance(f"{case_id}: {record['call'] or 'no call'}")
-                clear_failure(out, case_id)
-                done += 1
+                    clear_failure(out, case_id)
+                    done += 1
+                    continue
+                if previous[case_id] is not None and verbosity > 0:
+                    say(f"{head}: made with other weights: predicted again")
+                try:  # one bad case must not stop the cohort
+                    record = predict_case(case, predictors, out, readings=readings, loaded=reader.take(case_id),
+                                          defer=writer.for_case(case_id, head))  # fmt: skip
+                except Exception as error:
+                    writer.settle(settle)
+                    settle(case_id, head, None, error)
+                    continue
+                if not writer.enabled:
+                    settle(case_id, head, record, None)
+                else:  # the previous case's files, written while this one computed; this one's go on
+                    writer.settle(settle, leave=1)
+            writer.settle(settle)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the cases done are summarised and reported
+            writer.settle(settle, interrupted=True)
             interrupted = (f"interrupted after {done + failed} of {len(cases)} cases{label}; "
                            "run the same command again to finish")  # fmt: skip
     if interrupted:
@@ -369,6 +392,64 @@ class _ReadAhead:
     def __exit__(self, *exc) -> None:
         if self.pool is not None:  # an interrupted run does not wait for a read nobody will use
             self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _WriteBehind:
+    """Writes a case's files in a thread while the next case computes (one case at a time, in order).
+
+    :func:`predict_case` hands its writing to the function :meth:`for_case` gives; the loop
+    :meth:`settle` s the cases written so far once the next case has computed: waits for
+    their files and reports each (ok, or failed with the writing's error). Interrupted,
+    writing that has not started is cancelled (the case is not done; the same command
+    again redoes it) and the one in progress finishes (a case is written whole or not at
+    all). Disabled: the writing runs at once inside :func:`predict_case`.
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mednet-write") if enabled else None
+        self.pending: list[tuple[str, str, Future]] = []
+
+    def for_case(self, case_id: str, head: str) -> Callable[[Callable[[], dict]], None] | None:
+        """What :func:`predict_case` gets as ``defer`` for this case (None when disabled)."""
+        if not self.enabled:
+            return None
+
+        def defer(write: Callable[[], dict]) -> None:
+            self.pending.append((case_id, head, self.pool.submit(write)))
+
+        return defer
+
+    def settle(self, report: Callable, interrupted: bool = False, leave: int = 0) -> None:
+        """Wait for the pending cases' files, in order; ``report(case_id, head, record, error)`` for each.
+
+        Args:
+            report: called for each case settled.
+            interrupted: the run was stopped: cancel what has not started.
+            leave: how many of the latest cases to leave pending.
+        """
+        while len(self.pending) > leave:
+            case_id, head, future = self.pending[0]
+            if interrupted and future.cancel():  # not started: not done
+                self.pending.pop(0)
+                continue
+            try:
+                record, error = future.result(), None  # a Ctrl-C here leaves the case pending, for what follows
+            except KeyboardInterrupt:
+                if not interrupted:
+                    raise
+                continue  # a second Ctrl-C while the last files are written: they finish first
+            except Exception as failure:
+                record, error = None, failure
+            self.pending.pop(0)
+            report(case_id, head, record, error)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _plan_output(out: Path, disease: str, source, case_ids: list[str], sharded: bool) -> tuple[list[str], list[str]]:

@@ -196,11 +196,8 @@ def write_overview(
     Returns:
         The PNG path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import to_rgba
+    from matplotlib.figure import Figure  # no pyplot: no global figure registry, safe in a writer thread
     from matplotlib.lines import Line2D
     from matplotlib.ticker import NullLocator
 
@@ -236,8 +233,8 @@ def write_overview(
     columns = max(len(images), min(len(shown), 4))
     lesion_rows = -(-len(shown) // columns) if shown else 0
     # every cell, the empty ones too: leaving them out moves tight_layout's result by a fraction of a pixel
-    fig, axes = plt.subplots(1 + lesion_rows, columns, figsize=(3.2 * columns, 3.9 + 3.2 * lesion_rows),
-                             squeeze=False)  # fmt: skip
+    fig = Figure(figsize=(3.2 * columns, 3.9 + 3.2 * lesion_rows))
+    axes = fig.subplots(1 + lesion_rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
         # no ticks to work out: the axes are off, but the layout and the titles' placement would compute them
@@ -300,5 +297,4 @@ def write_overview(
     fig.tight_layout(rect=(0, (0.16 * legend_rows + 0.08) / height if handles else 0, 1, 1))
     with atomic_path(out, suffix=".png", parents=True) as tmp:
         fig.savefig(tmp, dpi=90, pil_kwargs={"compress_level": 3})  # the same pixels and size as 6, faster
-    plt.close(fig)
     return Path(out)

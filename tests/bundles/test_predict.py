@@ -388,3 +388,44 @@ def test_report_lists_failed_cases_and_shards_of_another_cohort_are_refused(
     assert "holds a run of other cases" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "not a `mednet predict` output folder" in capsys.readouterr().err
+
+
+def test_files_written_behind_the_compute_are_the_same_and_a_failed_write_fails_its_case(
+    trained_bundles, grading_cohorts, tmp_path, monkeypatch
+):
+    """Reading ahead and writing behind (the default) change no output; a case whose writing fails is failed, whole."""
+    import mednet.pipeline.case as case_module
+
+    datalist = grading_cohorts["glioma_mri_classification"]
+    cases = [c["case_id"] for c in json.loads(datalist.read_text())["testing"]]
+    assert len(cases) >= 2
+    outs = {}
+    for prefetch in (False, True):
+        outs[prefetch] = tmp_path / f"out-{prefetch}"
+        result = predict_cohort(datalist, "glioma", outs[prefetch], bundles=trained_bundles, prefetch=prefetch,
+                                progress=lambda line: None)  # fmt: skip
+        assert result["failed"] == 0 and result["ok"] == len(cases)
+    assert (outs[False] / "summary.csv").read_bytes() == (outs[True] / "summary.csv").read_bytes()
+    for case_id in cases:
+        folder, other = outs[False] / case_id, outs[True] / case_id
+        labels = [np.asarray(nib.load(f / f"{case_id}_labels.nii.gz").dataobj) for f in (folder, other)]
+        assert np.array_equal(*labels)
+        for name in (f"{case_id}_lesions.csv", f"{case_id}_overview.png"):
+            assert (folder / name).read_bytes() == (other / name).read_bytes(), name
+    # the first case's overview cannot be written: that case fails, the next is done, nothing half-written
+    real = case_module.write_overview
+
+    def broken_for_one_case(images, labels, table, values, title, out, **kwargs):
+        if title.startswith(f"{cases[0]}:"):
+            raise OSError(f"{out}: no space left on device")
+        return real(images, labels, table, values, title, out, **kwargs)
+
+    monkeypatch.setattr(case_module, "write_overview", broken_for_one_case)
+    out = tmp_path / "broken"
+    result = predict_cohort(datalist, "glioma", out, bundles=trained_bundles, progress=lambda line: None)
+    assert result["failed"] == 1 and result["ok"] == len(cases) - 1
+    assert [c["status"] for c in result["case_status"]] == ["failed"] + ["ok"] * (len(cases) - 1)
+    assert "no space left on device" in result["case_status"][0]["error"]
+    assert not (out / cases[0]).exists() and not list((out / ".partial").glob("*"))
+    rows = {r["case_id"]: r for r in _rows(out / "summary.csv")}
+    assert "no space left on device" in rows[cases[0]]["error"]

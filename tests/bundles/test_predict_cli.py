@@ -106,10 +106,11 @@ def test_one_image_file_for_a_disease_of_one_sequence(trained_bundles, grading_c
 def test_ctrl_c_summarises_the_cases_done(trained_bundles, grading_cohorts, tmp_path):  # noqa: F811
     """SIGINT mid-cohort: exit code 130, the summary and --json hold the cases done; the same command finishes."""
     datalist = grading_cohorts["glioma_mri_classification"]
-    cases = [c["case_id"] for c in json.loads(datalist.read_text())["testing"]]
+    doc = json.loads(datalist.read_text())  # every partition: enough cases that the interrupt lands mid-cohort
+    cases = [c["case_id"] for p in ("training", "validation", "testing") for c in doc[p]]
     out = tmp_path / "out"
     command = [sys.executable, "-m", "mednet", "predict", "--disease", "glioma", "-i", str(datalist), "-o", str(out),
-               "--bundles", str(trained_bundles), "--device", "cpu", "--json"]  # fmt: skip
+               "--bundles", str(trained_bundles), "--device", "cpu", "--json", "--partition", "all"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
