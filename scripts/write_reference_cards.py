@@ -1,6 +1,7 @@
 """Write each bundle's "Reference weights" model-card section and bump its version, for a release.
 
     python scripts/write_reference_cards.py --version 0.3.0 --changelog "reference weights ..."
+    python scripts/write_reference_cards.py --version 0.4.0 --disease neuroblastoma --changelog "..."
 
 Reads, per bundle, ``models/reference.json`` (written by ``scripts/train_reference.py
 --install``: data, recipe, time, machine, test figures with float32 and float16 weights),
@@ -147,6 +148,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", required=True)
     parser.add_argument("--changelog", required=True)
+    parser.add_argument("--disease", action="append", default=None,
+                        help="only this disease's bundles (repeatable; default: all with a record)")  # fmt: skip
     args = parser.parse_args()
     realdata = json.loads((BENCHMARKS / "realdata.json").read_text()) if (BENCHMARKS / "realdata.json").is_file() \
         else {}  # fmt: skip
@@ -157,6 +160,8 @@ def main() -> None:
             print(f"{bundle}: no models/reference.json, skipped")
             continue
         disease = bundle.split("_mri_")[0]
+        if args.disease and disease not in args.disease:
+            continue
         held = BENCHMARKS / f"reference_{disease}.json"
         text = section(bundle, json.loads(reference.read_text()), json.loads(held.read_text()) if held.is_file()
                        else None, realdata.get(disease))  # fmt: skip

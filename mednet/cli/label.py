@@ -56,11 +56,10 @@ def run_setup(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Prepare the app and its studies, start the server and wait for it (Ctrl-C stops it)."""
-    import signal
     import sys
 
     from mednet.label.environment import LabelEnvironment
-    from mednet.label.serve import prepare_app, prepare_studies, start_server, wait_until_ready
+    from mednet.label.serve import prepare_app, prepare_studies, start_server, stop_server, wait_until_ready
 
     environment = LabelEnvironment(args.env).require()
     app = prepare_app(args.disease, args.app, args.models, args.fresh)
@@ -77,9 +76,4 @@ def run_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except Exception:  # it did not stop: end it
-                process.kill()
+        stop_server(process)

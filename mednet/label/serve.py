@@ -40,7 +40,15 @@ from mednet.errors import MednetError
 from mednet.label.environment import LabelEnvironment
 from mednet.paths import mednet_home
 
-__all__ = ["LabelServeError", "default_app", "prepare_app", "prepare_studies", "start_server", "wait_until_ready"]
+__all__ = [
+    "LabelServeError",
+    "default_app",
+    "prepare_app",
+    "prepare_studies",
+    "start_server",
+    "stop_server",
+    "wait_until_ready",
+]
 
 APP_FILE = "mednet-app.json"  # the same name mednet.label.app reads (that module imports monailabel)
 _MAIN = '''"""MONAI Label app made by `mednet label serve`: the app class lives in mednet."""
@@ -265,3 +273,23 @@ def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 300.0
             if time.monotonic() > deadline:
                 raise LabelServeError(f"MONAI Label did not answer at {url} within {timeout:.0f} s") from None
             time.sleep(2)
+
+
+def stop_server(process: subprocess.Popen, timeout: float = 30.0) -> int | None:
+    """Stop a server :func:`start_server` started (its whole process group); its exit code.
+
+    SIGTERM first (MONAI Label shuts down cleanly), SIGKILL when it has not ended after ``timeout`` seconds.
+    """
+    import signal
+
+    if process.poll() is not None:
+        return process.returncode
+    kill = (lambda sig: os.killpg(process.pid, sig)) if hasattr(os, "killpg") else (lambda sig: process.terminate())
+    try:
+        kill(signal.SIGTERM)
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill(getattr(signal, "SIGKILL", signal.SIGTERM))
+        return process.wait(timeout=timeout)
+    except ProcessLookupError:
+        return process.wait(timeout=timeout)

@@ -13,10 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -28,6 +25,7 @@ import pytest
 
 from mednet.bundles import install_weights
 from mednet.cli.main import main
+from mednet.label.serve import LabelServeError, free_port, stop_server, wait_until_ready
 from tests.bundles.helpers import BUNDLES, SEGMENTATION, run_bundle
 
 pytestmark = [pytest.mark.label, pytest.mark.bundle]
@@ -38,12 +36,6 @@ LABEL_ENV = Path(os.environ.get("MEDNET_LABEL_ENV", REPO / ".label-venv"))
 SHORT_TRAINING = {"roi_size": [32, 32, 16], "num_workers": 0, "max_epochs": 2, "val_interval": 1, "num_samples": 1}
 #: The server's no-network configuration, as the bundles' README files give it.
 CONF = ["--conf", "zoo_source", "github", "--conf", "sam2", "false", "--conf", "skip_trainers", "true"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, timeout: float = 10.0) -> bytes:
@@ -77,7 +69,7 @@ def server(tmp_path_factory, tiny_cohorts):
             archive.extractall(app / "model")
         assert main(["bundle", "studies", name, "--datalist", str(tiny_cohorts[name]), "--out", str(studies),
                      "--partition", "testing", "--bundles", str(root)]) == 0  # fmt: skip
-    port = _free_port()
+    port = free_port()
     log = work / "server.log"
     command = [monailabel, "start_server", "--app", str(app), "--studies", str(studies),
                "--conf", "models", ",".join(SEGMENTATION), *CONF, "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
@@ -85,22 +77,13 @@ def server(tmp_path_factory, tiny_cohorts):
         process = subprocess.Popen(command, env=env, stdout=stream, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                _get(f"{url}/info/")
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"MONAI Label did not start (exit {process.poll()}):\n{log.read_text()[-4000:]}")
-                time.sleep(2)
+        try:
+            wait_until_ready(url, process)
+        except LabelServeError as err:
+            pytest.fail(f"{err}:\n{log.read_text()[-4000:]}")
         yield url, studies, root, log
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_server(process)
 
 
 def test_info_lists_every_bundle_and_its_labels(server):

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -25,7 +25,7 @@ import pytest
 
 from mednet.grading.ood import sha256
 from mednet.label.environment import LabelEnvironment
-from mednet.label.serve import free_port, wait_until_ready
+from mednet.label.serve import free_port, stop_server, wait_until_ready
 from mednet.pipeline.diseases import disease_spec
 from mednet.synthetic import generate_cohort
 
@@ -76,15 +76,14 @@ def server(tmp_path_factory):
     try:
         try:
             wait_until_ready(url, process)
+            deadline = time.monotonic() + 60  # the command says so once it has seen the server answer too
+            while "MONAI Label serving" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.5)
         except Exception as err:  # the log says why
             pytest.fail(f"{err}:\n{log.read_text()[-4000:]}")
         yield url, cases, work / "home" / "label" / "glioma", log
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_server(process)
 
 
 def test_info_lists_the_bundle_the_pipeline_and_a_trainer(server):
