@@ -112,7 +112,10 @@ def test_ctrl_c_summarises_the_cases_done(trained_bundles, grading_cohorts, tmp_
     command = [sys.executable, "-m", "mednet", "predict", "--disease", "glioma", "-i", str(datalist), "-o", str(out),
                "--bundles", str(trained_bundles), "--device", "cpu", "--json", "--partition", "all"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell without job control starts background commands with SIGINT ignored, and children inherit it:
+    # the command gets the default disposition, as in a terminal
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (out / cases[0] / f"{cases[0]}.json").is_file():
         time.sleep(0.1)
