@@ -138,7 +138,8 @@ def _real_glioma() -> dict | None:
 def cohort_throughput(disease: str, cases: int, work: Path) -> dict:
     """A cohort of ``cases`` full-size cases: ``mednet predict`` with the files overlapped or not, and localisation.
 
-    Three passes over the same cases, in one run: mednet's localisation alone (the
+    Three passes over the same cases (given without their truth or class, as a user's
+    unlabelled cases: no evaluation), in one run: mednet's localisation alone (the
     predictor built once, each case read, localised and its label map and tables written,
     one after the other), ``predict_cohort`` reading and writing in turn, and
     ``predict_cohort`` reading the next case and writing the last one while a case
@@ -160,10 +161,14 @@ def cohort_throughput(disease: str, cases: int, work: Path) -> dict:
         write_localisation(LocalisationResult(found.array, found.lesions), found.labels, work / "localisation",
                            case["case_id"], scheme, overwrite=True)  # fmt: skip
     minutes = {"localisation": (time.perf_counter() - start) / 60}
+    # the cases as a user's unlabelled ones (no truth, no class): what predict does, without the evaluation
+    unlabelled = work / "unlabelled.json"
+    unlabelled.write_text(json.dumps({"testing": [{k: v for k, v in c.items() if k not in ("label", "class")}
+                                                  for c in entries]}))  # fmt: skip
     for prefetch in (False, True):
         out = work / f"out-{prefetch}"
         start = time.perf_counter()
-        result = predict_cohort(cohort.datalist, disease, out, device="cpu", partition="all", prefetch=prefetch,
+        result = predict_cohort(unlabelled, disease, out, device="cpu", partition="testing", prefetch=prefetch,
                                 progress=lambda line: None)  # fmt: skip
         minutes[prefetch] = (time.perf_counter() - start) / 60
         assert result["failed"] == 0, result
