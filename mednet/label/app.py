@@ -49,6 +49,15 @@ from mednet.label.serve import APP_FILE
 logger = logging.getLogger(__name__)
 
 
+def study_id(path: os.PathLike | str) -> str:
+    """A study's id as MONAI Label's datastore names it: the file name without ``.nii.gz`` / ``.nii``."""
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
 def split_study(study: os.PathLike | str, sequences: list[str], folder: Path) -> dict[str, str]:
     """Write a stacked study's channels as one NIfTI per sequence in ``folder`` (kept while newer); key -> path.
 
@@ -117,7 +126,7 @@ class MednetPipelineTask(InferTask):
         device = device[0] if isinstance(device, (list, tuple)) else str(device)
         device = device if device in ("auto", "cpu") or device.startswith("cuda") else "auto"
         image = Path(request["image"])
-        case_id = image.name.split(".")[0]
+        case_id = study_id(image)
         work = Path(tempfile.mkdtemp(prefix=f"{case_id}-", dir=self.app_dir / "requests"))
         try:
             case = {"case_id": case_id, "patient_id": case_id,
@@ -193,7 +202,7 @@ class MednetTrainTask(BundleTrainTask):
         cases = []
         for item in datastore.datalist():
             study = Path(item["image"])
-            case_id = study.name.split(".")[0]
+            case_id = study_id(study)
             paths = split_study(study, self.sequences, self.app_dir / "train-cache" / case_id)
             cases.append({"case_id": case_id, "patient_id": case_id, **paths, "label": item["label"]})
         if not cases:
