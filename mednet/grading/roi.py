@@ -29,7 +29,7 @@ from monai.transforms import BorderPad, NormalizeIntensity, Resize, SpatialCrop
 
 from mednet.io.validation import spacing_from_affine
 
-__all__ = ["crop_box", "extract_slices", "lesion_slices"]
+__all__ = ["crop_box", "crop_slices", "extract_slices", "lesion_slices", "slice_plan"]
 
 #: Default margin around the lesion box, as a fraction of the box size.
 DEFAULT_MARGIN_FRACTION = 0.25
@@ -303,17 +303,78 @@ def extract_slices(
     labels_3d = _labels_3d(labels)
     array = _image_4d(image, labels_3d)
     step = _spacing(image, spacing)
-    slices = lesion_slices(labels_3d, lesion_values, n, min_area_fraction)
-    box_x, box_y = crop_box(
-        labels_3d,
-        lesion_values,
-        slices,
-        margin_fraction=margin_fraction,
-        margin_mm=margin_mm,
-        spacing=step,
-        min_margin_voxels=min_margin_voxels,
-    )
-    crop = _crop_pad(array[:, :, :, slices], (box_x, box_y), zscore)  # (C, X, Y, n)
+    slices, box = slice_plan(labels_3d, lesion_values, n, min_area_fraction, margin_fraction=margin_fraction,
+                             margin_mm=margin_mm, spacing=step, min_margin_voxels=min_margin_voxels)  # fmt: skip
+    return crop_slices(array, slices, box, size, channels_out=channels_out, zscore=zscore)
+
+
+def slice_plan(
+    labels,
+    lesion_values: int | Sequence[int],
+    n: int = 20,
+    min_area_fraction: float | None = None,
+    *,
+    margin_fraction: float | None = None,
+    margin_mm: float | None = None,
+    spacing: Sequence[float] | None = None,
+    min_margin_voxels: int = DEFAULT_MIN_MARGIN_VOXELS,
+) -> tuple[list[int], tuple[tuple[int, int], tuple[int, int]]]:
+    """Which slices :func:`extract_slices` takes and the in-plane box it crops: once per label map.
+
+    The sequences of a case share the label map's grid, so they share the plan: work it out
+    once and crop each sequence with :func:`crop_slices`.
+
+    Args:
+        labels: ``(x, y, z)`` (or ``(1, x, y, z)``) label map.
+        lesion_values: label value(s) of the lesion.
+        n: number of slices (see :func:`lesion_slices`).
+        min_area_fraction: only slices showing the lesion (see :func:`lesion_slices`).
+        margin_fraction: margin as a fraction of the lesion box's longer side (see :func:`crop_box`).
+        margin_mm: margin in mm instead.
+        spacing: voxel size ``(x, y, z)`` in mm (the box is square in mm).
+        min_margin_voxels: smallest margin, in voxels.
+
+    Returns:
+        ``(slices, box)``: :func:`lesion_slices`' indices and :func:`crop_box`'s box over them.
+
+    Raises:
+        ValueError: as :func:`lesion_slices` and :func:`crop_box`.
+    """
+    labels = _labels_3d(labels)
+    slices = lesion_slices(labels, lesion_values, n, min_area_fraction)
+    box = crop_box(labels, lesion_values, slices, margin_fraction=margin_fraction, margin_mm=margin_mm,
+                   spacing=spacing, min_margin_voxels=min_margin_voxels)  # fmt: skip
+    return slices, box
+
+
+def crop_slices(
+    image,
+    slices: Sequence[int],
+    box: Sequence[tuple[int, int]],
+    size: tuple[int, int] = (224, 224),
+    *,
+    channels_out: int | None = None,
+    zscore: bool = True,
+) -> np.ndarray:
+    """``image``'s ``slices`` cropped to ``box`` (:func:`slice_plan`), z-scored, padded and resized.
+
+    The second half of :func:`extract_slices` (which describes the steps).
+
+    Args:
+        image: ``(C, x, y, z)`` (or ``(x, y, z)``) array or tensor.
+        slices: axial slice indices.
+        box: ``((x_start, x_stop), (y_start, y_stop))``, possibly outside the image.
+        size: output ``(H, W)``.
+        channels_out: e.g. 3 to replicate a single channel; None keeps ``C``.
+        zscore: standardise each channel over the crop's image voxels.
+
+    Returns:
+        ``(len(slices), C', H, W)`` float32 array.
+    """
+    array = _to_numpy(image)
+    array = (array[None] if array.ndim == 3 else array).astype(np.float32, copy=False)
+    slices = list(slices)
+    crop = _crop_pad(array[:, :, :, slices], tuple(box), zscore)  # (C, X, Y, n)
     channels = crop.shape[0]
     planes = crop.permute(3, 0, 1, 2).reshape(len(slices) * channels, *crop.shape[1:3])  # (n * C, X, Y)
     resized = Resize(tuple(size), mode="bilinear", align_corners=False, anti_aliasing=True)(planes)

@@ -28,6 +28,15 @@ MAX_LESIONS = 25
 OUTSIDE_FRACTION = 0.5
 
 
+def _tissue(image: np.ndarray) -> np.ndarray:
+    """The voxels that differ from the background: :func:`body_mask` before its holes are filled."""
+    image = np.asarray(image, dtype=np.float32)
+    values, counts = np.unique(image[:: max(1, image.size // 200_000)], return_counts=True)  # a sample suffices
+    background = float(values[np.argmax(counts)]) if counts.max() > 0.2 * counts.sum() else 0.0
+    difference = np.abs(image - background)
+    return difference > 0.1 * float(np.percentile(difference, 99))
+
+
 def body_mask(image: np.ndarray) -> np.ndarray:
     """Voxels of the body (or the skull-stripped brain) in one ``(x, y, z)`` image.
 
@@ -37,11 +46,17 @@ def body_mask(image: np.ndarray) -> np.ndarray:
     one (the zero of skull-stripped or z-scored data, whose brain is half negative), else 0
     (MRI background is noise, far below tissue).
     """
-    image = np.asarray(image, dtype=np.float32)
-    values, counts = np.unique(image[:: max(1, image.size // 200_000)], return_counts=True)  # a sample suffices
-    background = float(values[np.argmax(counts)]) if counts.max() > 0.2 * counts.sum() else 0.0
-    difference = np.abs(image - background)
-    return fill_holes(difference > 0.1 * float(np.percentile(difference, 99)))
+    return fill_holes(_tissue(image))
+
+
+def _lesion_mask(labels: np.ndarray, lesion_values: Sequence[int]) -> np.ndarray:
+    """``labels`` in ``lesion_values``: a lookup table for small non-negative integer maps, else ``np.isin``."""
+    values = [int(v) for v in lesion_values]
+    if labels.dtype.kind == "u" and labels.dtype.itemsize <= 2 and all(v >= 0 for v in values):
+        table = np.zeros(max(int(labels.max(initial=0)), *values, 0) + 1, dtype=bool)
+        table[values] = True
+        return table[labels]
+    return np.isin(labels, values)
 
 
 def plausibility_flags(
@@ -52,6 +67,10 @@ def plausibility_flags(
 ) -> list[str]:
     """What is implausible about a case's localisation, in words with the numbers; empty when nothing is.
 
+    The body mask's holes are filled (the slow part) only when the unfilled mask cannot
+    decide: filling only adds body voxels, so a lesion within the size limit of the
+    unfilled body, and mostly inside it, is so for the filled one too.
+
     Args:
         labels: ``(x, y, z)`` label map.
         reference: ``(x, y, z)`` reference image on the same grid.
@@ -59,18 +78,22 @@ def plausibility_flags(
         lesion_values: the label values that are lesions.
     """
     labels = np.asarray(labels)
-    lesion = np.isin(labels, list(lesion_values))
-    body = body_mask(reference)
     flags = []
-    if body.any() and lesion.sum() > MAX_LESION_FRACTION * body.sum():
-        flags.append(f"lesions take {lesion.sum() / body.sum():.0%} of the body volume "
-                     f"(more than {MAX_LESION_FRACTION:.0%}: implausible; check the input)")  # fmt: skip
     found = [row for row in lesions if int(row["label"]) in set(map(int, lesion_values))]
+    lesion = _lesion_mask(labels, lesion_values)
+    size = int(np.count_nonzero(lesion))
+    if size:
+        body = _tissue(reference)
+        outside = int(np.count_nonzero(lesion & ~body))
+        if size > MAX_LESION_FRACTION * np.count_nonzero(body) or outside > OUTSIDE_FRACTION * size:
+            body = fill_holes(body)
+            outside = int(np.count_nonzero(lesion & ~body))
+        if body.any() and size > MAX_LESION_FRACTION * np.count_nonzero(body):
+            flags.append(f"lesions take {size / np.count_nonzero(body):.0%} of the body volume "
+                         f"(more than {MAX_LESION_FRACTION:.0%}: implausible; check the input)")  # fmt: skip
     if len(found) > MAX_LESIONS:
         flags.append(f"{len(found)} separate lesions (more than {MAX_LESIONS}: implausible; check the input)")
-    if lesion.any():
-        outside = lesion & ~body
-        if outside.sum() > OUTSIDE_FRACTION * lesion.sum():
-            flags.append(f"{outside.sum() / lesion.sum():.0%} of the lesion voxels lie outside the body "
-                         "(background of the reference image): implausible")  # fmt: skip
+    if size and outside > OUTSIDE_FRACTION * size:
+        flags.append(f"{outside / size:.0%} of the lesion voxels lie outside the body "
+                     "(background of the reference image): implausible")  # fmt: skip
     return flags

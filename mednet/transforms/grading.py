@@ -25,7 +25,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from mednet.grading.features import lesion_features
-from mednet.grading.roi import _labels_3d, _to_numpy, extract_slices, lesion_slices
+from mednet.grading.roi import _image_4d, _labels_3d, _spacing, _to_numpy, crop_slices, slice_plan
 from mednet.io.validation import spacing_from_affine
 from mednet.options import choose
 
@@ -104,16 +104,20 @@ class LesionSlicesd(MapTransform):
         d = dict(data)
         case = _case(d)
         labels = _labels(d, self.label_key, case)
-        stacks = {}
+        stacks, plans = {}, {}  # the sequences share the label map's grid: one plan per spacing (in practice one)
+        slice_index: list[int] = []
         for key in self.key_iterator(d):
             try:
-                stacks[key] = extract_slices(
-                    d[key], labels, self.lesion_values, self.n, self.size, margin_fraction=self.margin_fraction,
-                    channels_out=self.channels_out, zscore=self.zscore, min_area_fraction=self.min_area_fraction,
-                )  # fmt: skip
+                labels = _labels_3d(labels)
+                step = tuple(float(v) for v in _spacing(d[key], None))
+                if step not in plans:
+                    plans[step] = slice_plan(labels, self.lesion_values, self.n, self.min_area_fraction,
+                                             margin_fraction=self.margin_fraction, spacing=step)  # fmt: skip
+                slice_index, box = plans[step]
+                stacks[key] = crop_slices(_image_4d(d[key], labels), slice_index, box, self.size,
+                                          channels_out=self.channels_out, zscore=self.zscore)  # fmt: skip
             except ValueError as error:
                 raise _lesion_error(error, case, self.label_key, self.lesion_values) from error
-        slice_index = lesion_slices(_labels_3d(labels), self.lesion_values, self.n, self.min_area_fraction)
         shared = {k: v for k, v in d.items() if k not in self.drop and not str(k).endswith("_meta_dict")}
         keep = set(d[self.ranks_key]) if self.ranks_key in d else None
         return [

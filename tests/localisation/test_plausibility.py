@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mednet.localisation.plausibility import MAX_LESIONS, body_mask, plausibility_flags
 
@@ -54,3 +56,41 @@ def test_a_zscored_skull_stripped_brain_is_all_body():
     labels = np.zeros(image.shape, int)
     labels[8:12, 18:22, 8:12] = 1  # a lesion near the edge of the brain
     assert plausibility_flags(labels, zscored, [{"label": 1}], [1]) == []
+
+
+def _flags_with_the_whole_mask(labels, image, lesions, values):
+    """The checks as first written: the filled body mask always, ``np.isin`` for the lesions."""
+    from scipy import ndimage
+
+    from mednet.localisation.plausibility import MAX_LESION_FRACTION, OUTSIDE_FRACTION, _tissue
+
+    lesion, body = np.isin(labels, values), ndimage.binary_fill_holes(_tissue(image))
+    flags = []
+    if body.any() and lesion.sum() > MAX_LESION_FRACTION * body.sum():
+        flags.append(f"lesions take {lesion.sum() / body.sum():.0%} of the body volume "
+                     f"(more than {MAX_LESION_FRACTION:.0%}: implausible; check the input)")  # fmt: skip
+    if len([r for r in lesions if int(r["label"]) in values]) > MAX_LESIONS:
+        flags.append(f"{len(lesions)} separate lesions (more than {MAX_LESIONS}: implausible; check the input)")
+    if lesion.any() and (lesion & ~body).sum() > OUTSIDE_FRACTION * lesion.sum():
+        flags.append(f"{(lesion & ~body).sum() / lesion.sum():.0%} of the lesion voxels lie outside the body "
+                     "(background of the reference image): implausible")  # fmt: skip
+    return flags
+
+
+@settings(max_examples=60, deadline=None)
+@given(box=st.tuples(*[st.integers(0, 39)] * 4, st.integers(0, 19), st.integers(0, 19)),
+       hollow=st.booleans(), dtype=st.sampled_from([np.uint8, np.uint16, np.int16, np.int64]), value=st.integers(1, 3))  # fmt: skip
+def test_the_flags_are_those_of_the_filled_body_mask(box, hollow, dtype, value):
+    """Filling the body's holes only when the unfilled mask cannot decide changes no flag.
+
+    Lesions anywhere (in the air, across the edge, inside a dark hole of the body, all over);
+    label maps of several integer types.
+    """
+    image = _head()
+    if hollow:  # a dark cavity inside the body: body once filled, not before
+        image[12:28, 12:28, 5:15] = 0.0
+    x0, x1, y0, y1, z0, z1 = box
+    labels = np.zeros(image.shape, dtype=dtype)
+    labels[min(x0, x1) : max(x0, x1) + 1, min(y0, y1) : max(y0, y1) + 1, min(z0, z1) : max(z0, z1) + 1] = value
+    lesions = [{"label": value}]
+    assert plausibility_flags(labels, image, lesions, [1, 2]) == _flags_with_the_whole_mask(labels, image, lesions, [1, 2])
