@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+# Before torch is imported, so before anything else (its OpenMP runtime reads this once, when
+# it loads): threads that wait for work sleep instead of spinning. On a machine where other
+# work runs, spinning threads steal the cores their partners need, and every parallel step
+# waits for a thread that is not running: 3 to 20 times slower (docs/benchmarks.md, "A busy
+# machine"); on an idle machine the same speed. A value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from mednet import __version__
 from mednet.cli import bundle, datalist, demo, info, label, predict, synth, train

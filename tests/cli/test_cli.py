@@ -19,6 +19,20 @@ def test_help_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
+def test_the_command_makes_waiting_threads_sleep_before_torch_loads_and_keeps_a_users_choice():
+    """OMP_WAIT_POLICY=PASSIVE is set before torch (and its OpenMP runtime) is imported; a user's value stays."""
+    import os
+
+    code = ("import os, sys; import mednet.cli.main; "
+            "print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["PASSIVE", "False"]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"})  # fmt: skip
+    assert out.stdout.split() == ["ACTIVE", "False"]
+
+
 def test_info_prints_geometry_and_problems(tmp_path, volume, capsys):
     good = write_nifti(tmp_path / "a_t1.nii.gz", volume)
     flat = write_nifti(tmp_path / "b_t1.nii.gz", np.zeros((4, 5, 6), np.float32))
