@@ -39,6 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="predict only shard K of N (every N-th case from the K-th), e.g. in a SLURM array or on "
                         "several machines sharing --out; 'auto': torchrun's RANK/WORLD_SIZE or the SLURM array's "
                         "task numbers (under torchrun this is the default); then `mednet report OUT`")  # fmt: skip
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="run the shards as Ray tasks on the CPUs and GPUs of a Ray cluster (ADDRESS, or 'auto' "
+                        "for the one this machine belongs to; none: a local Ray instance for the run); inputs and "
+                        "--out on a file system every node mounts (needs the ray extra)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=None,
+                        help="with --ray: shards at once (default: one per GPU, else as many as the CPUs hold)")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0,
+                        help="with --ray: CPUs (torch threads) per worker (default 1)")
     loud = parser.add_mutually_exclusive_group()
     loud.add_argument("-q", "--quiet", action="store_true", help="no progress: only failed cases and errors")
     loud.add_argument("-v", "--verbose", action="store_true", help="a line per case with its timings, bar or not")
@@ -90,10 +98,20 @@ def run_predict(args: argparse.Namespace) -> int:
                 from mednet.training import run_models, run_settings
 
                 models, settings = run_models(args.models, args.disease), run_settings(args.models, args.disease)
-            result = predict_cohort(args.input, args.disease, args.out, device=args.device, bundles=args.bundles,
-                                    models=models, settings=settings, clinicians=args.clinicians,
-                                    partition=args.partition, overwrite=args.overwrite, shard=shard,
-                                    bar=True if args.progress else None, verbosity=verbosity)  # fmt: skip
+            common = {"device": args.device, "bundles": args.bundles, "models": models, "settings": settings,
+                      "clinicians": args.clinicians, "partition": args.partition, "overwrite": args.overwrite,
+                      "verbosity": verbosity}  # fmt: skip
+            if args.ray is not None:
+                from mednet.pipeline.cluster import predict_ray
+
+                if shard != (1, 1):
+                    raise ValueError("--ray makes its own shards: drop --shard (or run without --ray)")
+                address = None if args.ray == "local" else args.ray
+                result = predict_ray(args.input, args.disease, args.out, address=address, workers=args.workers,
+                                     cpus_per_worker=args.cpus_per_worker, progress=say, **common)  # fmt: skip
+            else:
+                result = predict_cohort(args.input, args.disease, args.out, shard=shard,
+                                        bar=True if args.progress else None, **common)  # fmt: skip
         except (FileNotFoundError, ValueError, MednetError) as error:
             print(f"mednet predict: error: {error}", file=sys.stderr)
             code, result = 2, {"error": str(error)}
