@@ -60,8 +60,8 @@ RECIPES: dict[str, dict[str, dict]] = {
     },
     "cpa": {
         "localisation": {"bundle": "cpa_mri_segmentation", "cases": 160, "balance": {"AN": 1, "MG": 1},
-                         "randomise": "moderate", "seed": 2026, "epochs": 16,
-                         "overrides": {"lr_anneal": "cosine", "val_interval": 4}},
+                         "randomise": "moderate", "seed": 2026, "epochs": 32,
+                         "overrides": {"lr_anneal": "cosine", "val_interval": 8}},
         "grading": {"bundle": "cpa_mri_classification", "cases": 120, "balance": {"AN": 1, "MG": 1},
                     "randomise": "plausible", "seed": 2027, "epochs": 15, "overrides": {}},
     },
