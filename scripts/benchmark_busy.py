@@ -9,7 +9,8 @@ policy once, when it loads) that builds the glioma predictors, reads a BraTS-siz
 phantom (240 x 240 x 155, four sequences) and times the localisation and the grading
 (median of ``--repeats`` after a warm-up), with the SHA-256 of the label map it made.
 
-Two conditions, the policies alternating in each: *quiet* (nothing else running) and
+``--policies`` also takes ``spin:N``: the OpenMP default with ``GOMP_SPINCOUNT=N`` (spin
+a while, then sleep). Two conditions, the policies alternating in each: *quiet* (nothing else running) and
 *busy*: another process trains a small convolutional network with torch on every core
 under the OpenMP default, as another job on a shared workstation would. Reported: median
 seconds per policy and condition, the ratios default / passive, and whether every process
@@ -68,9 +69,12 @@ def _child(case_file: str, repeats: int) -> None:
 
 
 def _measure(case_file: Path, repeats: int, policy: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    """One process under ``policy``: ``default`` (nothing set), ``passive`` or ``spin:N`` (``GOMP_SPINCOUNT=N``)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     if policy == "passive":
         env["OMP_WAIT_POLICY"] = "PASSIVE"
+    elif policy.startswith("spin:"):
+        env["GOMP_SPINCOUNT"] = policy.split(":", 1)[1]
     out = subprocess.run([sys.executable, __file__, "--child", str(case_file), "--repeats", str(repeats)],
                          env=env, capture_output=True, text=True, check=True)  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -80,6 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per process (after a warm-up)")
     parser.add_argument("--rounds", type=int, default=2, help="processes per policy and condition, alternating")
+    parser.add_argument("--policies", default="default,passive",
+                        help="default, passive, spin:N (GOMP_SPINCOUNT=N), comma-separated")
     parser.add_argument("--out", default="busy.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -96,7 +102,7 @@ def main() -> None:
         hashes = set()
         for condition in ("quiet", "busy"):
             load = subprocess.Popen([sys.executable, "-c", _LOAD]) if condition == "busy" else None
-            runs: dict[str, list[dict]] = {"default": [], "passive": []}
+            runs: dict[str, list[dict]] = {p: [] for p in args.policies.split(",")}
             try:
                 for _ in range(args.rounds):
                     for policy in runs:
@@ -109,8 +115,10 @@ def main() -> None:
             hashes |= {r["labels_sha256"] for rs in runs.values() for r in rs}
             summary = {policy: {stage: round(statistics.median(r[stage] for r in rs), 3)
                                 for stage in ("localise_s", "grade_s")} for policy, rs in runs.items()}  # fmt: skip
-            summary["default_over_passive"] = {stage: round(summary["default"][stage] / summary["passive"][stage], 2)
-                                               for stage in ("localise_s", "grade_s")}  # fmt: skip
+            base = summary.get("default")
+            for policy in [p for p in runs if p != "default" and base]:
+                summary[f"default_over_{policy}"] = {stage: round(base[stage] / summary[policy][stage], 2)
+                                                     for stage in ("localise_s", "grade_s")}  # fmt: skip
             results["conditions"][condition] = summary
         results["same_label_map_everywhere"] = len(hashes) == 1
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

@@ -50,12 +50,13 @@ def body_mask(image: np.ndarray) -> np.ndarray:
 
 
 def _lesion_mask(labels: np.ndarray, lesion_values: Sequence[int]) -> np.ndarray:
-    """``labels`` in ``lesion_values``: a lookup table for small non-negative integer maps, else ``np.isin``."""
+    """``labels`` in ``lesion_values``: a lookup table for 8- and 16-bit integer maps, else ``np.isin``."""
     values = [int(v) for v in lesion_values]
-    if labels.dtype.kind == "u" and labels.dtype.itemsize <= 2 and all(v >= 0 for v in values):
-        table = np.zeros(max(int(labels.max(initial=0)), *values, 0) + 1, dtype=bool)
-        table[values] = True
-        return table[labels]
+    if labels.dtype.kind in "iu" and labels.dtype.itemsize <= 2:
+        info, bits = np.iinfo(labels.dtype), 8 * labels.dtype.itemsize
+        table = np.zeros(2**bits, dtype=bool)  # indexed by the bits read as unsigned (two's complement)
+        table[[v % 2**bits for v in values if info.min <= v <= info.max]] = True
+        return table[labels.view(f"u{labels.dtype.itemsize}")]
     return np.isin(labels, values)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mednet.localisation.plausibility import MAX_LESIONS, body_mask, plausibility_flags
@@ -79,7 +79,8 @@ def _flags_with_the_whole_mask(labels, image, lesions, values):
 
 @settings(max_examples=60, deadline=None)
 @given(box=st.tuples(*[st.integers(0, 39)] * 4, st.integers(0, 19), st.integers(0, 19)),
-       hollow=st.booleans(), dtype=st.sampled_from([np.uint8, np.uint16, np.int16, np.int64]), value=st.integers(1, 3))  # fmt: skip
+       hollow=st.booleans(), dtype=st.sampled_from([np.uint8, np.int8, np.uint16, np.int16, np.int64]),
+       value=st.sampled_from([1, 2, 3, -2, 200, 300, -56]))  # fmt: skip
 def test_the_flags_are_those_of_the_filled_body_mask(box, hollow, dtype, value):
     """Filling the body's holes only when the unfilled mask cannot decide changes no flag.
 
@@ -90,7 +91,9 @@ def test_the_flags_are_those_of_the_filled_body_mask(box, hollow, dtype, value):
     if hollow:  # a dark cavity inside the body: body once filled, not before
         image[12:28, 12:28, 5:15] = 0.0
     x0, x1, y0, y1, z0, z1 = box
+    assume(np.iinfo(dtype).min <= value <= np.iinfo(dtype).max)
     labels = np.zeros(image.shape, dtype=dtype)
     labels[min(x0, x1) : max(x0, x1) + 1, min(y0, y1) : max(y0, y1) + 1, min(z0, z1) : max(z0, z1) + 1] = value
     lesions = [{"label": value}]
-    assert plausibility_flags(labels, image, lesions, [1, 2]) == _flags_with_the_whole_mask(labels, image, lesions, [1, 2])
+    values = [1, 2, -2, 200]  # 200 is not an int8's -56, nor -2 a uint8's 254
+    assert plausibility_flags(labels, image, lesions, values) == _flags_with_the_whole_mask(labels, image, lesions, values)
