@@ -17,6 +17,7 @@ sequence instead, so the bundles give the engines:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -32,6 +33,7 @@ from monai.utils import CommonKeys
 from mednet.fusion.case import CaseFusion
 from mednet.grading.case import class_probabilities, grade_case
 from mednet.grading.losses import make_criterion
+from mednet.grading.ood import fitted_check, keeping_features
 from mednet.io.atomic import atomic_path, write_json_atomic
 
 __all__ = ["BranchLoss", "BranchwiseBest", "GradingWriter", "SequenceBatch", "branch_metrics", "fused_probabilities"]
@@ -218,6 +220,12 @@ class GradingWriter:
       true class. ``grading.json`` also holds each case's fusion record (rule, weights, votes,
       missing sources).
 
+    Given the ``network`` and its ``weights``, and an ``ood.json`` fitted for those weights
+    beside them (:func:`mednet.grading.ood.fitted_check`), the writer also keeps each slice's
+    features before each branch's last layer and applies the feature-distance check as
+    ``mednet predict`` does: a case unlike the training cases is called indeterminate, with
+    its ratios in the fusion record; ``grading.json`` says whether the check applied.
+
     Args:
         output_dir: where the files go (created).
         classes: class names, in target order (``classes[1]`` is the positive class of a
@@ -227,6 +235,8 @@ class GradingWriter:
         overwrite: replace existing files (else an existing ``grading.csv`` is an error).
         fusion: the case-level fusion.
         readings: ``case_id -> {role: reading}`` (e.g. :func:`mednet.fusion.datalist_readings`).
+        network: the evaluator's multi-sequence network (for the feature-distance check).
+        weights: the checkpoint it was loaded from (its ``ood.json`` is looked for beside it).
     """
 
     def __init__(
@@ -240,6 +250,8 @@ class GradingWriter:
         slice_key: str = "slice_index",
         overwrite: bool = False,
         readings: Mapping[str, Mapping[str, object]] | None = None,
+        network: torch.nn.Module | None = None,
+        weights: os.PathLike | str | None = None,
     ):
         self.output_dir = Path(output_dir)
         self.classes = [str(c) for c in classes]
@@ -248,12 +260,26 @@ class GradingWriter:
         self.case_key, self.patient_key, self.slice_key = case_key, patient_key, slice_key
         self.overwrite = overwrite
         self.rows: list[dict] = []
+        self.network = network
+        self.ood, self.ood_check = None, "no feature-distance check (no network and weights given to the writer)"
+        if network is not None and weights is not None and Path(weights).is_file():
+            self.ood, self.ood_check = fitted_check(weights)
+        self._hooks = contextlib.ExitStack()
+        self._features: dict[str, torch.Tensor] = {}
 
     def attach(self, engine: Engine) -> None:
         """Collect after each iteration; write when the run completes."""
-        engine.add_event_handler(Events.STARTED, lambda e: self.rows.clear())
+        engine.add_event_handler(Events.STARTED, self._start)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
         engine.add_event_handler(Events.COMPLETED, self.write)
+        engine.add_event_handler(Events.COMPLETED, lambda e: self._hooks.close())
+
+    def _start(self, engine: Engine) -> None:
+        self.rows.clear()
+        self._hooks.close()  # a run that raised left its hooks
+        self._features = {}
+        if self.ood is not None:  # the branches' features, kept by hooks for the run
+            self._features = self._hooks.enter_context(keeping_features(self.network, self.ood.branches))
 
     def collect(self, engine: Engine) -> None:
         """Add the current batch's slices."""
@@ -270,6 +296,7 @@ class GradingWriter:
                 "slice_index": int(_item(batch.get(self.slice_key), i, -1)),
                 "true_class": self.classes[int(target[i])] if target is not None else "",
                 "probabilities": {name: p[i].tolist() for name, p in branch_probs.items()},
+                "features": {name: f[i].cpu().numpy() for name, f in self._features.items()},
             }
             self.rows.append(row)
 
@@ -281,7 +308,12 @@ class GradingWriter:
         out = []
         for case_id, rows in cases.items():
             slices = {name: np.array([r["probabilities"][name] for r in rows]) for name in rows[0]["probabilities"]}
-            graded = grade_case(slices, self.classes, self.aggregation, self.fusion, self.readings.get(case_id))
+            ood = None
+            if self.ood is not None and rows[0]["features"]:  # the case's mean features, as the predictor's
+                ood = self.ood.ratios({name: np.mean([r["features"][name] for r in rows], axis=0)
+                                       for name in rows[0]["features"]})  # fmt: skip
+            graded = grade_case(slices, self.classes, self.aggregation, self.fusion, self.readings.get(case_id),
+                                ood=ood)  # fmt: skip
             out.append({"case_id": case_id, "patient_id": rows[0]["patient_id"], "slices": len(rows),
                         "true_class": rows[0]["true_class"], "branches": graded.sequences, "fused": graded.fused,
                         "fused_class": graded.fused_class, "fusion": graded.fusion,
@@ -313,7 +345,8 @@ class GradingWriter:
                 writer.writerow([p["case_id"], p["patient_id"], p["slices"], p["true_class"], p["fused_class"]]
                                 + [f"{v:.6f}" for v in values])  # fmt: skip
         (self.output_dir / "grading.json").write_text(
-            json.dumps({"classes": self.classes, "aggregation": self.aggregation, "cases": patients}, indent=2) + "\n"
+            json.dumps({"classes": self.classes, "aggregation": self.aggregation, "ood_check": self.ood_check,
+                        "cases": patients}, indent=2) + "\n"
         )
         return {"slices": self.output_dir / "grading_slices.csv", "cases": target}
 

@@ -6,8 +6,7 @@ aggregates each sequence's slices into one probability per class
 readings) with the bundle's :class:`mednet.fusion.CaseFusion`. The bundles' writer
 (:class:`mednet.engines.GradingWriter`) and the prediction engine
 (:class:`mednet.inference.GradingPredictor`) both call it. The feature-distance check
-(``ood.json``, :mod:`mednet.grading.ood`) runs in the predictor, on ``mednet predict``'s path:
-a bundle run makes the same calls without it.
+(``ood.json``, :mod:`mednet.grading.ood`) runs in both, when the weights have one.
 """
 
 from __future__ import annotations

@@ -16,10 +16,12 @@ maps); it is stored as ``models/ood.json`` next to the weights.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from torch import nn
 
 from mednet.io.atomic import write_json_atomic
 
-__all__ = ["FeatureOOD", "fit_feature_ood", "penultimate_features", "sha256"]
+__all__ = ["FeatureOOD", "fit_feature_ood", "fitted_check", "keeping_features", "penultimate_features", "sha256"]
 
 
 def _last_linear(branch: nn.Module) -> nn.Linear:
@@ -37,6 +39,35 @@ def _last_linear(branch: nn.Module) -> nn.Linear:
     if not layers:
         raise ValueError(f"{type(branch).__name__}: no Linear layer whose input could serve as the features")
     return layers[-1]
+
+
+@contextlib.contextmanager
+def keeping_features(network: nn.Module, names: Iterable[str] | None = None) -> Iterator[dict[str, torch.Tensor]]:
+    """Within the block, every forward of ``network`` leaves each branch's input to its last Linear layer.
+
+    Args:
+        network: a :class:`mednet.networks.MultiSequenceClassifier`.
+        names: the branches to watch (default all).
+
+    Yields:
+        A dict, sequence -> ``(B, D)`` features of the latest forward (updated in place).
+    """
+    features: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):
+        def hook(module, args, output):
+            features[name] = args[0].detach().float()
+
+        return hook
+
+    wanted = set(network.branches) if names is None else set(names)
+    hooks = [_last_linear(branch).register_forward_hook(keep(name))
+             for name, branch in network.branches.items() if name in wanted]  # fmt: skip
+    try:
+        yield features
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def penultimate_features(network: nn.Module, inputs: Mapping[str, torch.Tensor]) -> tuple[dict, dict]:
@@ -49,22 +80,28 @@ def penultimate_features(network: nn.Module, inputs: Mapping[str, torch.Tensor])
     Returns:
         ``(outputs, features)``: the network's output and sequence -> ``(B, D)`` features.
     """
-    features: dict[str, torch.Tensor] = {}
-
-    def keep(name: str):
-        def hook(module, args, output):
-            features[name] = args[0].detach().float()
-
-        return hook
-
-    hooks = [_last_linear(branch).register_forward_hook(keep(name))
-             for name, branch in network.branches.items() if name in inputs]  # fmt: skip
-    try:
+    with keeping_features(network, inputs) as features:
         outputs = network(inputs)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return outputs, features
+    return outputs, dict(features)
+
+
+def fitted_check(weights: os.PathLike | str) -> tuple[FeatureOOD | None, str]:
+    """The feature-distance check fitted for ``weights`` (``ood.json`` beside them), and what it says of itself.
+
+    Returns:
+        ``(check, note)``: the check, or None when there is no ``ood.json`` or it was fitted
+        for other weights (its SHA-256 differs: it would judge these weights' features; a
+        warning says so); the note says which, for the records.
+    """
+    fitted = Path(weights).parent / "ood.json"
+    if not fitted.is_file():
+        return None, "no feature-distance check (no ood.json beside the weights)"
+    ood = FeatureOOD.load(fitted)
+    if ood.weights_sha256 != sha256(weights):
+        note = f"{fitted} was fitted for other weights: not applied"
+        warnings.warn(note, stacklevel=2)
+        return None, note
+    return ood, f"feature-distance check fitted on {ood.cases} training cases"
 
 
 def _gaussian(x: np.ndarray, components: int) -> dict:

@@ -10,7 +10,6 @@ diagnosis). Only the sequences the case has are graded; the fusion decides with 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from monai.data import MetaTensor
 
 from mednet.bundles.spec import BundleSpec
 from mednet.grading.case import CaseGrading, grade_case
-from mednet.grading.ood import FeatureOOD, penultimate_features, sha256
+from mednet.grading.ood import fitted_check, penultimate_features
 from mednet.inference.device import autocast, choose_device
 from mednet.io.cases import present_sequences
 
@@ -55,15 +54,7 @@ class GradingPredictor:
         self.aggregation = str(parser.get_parsed_content("aggregation"))
         self.extra_inputs = [k for k in parser.get_parsed_content("input_keys") if k not in bundle.sequences]
         self.batch_size = int(parser.get_parsed_content("batch_size"))
-        self.ood, self.ood_check = None, "no feature-distance check (no ood.json beside the weights)"
-        fitted = self.weights.parent / "ood.json"
-        if fitted.is_file():
-            ood = FeatureOOD.load(fitted)
-            if ood.weights_sha256 == sha256(self.weights):
-                self.ood, self.ood_check = ood, f"feature-distance check fitted on {ood.cases} training cases"
-            else:  # a fit for other weights would judge these weights' features: not applied
-                self.ood_check = f"{fitted} was fitted for other weights: not applied"
-                warnings.warn(self.ood_check, stacklevel=2)
+        self.ood, self.ood_check = fitted_check(self.weights)
 
     def _run(self, images: Mapping, labels, case_id: str) -> tuple[dict, dict, list[int]]:
         """The case's slices through the branches present.

@@ -161,3 +161,42 @@ def test_corrupt_checkpoints_and_weights_of_another_network_are_named(tmp_path, 
     spec = BundleSpec.load(BUNDLES / "glioma_mri_segmentation")  # four input channels, not CPA's two
     with pytest.raises(ValueError, match=r"model.pt: not weights of bundle glioma_mri_segmentation's network"):
         LocalisationPredictor(spec, "cpu", good)
+
+
+def test_a_bundle_run_applies_the_feature_distance_check_as_predict_does(grading_cohorts, grading_checkpoints, tmp_path):
+    """``ood.json`` beside the weights: ``monai.bundle run`` calls the cases unlike the training cases
+    indeterminate, with the predictor's ratios; without it, it says that no check applied."""
+    from mednet.grading import FeatureOOD
+    from mednet.grading.ood import sha256
+
+    bundle = "glioma_mri_classification"
+    datalist = grading_cohorts[bundle]
+    weights = tmp_path / "models" / "model.pt"
+    weights.parent.mkdir()
+    shutil.copy(grading_checkpoints[bundle] / "models" / "model.pt", weights)
+    spec = BundleSpec.load(BUNDLES / bundle)
+    cases = json.loads(datalist.read_text())["testing"]
+    inputs = {c["case_id"]: ({s: read_image(datalist.parent / c[s]) for s in spec.sequences},
+                             read_image(datalist.parent / c["label"], "label")) for c in cases}  # fmt: skip
+    dims = {s: len(f) for s, f in GradingPredictor(spec, "cpu", weights, **GRADING_OVERRIDES)
+            .features(*inputs[cases[0]["case_id"]]).items()}  # fmt: skip
+    rng = np.random.default_rng(0)  # "training cases" far from anything these weights make of a phantom
+    far = {s: 100.0 + rng.normal(0, 0.1, (20, d)) for s, d in dims.items()}
+    FeatureOOD.fit(far, weights_sha256=sha256(weights)).save(weights.parent / "ood.json")
+    predictor = GradingPredictor(spec, "cpu", weights, **GRADING_OVERRIDES)
+    run_bundle(bundle, ["inference"], datalist=str(datalist), ckpt_path=str(weights), output_dir=str(tmp_path / "a"),
+               **GRADING_OVERRIDES)  # fmt: skip
+    doc = json.loads((tmp_path / "a" / "grading.json").read_text())
+    assert doc["ood_check"] == predictor.ood_check == "feature-distance check fitted on 20 training cases"
+    for written in doc["cases"]:
+        graded = predictor(*inputs[written["case_id"]], written["case_id"])
+        assert written["fusion"]["call"] == graded.call == "indeterminate"
+        assert set(written["fusion"]["ood"]) == set(spec.sequences)
+        assert written["fusion"]["ood"] == pytest.approx(graded.fusion["ood"], rel=1e-3)
+        assert min(written["fusion"]["ood"].values()) > 1
+    (weights.parent / "ood.json").unlink()
+    run_bundle(bundle, ["inference"], datalist=str(datalist), ckpt_path=str(weights), output_dir=str(tmp_path / "b"),
+               **GRADING_OVERRIDES)  # fmt: skip
+    doc = json.loads((tmp_path / "b" / "grading.json").read_text())
+    assert doc["ood_check"].startswith("no feature-distance check (no ood.json")
+    assert all(c["fusion"]["ood"] == {} for c in doc["cases"])
