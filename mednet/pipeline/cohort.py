@@ -34,6 +34,7 @@ from mednet.pipeline.case import Predictors, case_record_path, predict_case, rea
 from mednet.pipeline.diseases import disease_spec
 from mednet.pipeline.summary import (
     RUN_FILE,
+    check_case_ids,
     clear_failure,
     read_run,
     record_failure,
@@ -69,8 +70,9 @@ def load_cases(
 
     Raises:
         FileNotFoundError: no such folder or file.
-        ValueError: no case found, an unknown partition, or one image file for a disease
-            that reads several sequences (the message says which and how to give them).
+        ValueError: no case found, an unknown partition, one image file for a disease that
+            reads several sequences (the message says which and how to give them), or case ids
+            that cannot each name their own output folder (:func:`check_case_ids`).
     """
     from mednet.io import discover_cases, load_datalist
     from mednet.io.read import is_image_path, looks_like_dicom
@@ -83,7 +85,9 @@ def load_cases(
         cases = [dict(c) for c in found.cases]
         skipped = [f"{s['path']}: {s['reason']}" for s in found.skipped]
     elif not source.name.lower().endswith(".json") and (is_image_path(source) or looks_like_dicom(source)):
-        return [_single_image_case(source.absolute(), tuple(sequences or ()), disease)]  # a link keeps its name
+        cases = [_single_image_case(source.absolute(), tuple(sequences or ()), disease)]  # a link keeps its name
+        check_case_ids([cases[0]["case_id"]], source)
+        return cases
     else:
         if partition not in PARTITIONS:
             raise ValueError(f"partition: expected one of {', '.join(PARTITIONS)}, found {partition!r}")
@@ -98,6 +102,7 @@ def load_cases(
     if not cases:
         detail = f"; skipped: {'; '.join(skipped[:5])}" if skipped else ""
         raise ValueError(f"{source}: no case found{detail}")
+    check_case_ids([str(c["case_id"]) for c in cases], source)  # each its own folder in OUT, inside OUT
     for case in cases:
         case.setdefault("patient_id", case["case_id"])
     return cases

@@ -22,6 +22,8 @@ import csv
 import datetime
 import json
 import os
+import re
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from mednet.io.atomic import atomic_path, write_json_atomic
 
 __all__ = [
     "RUN_FILE",
+    "check_case_ids",
     "clear_failure",
     "parse_shard",
     "read_run",
@@ -43,6 +46,54 @@ __all__ = [
 RUN_FILE = "run.json"
 #: Where the failed cases' errors are kept.
 FAILED_FOLDER = ".failed"
+#: Names in ``OUT`` that are mednet's own (besides the dot-folders): no case folder may take them.
+RESERVED_NAMES = (RUN_FILE, "summary.csv", "report.html", "metrics.json", "metrics")
+_LOG_NAME = re.compile(r"predict(\.shard-\d+-of-\d+)?\.log", re.IGNORECASE)
+#: Longest case id, in bytes (UTF-8): its files' names (``<case>_grading_slices.csv``) stay within 255.
+MAX_CASE_ID_BYTES = 200
+
+
+def _unsafe_case_id(case_id: str) -> str | None:
+    """Why ``case_id`` cannot name a folder in ``OUT``, or None when it can."""
+    if not case_id.strip():
+        return "it is empty"
+    if any(c in case_id for c in "/\\\0"):
+        return "it holds a path separator (/ or \\) or a NUL byte, so its folder would lie elsewhere"
+    if case_id.startswith("."):
+        return "it starts with a dot (hidden folders, and mednet's own .partial and .failed)"
+    if case_id.casefold() in {n.casefold() for n in RESERVED_NAMES} or _LOG_NAME.fullmatch(case_id):
+        return f"{case_id} is the name of one of mednet's own files in the output folder"
+    if any(ord(c) < 32 for c in case_id):
+        return "it holds control characters"
+    if len(case_id.encode("utf-8", "surrogatepass")) > MAX_CASE_ID_BYTES:
+        return f"it is longer than {MAX_CASE_ID_BYTES} bytes (file names are limited to 255)"
+    return None
+
+
+def check_case_ids(case_ids: Sequence[str], source: object) -> None:
+    """Refuse, before any work, case ids that cannot each name their own folder in ``OUT``.
+
+    A case's outputs go to ``OUT/<case id>/``: an id with a path separator or ``..`` would
+    put them (and their clean-up) outside ``OUT``; one of mednet's own names would overwrite
+    the summary or the report; two cases with one id (also ids that differ only in letter
+    case, one folder on macOS and Windows) would overwrite each other's results.
+
+    Raises:
+        ValueError: naming ``source``, the ids and why (all of them, up to five of each kind).
+    """
+    unsafe = [(i, why) for i in case_ids if (why := _unsafe_case_id(str(i)))]
+    if unsafe:
+        listed = "; ".join(f"{i!r}: {why}" for i, why in unsafe[:5])
+        more = f" (and {len(unsafe) - 5} more)" if len(unsafe) > 5 else ""
+        raise ValueError(f"{source}: case ids that cannot name an output folder: {listed}{more}; "
+                         "rename them (letters, digits, - and _ are safe)")  # fmt: skip
+    folded = Counter(str(i).casefold() for i in case_ids)
+    repeated = [k for k, n in folded.items() if n > 1]
+    if repeated:
+        groups = [sorted({str(i) for i in case_ids if str(i).casefold() == k}) for k in repeated[:5]]
+        listed = "; ".join(f"{' / '.join(g)} ({folded[k]} cases)" for g, k in zip(groups, repeated, strict=False))
+        raise ValueError(f"{source}: case ids used by more than one case (letter case ignored, as some file "
+                         f"systems do): {listed}; each case needs its own id (its outputs go to OUT/<case id>/)")
 
 
 def parse_shard(text: str | None, environ: Mapping[str, str] | None = None) -> tuple[int, int]:

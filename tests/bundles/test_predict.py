@@ -121,12 +121,14 @@ def test_predict_grades_and_fuses_a_found_lesion(disease, lesion_everywhere, gra
             assert set(probabilities) == set(spec.classes) and sum(probabilities.values()) == pytest.approx(1, abs=1e-5)
         assert max(record["fused"], key=record["fused"].get) == record["fused_class"] or disease == "cpa"
         assert record["timings"]["grade_and_fuse_s"] > 0
+        assert any(f.startswith("lesions take ") and "of the body volume" in f for f in record["flags"])  # all lesion
         assert (out / case["case_id"] / f"{case['case_id']}_grading_slices.csv").is_file()
         if disease == "cpa":  # DL-MDT with both clinicians' readings, weights 0.25 each
             assert record["fusion"]["method"] == "dl_mdt" and not record["fusion"]["renormalised"]
             assert record["clinicians"] == case["clinicians"]
     rows = _rows(out / "summary.csv")
     assert all(r["fused_class"] in spec.classes for r in rows)
+    assert all("lesions take " in r["flags"] for r in rows)  # the plausibility flags reach the summary
     assert (out / "metrics.json").is_file() and "grading" in json.loads((out / "metrics.json").read_text())
 
 
@@ -236,6 +238,37 @@ def test_output_problems_are_refused_before_any_work(trained_bundles, grading_co
     assert main(args) == 2
     assert f"{below}: cannot write the outputs here" in capsys.readouterr().err
     assert a_file.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(
+    ("ids", "said"),
+    [
+        (["../escaped", "fine"], "'../escaped': it holds a path separator"),
+        (["/tmp/abs", "fine"], "'/tmp/abs': it holds a path separator"),
+        ([".partial", "fine"], "'.partial': it starts with a dot"),
+        (["summary.csv", "fine"], "'summary.csv': summary.csv is the name of one of mednet's own files"),
+        (["metrics", "fine"], "'metrics': metrics is the name of one of mednet's own files"),
+        (["P1", "p1"], "case ids used by more than one case (letter case ignored, as some file systems do): P1 / p1"),
+        (["P1", "P1"], "P1 (2 cases)"),
+    ],
+)
+def test_case_ids_that_cannot_each_name_their_own_folder_are_refused_before_any_work(ids, said, grading_cohorts,
+                                                                                      tmp_path, capsys):  # fmt: skip
+    """Outputs go to OUT/<case id>/: ids that would write elsewhere, over mednet's files or over each other."""
+    datalist = grading_cohorts["cpa_mri_classification"]
+    doc = json.loads(datalist.read_text())
+    cases = [{k: (str(datalist.parent / v) if k in ("t1c", "t2", "label") else v) for k, v in c.items()}
+             for c in doc["testing"] + doc["validation"]][: len(ids)]  # fmt: skip
+    for case, case_id in zip(cases, ids, strict=True):
+        case.update(case_id=case_id, patient_id=f"patient {case_id}")
+    crafted = tmp_path / "in" / "datalist.json"
+    crafted.parent.mkdir()
+    crafted.write_text(json.dumps({"training": [], "validation": [], "testing": cases}))
+    out = tmp_path / "in" / "out"
+    assert main(["predict", "--disease", "cpa", "--input", str(crafted), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{crafted}: case ids" in err and said in err
+    assert not out.exists() and sorted(p.name for p in (tmp_path / "in").iterdir()) == ["datalist.json"]
 
 
 def test_interrupted_run_summarises_the_cases_done(trained_bundles, grading_cohorts, tmp_path, monkeypatch):
