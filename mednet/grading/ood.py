@@ -85,13 +85,19 @@ def penultimate_features(network: nn.Module, inputs: Mapping[str, torch.Tensor])
     return outputs, dict(features)
 
 
-def fitted_check(weights: os.PathLike | str) -> tuple[FeatureOOD | None, str]:
+def fitted_check(weights: os.PathLike | str, warn: bool = True) -> tuple[FeatureOOD | None, str]:
     """The feature-distance check fitted for ``weights`` (``ood.json`` beside them), and what it says of itself.
+
+    Args:
+        weights: the checkpoint.
+        warn: warn when the ``ood.json`` there was fitted for other weights (a bundle's
+            writer only records it: the reference recipe tests float32 weights beside a fit
+            for the float16 ones it ships).
 
     Returns:
         ``(check, note)``: the check, or None when there is no ``ood.json`` or it was fitted
-        for other weights (its SHA-256 differs: it would judge these weights' features; a
-        warning says so); the note says which, for the records.
+        for other weights (its SHA-256 differs: it would judge these weights' features); the
+        note says which, for the records.
     """
     fitted = Path(weights).parent / "ood.json"
     if not fitted.is_file():
@@ -99,7 +105,8 @@ def fitted_check(weights: os.PathLike | str) -> tuple[FeatureOOD | None, str]:
     ood = FeatureOOD.load(fitted)
     if ood.weights_sha256 != sha256(weights):
         note = f"{fitted} was fitted for other weights: not applied"
-        warnings.warn(note, stacklevel=2)
+        if warn:
+            warnings.warn(note, stacklevel=2)
         return None, note
     return ood, f"feature-distance check fitted on {ood.cases} training cases"
 

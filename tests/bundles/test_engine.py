@@ -165,7 +165,7 @@ def test_corrupt_checkpoints_and_weights_of_another_network_are_named(tmp_path, 
 
 def test_a_bundle_run_applies_the_feature_distance_check_as_predict_does(grading_cohorts, grading_checkpoints, tmp_path):
     """``ood.json`` beside the weights: ``monai.bundle run`` calls the cases unlike the training cases
-    indeterminate, with the predictor's ratios; without it, it says that no check applied."""
+    indeterminate, with the predictor's ratios; a fit for other weights or none: it says that no check applied."""
     from mednet.grading import FeatureOOD
     from mednet.grading.ood import sha256
 
@@ -194,9 +194,15 @@ def test_a_bundle_run_applies_the_feature_distance_check_as_predict_does(grading
         assert set(written["fusion"]["ood"]) == set(spec.sequences)
         assert written["fusion"]["ood"] == pytest.approx(graded.fusion["ood"], rel=1e-3)
         assert min(written["fusion"]["ood"].values()) > 1
-    (weights.parent / "ood.json").unlink()
+    FeatureOOD.fit(far, weights_sha256="0" * 64).save(weights.parent / "ood.json")  # a fit for other weights
     run_bundle(bundle, ["inference"], datalist=str(datalist), ckpt_path=str(weights), output_dir=str(tmp_path / "b"),
                **GRADING_OVERRIDES)  # fmt: skip
     doc = json.loads((tmp_path / "b" / "grading.json").read_text())
+    assert doc["ood_check"].endswith("ood.json was fitted for other weights: not applied")
+    assert all(c["fusion"]["ood"] == {} for c in doc["cases"])
+    (weights.parent / "ood.json").unlink()
+    run_bundle(bundle, ["inference"], datalist=str(datalist), ckpt_path=str(weights), output_dir=str(tmp_path / "c"),
+               **GRADING_OVERRIDES)  # fmt: skip
+    doc = json.loads((tmp_path / "c" / "grading.json").read_text())
     assert doc["ood_check"].startswith("no feature-distance check (no ood.json")
     assert all(c["fusion"]["ood"] == {} for c in doc["cases"])
