@@ -472,7 +472,7 @@ class CompartmentClassifier:
 
         The CNN file is a plain state dict (``torch.load(path, weights_only=True)``
         reads it). The pickle holds the scikit-learn pipeline and the network's
-        configuration; unpickling runs code, so only load files you trust.
+        configuration (:meth:`load` builds nothing else from it).
 
         Raises:
             RuntimeError: not fitted.
@@ -490,17 +490,20 @@ class CompartmentClassifier:
     def load(cls, path: os.PathLike | str, device: str | torch.device = "cpu") -> CompartmentClassifier:
         """Read a classifier written by :meth:`save`.
 
-        Security: the SVM file (:meth:`svm_path`) is a pickle, which can run arbitrary
-        code when read: load only files from a trusted source. The CNN weights are
-        read with ``weights_only=True``.
+        Security: the SVM file (:meth:`svm_path`) is a pickle; it is read with an
+        unpickler that builds only what :meth:`save` writes (scikit-learn's ``Pipeline``,
+        ``StandardScaler`` and ``SVC``, numpy arrays and scalars), so a file carrying any
+        other callable (the way a pickle runs code) is refused before anything in it runs.
+        The CNN weights are read with ``weights_only=True``.
 
         Raises:
             FileNotFoundError: either file missing.
             ValueError: the files were written for other compartments.
+            pickle.UnpicklingError: the SVM file holds something :meth:`save` never writes.
         """
         path = Path(path)
         with cls.svm_path(path).open("rb") as file:
-            stored = pickle.load(file)  # trusted files only: see the docstring
+            stored = _SvmUnpickler(file, cls.svm_path(path)).load()
         config = stored["config"]
         if tuple(config["compartments"]) != COMPARTMENTS:
             raise ValueError(f"{path}: written for compartments {config['compartments']}, expected {COMPARTMENTS}")
@@ -508,6 +511,26 @@ class CompartmentClassifier:
         classifier.cnn.load_state_dict(torch.load(path, map_location=classifier.device, weights_only=True))
         classifier.svm = stored["pipeline"]
         return classifier
+
+
+class _SvmUnpickler(pickle.Unpickler):
+    """Builds only what :meth:`CompartmentClassifier.save` pickles; any other global is refused unbuilt."""
+
+    ALLOWED = frozenset({("sklearn.pipeline", "Pipeline"), ("sklearn.preprocessing._data", "StandardScaler"),
+                         ("sklearn.svm._classes", "SVC"), ("numpy", "dtype"), ("numpy", "ndarray"),
+                         ("numpy._core.multiarray", "scalar"), ("numpy._core.multiarray", "_reconstruct"),
+                         ("numpy._core.numeric", "_frombuffer"), ("numpy.core.multiarray", "scalar"),
+                         ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.numeric", "_frombuffer")})  # fmt: skip
+
+    def __init__(self, file, name: os.PathLike | str):
+        super().__init__(file)
+        self.name = name
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{self.name}: refused: it would build {module}.{name}, which a compartment "
+                                         "classifier's SVM file never holds (a pickle that runs code?)")  # fmt: skip
+        return super().find_class(module, name)
 
 
 # --------------------------------------------------------------------------- dataset

@@ -131,6 +131,19 @@ def test_classifier_learns_toy_task_and_round_trips(tmp_path):
     assert loaded.predict(test) == predicted
     assert np.array_equal(loaded.features(test), classifier.features(test))
 
+    # an SVM file carrying a callable save() never writes is refused before it runs
+    import os
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    CompartmentClassifier.svm_path(path).write_bytes(pickle.dumps({"config": {}, "pipeline": Payload()}))
+    with pytest.raises(pickle.UnpicklingError, match=r"compartment.svm.pkl: refused: it would build posix.system"):
+        CompartmentClassifier.load(path)
+    assert not (tmp_path / "ran").exists()
+
     # same seed, same model; the global torch random state is left alone
     torch.manual_seed(123)
     before = torch.rand(1)
