@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -328,14 +327,14 @@ class GradingWriter:
             raise FileExistsError(f"{target} exists; set overwrite to replace it")
         patients = self.patients()
         branches = list(self.rows[0]["probabilities"]) if self.rows else []
-        with (self.output_dir / "grading_slices.csv").open("w", newline="") as f:
+        with atomic_path(self.output_dir / "grading_slices.csv") as tmp, tmp.open("w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["case_id", "patient_id", "slice_index", "true_class"]
                             + [f"p_{b}_{c}" for b in branches for c in self.classes])  # fmt: skip
             for r in self.rows:
                 writer.writerow([r["case_id"], r["patient_id"], r["slice_index"], r["true_class"]]
                                 + [f"{v:.6f}" for b in branches for v in r["probabilities"][b]])  # fmt: skip
-        with target.open("w", newline="") as f:
+        with atomic_path(target) as tmp, tmp.open("w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["case_id", "patient_id", "slices", "true_class", "fused_class"]
                             + [f"p_{b}_{c}" for b in [*branches, "fused"] for c in self.classes])  # fmt: skip
@@ -344,10 +343,9 @@ class GradingWriter:
                 values += [p["fused"][c] for c in self.classes]
                 writer.writerow([p["case_id"], p["patient_id"], p["slices"], p["true_class"], p["fused_class"]]
                                 + [f"{v:.6f}" for v in values])  # fmt: skip
-        (self.output_dir / "grading.json").write_text(
-            json.dumps({"classes": self.classes, "aggregation": self.aggregation, "ood_check": self.ood_check,
-                        "cases": patients}, indent=2) + "\n"
-        )
+        write_json_atomic(self.output_dir / "grading.json", {"classes": self.classes, "aggregation": self.aggregation,
+                                                             "ood_check": self.ood_check, "cases": patients},
+                          indent=2)  # fmt: skip
         return {"slices": self.output_dir / "grading_slices.csv", "cases": target}
 
 
