@@ -33,15 +33,8 @@ from monai.transforms import Compose
 from mednet.bundles import BundleSpec, bundle_path
 from mednet.synthetic import generate_cohort
 
-
-def _peak_mb() -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
+sys.path.insert(0, str(Path(__file__).parent))
+from benchmark_inference import _peak_mb  # a script beside this one
 
 
 def _epoch(loader) -> tuple[int, float]:
