@@ -60,3 +60,27 @@ def test_only_the_diseases_parameters_differ(task, config):
     assert differ <= PARAMETERS[(task, config)], f"{task} {config}.json: shared keys differ: {sorted(differ - PARAMETERS[(task, config)])}"
     missing = {d: sorted(keys - set(doc)) for d, doc in docs.items() if keys - set(doc)}
     assert not missing, f"{task} {config}.json: keys some bundles lack: {missing}"
+
+
+#: Files with no parameter of the disease's own: the same bytes in the three bundles of a task.
+IDENTICAL = {"segmentation": ("multi_gpu_train.json", "logging.conf"),
+             "classification": ("multi_gpu_train.json", "logging.conf", "fit_stacking.json")}  # fmt: skip
+
+
+@pytest.mark.parametrize(("task", "name"), [(t, n) for t, names in IDENTICAL.items() for n in names])
+def test_files_without_parameters_are_the_same_in_every_disease(task, name):
+    texts = {d: (BUNDLES / f"{d}_mri_{task}" / "configs" / name).read_bytes() for d in DISEASES}
+    assert len(set(texts.values())) == 1, f"{task} {name}: differs between {sorted(texts)}"
+
+
+def test_a_diseases_two_bundles_must_agree_on_the_reference_sequence():
+    """The label map is made on the localisation's first sequence's grid; grading reads it on its own first's."""
+    from dataclasses import replace
+
+    from mednet.pipeline.diseases import disease_spec
+
+    spec = disease_spec("glioma")
+    assert spec.localisation.sequences[0] == spec.grading.sequences[0] == spec.sequences[0]
+    swapped = replace(spec.grading, sequences=tuple(reversed(spec.grading.sequences)))
+    with pytest.raises(ValueError, match="the bundles disagree on the reference sequence"):
+        replace(spec, grading=swapped)
