@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from mednet.bundles.locate import bundle_path
+from mednet.io.atomic import write_text_atomic
 
 __all__ = ["write_benchmark_section"]
 
@@ -32,5 +33,5 @@ def write_benchmark_section(bundle: str, marker: str, text: str, root: os.PathLi
         raise ValueError(f"{readme}: no {start} ... {end} section to replace")
     head, rest = content.split(start, 1)
     _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+    write_text_atomic(readme, f"{head}{start}\n{text}\n{end}{tail}")
     return readme

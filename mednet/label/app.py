@@ -44,6 +44,7 @@ from monailabel.tasks.infer.bundle import BundleInferTask
 from monailabel.tasks.train.bundle import BundleTrainTask
 
 import mednet
+from mednet.io.atomic import write_json_atomic
 from mednet.label.serve import APP_FILE
 
 logger = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ class MednetTrainTask(BundleTrainTask):
                      "val_split": request.get("val_split"), "started_from_sha256": before, "weights_sha256": after,
                      "started_from": json.loads(reference.read_text()) if reference.is_file() else None,
                      "mednet_version": mednet.__version__}  # fmt: skip
-            record_path.write_text(json.dumps([*history, entry], indent=2) + "\n")
+            write_json_atomic(record_path, [*history, entry], indent=2)
             reference.unlink(missing_ok=True)
         return result
 

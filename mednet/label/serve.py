@@ -37,6 +37,7 @@ from pathlib import Path
 
 import mednet
 from mednet.errors import MednetError
+from mednet.io.atomic import write_json_atomic, write_text_atomic
 from mednet.label.environment import LabelEnvironment
 from mednet.paths import mednet_home
 
@@ -76,7 +77,7 @@ def _set_entries(config: Path, overrides: Mapping[str, object]) -> None:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict) and (parents == [] or last in node):
             node[last] = value
-    config.write_text(json.dumps(data, indent=4) + "\n")
+    write_json_atomic(config, data, indent=4)
 
 
 def _weights_source(spec, models: os.PathLike | str | None) -> tuple[dict[str, Path], dict[str, dict], str]:
@@ -145,8 +146,8 @@ def prepare_app(
                 if settings.get(bundle.name) and (target / "configs" / config).is_file():
                     _set_entries(target / "configs" / config, settings[bundle.name])
         echo(f"app {app}: {spec.localisation.name} and {spec.grading.name} with weights from {source}")
-    (app / "main.py").write_text(_MAIN)
-    record.write_text(json.dumps(wanted, indent=2) + "\n")
+    write_text_atomic(app / "main.py", _MAIN)
+    write_json_atomic(record, wanted, indent=2)
     return app
 
 

@@ -21,7 +21,6 @@ the BraTS look) and its lesion's kind.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ import nibabel as nib
 import numpy as np
 
 from mednet import __version__
-from mednet.io.atomic import write_json_atomic
+from mednet.io.atomic import atomic_path, write_json_atomic
 from mednet.io.datalist import build_datalist, read_manifest, save_datalist
 from mednet.io.splits import largest_remainder
 from mednet.io.write import save_atomic
@@ -262,7 +261,7 @@ def generate_cohort(
     records = [record for _, record in made]
 
     manifest = root / "manifest.csv"
-    with open(manifest, "w", newline="", encoding="utf-8") as stream:
+    with atomic_path(manifest) as tmp, open(tmp, "w", newline="", encoding="utf-8") as stream:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
@@ -270,8 +269,8 @@ def generate_cohort(
         {"value": v, "name": n, "colour": c} for v, n, c in model.LABELS
     ]
     labels_path = root / "labels.json"
-    labels_path.write_text(json.dumps(label_table, indent=2) + "\n", encoding="utf-8")
-    (root / "cases.json").write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(labels_path, label_table, indent=2)
+    write_json_atomic(root / "cases.json", records, indent=2)
     made_how = {"generator": "mednet.synthetic", "mednet_version": __version__, "disease": disease, "cases": n_cases,
                 "seed": seed, "size": size, "randomise": randomise, "balance": balance, "mixed_grids": mixed_grids,
                 "optional": list(optional)}  # fmt: skip
