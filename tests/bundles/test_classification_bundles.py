@@ -155,6 +155,7 @@ def _chain(error: BaseException) -> list[BaseException]:
     return chain
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bundle", ["neuroblastoma_mri_classification"])
 def test_multi_gpu_train_runs_under_torchrun(bundle, grading_cohorts, tmp_path):
     """multi_gpu_train.json under torchrun: two CPU processes (gloo) with a DistributedSampler."""
@@ -163,6 +164,7 @@ def test_multi_gpu_train_runs_under_torchrun(bundle, grading_cohorts, tmp_path):
     assert (tmp_path / "models" / "model.pt").is_file()
 
 
+@pytest.mark.slow
 def test_multi_node_train_runs_under_torchrun(grading_cohorts, tmp_path):
     """Two torchrun launches as two nodes (``--nnodes 2 --node_rank 0/1``, one process each) train one model."""
     bundle = "glioma_mri_classification"

@@ -85,6 +85,7 @@ def test_demo_without_shipped_weights_says_how_to_get_them(tmp_path):
                  device="cpu", echo=lambda line: None)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_demo_retrain_runs_the_reference_recipe(tmp_path):
     """--retrain: the reference recipe (here a tiny one), its weights used for the predictions, nothing installed."""
     tiny = {k: v for k, v in TINY.items() if k != "max_epochs"}

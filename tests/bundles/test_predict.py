@@ -42,7 +42,9 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("disease", sorted(DISEASES))
+@pytest.mark.parametrize(  # neuroblastoma's (the longest, 13 organs) in the slow run
+    "disease", [pytest.param(d, marks=pytest.mark.slow) if d == "neuroblastoma" else d for d in sorted(DISEASES)]
+)
 def test_predict_writes_every_output_on_the_input_grid(disease, trained_bundles, grading_cohorts, tmp_path):
     datalist = grading_cohorts[DISEASES[disease][1]]
     out = tmp_path / "out"

@@ -91,6 +91,7 @@ def test_inference_and_evaluate(bundle, tiny_cohorts, tiny_checkpoints, tmp_path
     assert (out / "metrics_cases.csv").read_text().startswith("case_id,patient_id,dice_")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bundle", SEGMENTATION)
 def test_multi_gpu_train_runs_under_torchrun(bundle, tiny_cohorts, tmp_path):
     """multi_gpu_train.json under torchrun: two CPU processes (gloo) with a DistributedSampler."""
