@@ -27,8 +27,9 @@ from mednet.pipeline.summary import report_cohort, shard_cases
 
 __all__ = ["predict_ray"]
 
-#: What every worker process gets in its environment (see :mod:`mednet.cli.main`).
-_WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+#: Settings of the driver's environment every worker gets too (the thread policy ``mednet`` sets, see
+#: :mod:`mednet.cli.main`, or the user's own), so that remote workers run as the local process does.
+_WORKER_ENV_KEYS = ("OMP_WAIT_POLICY",)
 
 
 def _import_ray():
@@ -109,8 +110,9 @@ def predict_ray(
     bundles = str(Path(bundles).resolve()) if bundles else None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=True,
-                 runtime_env={"env_vars": _WORKER_ENV}, **dict(ray_init or {}))  # fmt: skip
+        env = {k: os.environ[k] for k in _WORKER_ENV_KEYS if k in os.environ}
+        ray.init(address=address, include_dashboard=False, log_to_driver=True, runtime_env={"env_vars": env},
+                 **dict(ray_init or {}))  # fmt: skip
     try:
         gpus = 0.0 if device == "cpu" else 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
         if device.startswith("cuda") and not gpus:
