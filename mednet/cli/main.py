@@ -9,8 +9,9 @@ import sys
 # Before torch is imported, so before anything else (its OpenMP runtime reads this once, when
 # it loads): threads that wait for work sleep instead of spinning. On a machine where other
 # work runs, spinning threads steal the cores their partners need, and every parallel step
-# waits for a thread that is not running: 3 to 20 times slower (docs/benchmarks.md, "A busy
-# machine"); on an idle machine the same speed. A value the user set is kept.
+# waits for a thread that is not running: the localisation 1.2 to 2 times and the grading 2 to
+# 7 times slower (docs/benchmarks.md, "A busy machine"); on an idle machine no measurable
+# difference. A value the user set is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from mednet import __version__
