@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mednet.grading.aggregate import aggregate
 from mednet.io.atomic import write_json_atomic
 from mednet.metrics.bootstrap import bootstrap_ci
 from mednet.metrics.classification import classification_summary, plot_confusion, plot_roc
@@ -34,6 +35,9 @@ def _probabilities(rows: list[dict], key: str, classes: list[str], branch: str |
 def _by_patient(cases: Sequence[Mapping]) -> list[dict]:
     """One row per patient: the mean of its cases' probabilities (most patients have one case).
 
+    The cases are combined by :func:`mednet.grading.aggregate.aggregate` (``"mean"``), the
+    same function that combines a case's slices, so there is one rule for pooling probabilities.
+
     A sequence missing from some of a patient's cases is averaged over the cases that have
     it; the patient's decided class and call are its cases' (the most common, ties to the
     first case's), so that a patient with one case keeps exactly the fusion's decision.
@@ -48,7 +52,8 @@ def _by_patient(cases: Sequence[Mapping]) -> list[dict]:
             raise ValueError(f"patient {patient}: cases disagree on the true class {sorted(truths)}")
 
         def mean(pick: list[Mapping]) -> dict[str, float]:
-            return {c: float(np.mean([p[c] for p in pick])) for c in pick[0]}
+            names = list(pick[0])
+            return dict(zip(names, map(float, aggregate(np.array([[p[c] for c in names] for p in pick]))), strict=True))
 
         names = dict.fromkeys(b for r in rows for b in r["branches"])
         branches = {b: mean([r["branches"][b] for r in rows if b in r["branches"]]) for b in names}
