@@ -86,6 +86,7 @@ def _weights(disease: str, out: Path, bundles, retrain: bool, recipes, echo: Cal
     """Bundle name -> the checkpoint to predict with: the shipped one, or the recipe's retrained one."""
     from mednet.bundles import BundleSpec, bundle_path
     from mednet.pipeline.diseases import DISEASES
+    from mednet.report.provenance import training_source
     from mednet.training.reference import reference_models, train_reference
 
     if retrain:
@@ -99,9 +100,7 @@ def _weights(disease: str, out: Path, bundles, retrain: bool, recipes, echo: Cal
             raise FileNotFoundError(f"{spec.weights}: bundle {name} ships no weights here (a clone without "
                                     "a release's weights?); `mednet demo --retrain` trains them with the reference "
                                     "recipe into the demo's folder (hours on CPU)")  # fmt: skip
-        made = spec.reference.get("data", {})
-        origin = (f"reference weights, synthetic data only (generator {made.get('generator', '?')} "
-                  f"{made.get('mednet_version', '')}, seed {made.get('seed', '?')})") if spec.reference else "weights"
+        origin = f"reference weights: {training_source(spec.reference)}" if spec.reference else "weights"
         echo(f"  {name} {spec.version}: {origin}, {spec.weights}")
         weights[name] = str(spec.weights)
     return weights

@@ -7,7 +7,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from mednet.bundles.locate import bundle_path, list_bundles
+from mednet.bundles.locate import bundle_metadata, bundle_path, list_bundles, weights_record
 
 __all__ = ["bundle_table", "export_bundle", "install_weights"]
 
@@ -45,23 +45,21 @@ def bundle_table(root: os.PathLike | str | None = None) -> list[dict]:
         synthetic data only, with the generator's seed), other weights, or none.
     """
     import datetime
-    import json
+
+    from mednet.report.provenance import training_source
 
     rows = []
     for name in list_bundles(root):
         path = bundle_path(name, root)
-        meta = json.loads((path / "configs" / "metadata.json").read_text())
+        meta = bundle_metadata(path)
         weights = path / "models" / "model.pt"
         present = weights.is_file()
         stamp = (
             datetime.datetime.fromtimestamp(weights.stat().st_mtime).isoformat(timespec="minutes") if present else ""
         )
-        reference = path / "models" / "reference.json"
-        if present and reference.is_file():
-            made = json.loads(reference.read_text())
-            data = made.get("data", {})
-            cohort = f"{data.get('cases')} {data.get('randomise')}-randomised phantoms, seed {data.get('seed')}"
-            source = f"reference weights, synthetic data only ({cohort}, {made.get('epochs', '?')} epochs)"
+        made = weights_record(path)
+        if present and made:
+            source = f"reference weights: {training_source(made)}"
         else:
             source = "weights without a training record (not mednet's reference weights)" if present else "none"
         rows.append({"name": name, "version": meta.get("version", ""), "title": meta.get("name", ""),

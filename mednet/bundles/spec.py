@@ -10,7 +10,6 @@ network, transforms and inferer through :meth:`BundleSpec.parser`, so that medne
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import warnings
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from mednet.bundles.locate import bundle_metadata, weights_record
 from mednet.errors import MednetError
 from mednet.localisation.outputs import LabelScheme
 
@@ -72,6 +72,7 @@ class BundleSpec:
         path: the bundle's folder.
         name: its folder name.
         version: ``metadata.json``'s version.
+        title: ``metadata.json``'s name (a title for people).
         task: ``"segmentation"`` (localisation) or ``"classification"`` (grading).
         sequences: the sequences it takes, in channel (or branch) order; the first is the
             reference grid.
@@ -95,6 +96,7 @@ class BundleSpec:
     version: str
     task: str
     sequences: tuple[str, ...]
+    title: str = field(default="", compare=False)
     label_table: tuple[dict, ...] = ()
     lesion_values: tuple[int, ...] = ()
     metastasis_values: tuple[int, ...] = ()
@@ -128,18 +130,15 @@ class BundleSpec:
             ValueError: a bundle whose name says neither segmentation nor classification.
         """
         path = Path(path).resolve()
-        meta_file = path / "configs" / "metadata.json"
-        if not meta_file.is_file():
-            raise FileNotFoundError(f"{path}: not a bundle (no configs/metadata.json)")
+        meta = bundle_metadata(path)
         task = next((t for t in _TASKS if t in path.name), None)
         if task is None:
             raise ValueError(f"{path.name}: a bundle's name says its task, expected one of {', '.join(_TASKS)}")
-        meta = json.loads(meta_file.read_text())
         parser = cls._parser(path)
         get = parser.get_parsed_content
-        reference = path / "models" / "reference.json"
         common = {"path": path, "name": path.name, "version": str(meta.get("version", "")), "task": task,
-                  "reference": json.loads(reference.read_text()) if reference.is_file() else {}}  # fmt: skip
+                  "title": str(meta.get("name", "")),
+                  "reference": weights_record(path)}  # fmt: skip
         if task == "segmentation":
             scoring = cls._parser(path, ("inference", "evaluate")).get_parsed_content
             return cls(
@@ -170,6 +169,10 @@ class BundleSpec:
     def parser(self, *configs: str, **overrides):
         """A fresh ``ConfigParser`` of the bundle's configs (default ``inference``), with ``overrides`` set."""
         return self._parser(self.path, configs or ("inference",), **overrides)
+
+    def config_keys(self, *configs: str) -> set[str]:
+        """The top-level entries of the bundle's configs (default ``inference``), e.g. to check a user's override."""
+        return {key for name in configs or ("inference",) for key in self._parser(self.path, (name,)).get()}
 
     def load_weights(self, network: torch.nn.Module, weights: os.PathLike | str | None, device: torch.device) -> None:
         """Load ``weights`` (default :attr:`weights`) into ``network`` on ``device``, in eval mode.

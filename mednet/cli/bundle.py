@@ -67,18 +67,16 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_studies(args: argparse.Namespace) -> int:
     """Write the stacked studies; 2 on a bad bundle or datalist."""
-    import json
-
-    from mednet.bundles import bundle_path
+    from mednet.bundles import BundleSpec, bundle_path
     from mednet.errors import MednetError
     from mednet.io import PARTITIONS, datalist_cases
     from mednet.io.studies import write_studies
 
     try:
-        config = json.loads((bundle_path(args.name, args.bundles) / "configs" / "inference.json").read_text())
-        keys = config.get("image_keys")
-        if not isinstance(keys, list):
-            raise ValueError(f"{args.name} is not a localisation bundle (its inference.json has no image_keys list)")
+        spec = BundleSpec.load(bundle_path(args.name, args.bundles))
+        if spec.task != "segmentation":
+            raise ValueError(f"{args.name} is not a localisation bundle (a {spec.task} bundle); studies stack its sequences")
+        keys = list(spec.sequences)
         partitions = PARTITIONS if args.partition == "all" else (args.partition,)
         cases = [case for p in partitions for case in datalist_cases(args.datalist, p, keys)]
         paths = write_studies(cases, keys, args.out, overwrite=args.overwrite)

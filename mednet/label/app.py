@@ -44,6 +44,8 @@ from monailabel.tasks.infer.bundle import BundleInferTask
 from monailabel.tasks.train.bundle import BundleTrainTask
 
 import mednet
+from mednet.bundles import BundleSpec
+from mednet.bundles.locate import weights_record
 from mednet.io.atomic import write_json_atomic
 from mednet.label.serve import APP_FILE
 
@@ -167,9 +169,9 @@ class MednetTrainTask(BundleTrainTask):
         self.app_dir = app_dir
         self._start_from: str | None = None
         if self.valid:
-            self.sequences = list(self.bundle_config["image_keys"])
-            inference = json.loads((Path(path) / "configs" / "inference.json").read_text())
-            self.values = sorted({0, *(int(row["value"]) for row in inference["label_table"])})
+            spec = BundleSpec.load(path)
+            self.sequences = list(spec.sequences)
+            self.values = sorted({0, *spec.classes_by_value})
 
     def __call__(self, request, datastore):
         """Train; when the served weights changed, record it (``models/monailabel_training.json``).
@@ -193,7 +195,7 @@ class MednetTrainTask(BundleTrainTask):
             entry = {"finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                      "labelled_studies": studies, "max_epochs": request.get("max_epochs"),
                      "val_split": request.get("val_split"), "started_from_sha256": before, "weights_sha256": after,
-                     "started_from": json.loads(reference.read_text()) if reference.is_file() else None,
+                     "started_from": weights_record(self.bundle_path) or None,
                      "mednet_version": mednet.__version__}  # fmt: skip
             write_json_atomic(record_path, [*history, entry], indent=2)
             reference.unlink(missing_ok=True)

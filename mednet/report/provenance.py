@@ -113,12 +113,17 @@ def run_provenance(argv: Sequence[str] | None = None) -> dict:
 
 
 def training_source(reference: Mapping | None) -> str:
-    """What a bundle's weights were trained on, in words, from its ``models/reference.json``."""
+    """What a bundle's weights were trained on, in words, from its ``models/reference.json``.
+
+    The one description of a bundle's weights, used by the report, ``mednet bundle list`` and the demo.
+    """
     if not reference:
         return "no training record (models/reference.json): not mednet's reference weights; origin unknown"
     data = reference.get("data") or {}
     what = "synthetic phantoms only" if data.get("synthetic_only") or data.get("generator") else "data"
+    generator = " ".join(str(data[k]) for k in ("generator", "mednet_version") if data.get(k))
     cohort = ", ".join(filter(None, [
+        f"generator {generator}" if generator else "",
         f"{data['cases']} cases" if data.get("cases") else "",
         f"{data['randomise']} randomisation" if data.get("randomise") else "",
         f"seed {data['seed']}" if data.get("seed") is not None else "",

@@ -306,10 +306,9 @@ def _stage_settings(disease: str, epochs: int | None, seed: int, overrides: Mapp
 
 def _config_keys(bundle: str, configs: Sequence[str]) -> set[str]:
     """The top-level entries of a bundle's configs."""
-    from mednet.bundles import bundle_path
+    from mednet.bundles import BundleSpec, bundle_path
 
-    folder = bundle_path(bundle) / "configs"
-    return {k for name in configs for k in json.loads((folder / f"{name}.json").read_text())}
+    return BundleSpec.load(bundle_path(bundle)).config_keys(*configs)
 
 
 # ---------------------------------------------------------------- progress

@@ -98,7 +98,7 @@ def test_bundle_list_and_export(tmp_path, capsys):
     record = {"data": {"cases": 160, "randomise": "full", "seed": 2026}, "epochs": 60}
     (root / "a_bundle" / "models" / "reference.json").write_text(json.dumps(record))
     assert bundle_table(root)[0]["source"] == (
-        "reference weights, synthetic data only (160 full-randomised phantoms, seed 2026, 60 epochs)"
+        "reference weights: data (160 cases, full randomisation, seed 2026); 60 epochs"
     )
 
     archive = tmp_path / "out" / "a.zip"
