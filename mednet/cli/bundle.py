@@ -75,7 +75,7 @@ def run_studies(args: argparse.Namespace) -> int:
     try:
         spec = BundleSpec.load(bundle_path(args.name, args.bundles))
         if spec.task != "segmentation":
-            raise ValueError(f"{args.name} is not a localisation bundle (a {spec.task} bundle); studies stack its sequences")
+            raise ValueError(f"{args.name} is not a localisation bundle (a {spec.task} bundle): nothing to stack")
         keys = list(spec.sequences)
         partitions = PARTITIONS if args.partition == "all" else (args.partition,)
         cases = [case for p in partitions for case in datalist_cases(args.datalist, p, keys)]

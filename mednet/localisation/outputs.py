@@ -158,7 +158,13 @@ def localise_from_probabilities(
 
 
 def _drop_small_lesions(labels: np.ndarray, scheme: LabelScheme, affine: np.ndarray) -> np.ndarray:
-    """Set lesion components under ``scheme.min_lesion_mm3`` to background."""
+    """Set lesion components (26-connected) under ``scheme.min_lesion_mm3`` to background.
+
+    Not MONAI's ``RemoveSmallObjects``: it delegates to scikit-image, whose 0.26 release
+    removes objects *equal* to the threshold too (measured: a 4-voxel lesion dropped at
+    ``min_size=4``), so the same bundle would give different maps with different
+    scikit-image versions, and it would add that dependency for 15 lines of ``scipy``.
+    """
     if scheme.min_lesion_mm3 <= 0:
         return labels
     voxel_mm3 = float(abs(np.linalg.det(np.asarray(affine, dtype=float)[:3, :3])))

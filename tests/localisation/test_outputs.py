@@ -199,3 +199,19 @@ def test_small_lesions_dropped_as_the_plain_rule_does(seed):
     expected = _drop_small_reference(labels, (2, 3), 4.5, 20.0)
     assert np.array_equal(_drop_small_lesions(labels, scheme, affine), expected)
     assert (expected != labels).any() and np.isin(expected, (2, 3)).any()  # some dropped, some kept
+
+
+def test_a_lesion_that_fills_its_box_is_still_measured():
+    """A lone lesion is its class's whole bounding box: one value there, yet still dropped when small."""
+    from mednet.localisation.outputs import _drop_small_lesions
+
+    scheme = LabelScheme([{"value": 1, "name": "liver"}, {"value": 2, "name": "tumour"}], {2: "tumour"},
+                         min_lesion_mm3=20.0)  # fmt: skip
+    affine = np.diag([1.0, 2.0, 3.0, 1.0])  # 6 mm3 voxels
+    labels = np.ones((12, 12, 8), dtype=np.int16)
+    labels[4, 4, 4] = 2  # 6 mm3: dropped
+    assert not (_drop_small_lesions(labels, scheme, affine) == 2).any()
+    labels[4:6, 4:6, 4] = 2  # 24 mm3, a full 2 x 2 x 1 box: kept
+    assert (_drop_small_lesions(labels, scheme, affine) == 2).sum() == 4
+    labels[:] = 2  # the whole volume one lesion: kept
+    assert (_drop_small_lesions(labels, scheme, affine) == 2).all()
