@@ -2,7 +2,8 @@
 
 A config typo such as ``"fusion": "majorty"`` should stop the run with a message that
 names the option, lists the valid values and suggests the closest one. :func:`choose`
-does this for a tuple of names; :class:`Option` for an :class:`enum.Enum` of them.
+does this for a tuple of names (MONAI's ``look_up_option`` on normalised spellings, with a
+message that names the setting); :class:`Option` for an :class:`enum.Enum` of them.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ def choose(value: object, options: Iterable[str], what: str, normalise: bool = T
     key = str(value.value if isinstance(value, Enum) else value)
     if normalise:
         key = key.strip().lower().replace("-", "_").replace(" ", "_")
-    for option in options:
-        if key == (option.lower() if normalise else option):
-            return option
+    from monai.utils import look_up_option  # here: the CLI's parser reads options without loading MONAI
+
     compared = {(o.lower() if normalise else o): o for o in options}
+    found = look_up_option(key, compared, default=None)  # MONAI's lookup, on the compared spellings
+    if found is not None:
+        return found
     close = difflib.get_close_matches(key, list(compared), n=1, cutoff=0.5)
     hint = f"; did you mean {compared[close[0]]!r}?" if close else ""
     raise ValueError(f"{what}: expected one of {', '.join(options)}, found {value!r}{hint}")
