@@ -83,7 +83,7 @@ def _best_validation(log_dir: Path) -> dict:
 
 def compartment_comparison(work: Path, cohort: Path, test_pred: Path, seed: int) -> dict:
     """Accuracy of the CNN+SVM compartment classifier vs the segmentation's compartment, on the test patients."""
-    from mednet.localisation import CompartmentClassifier, compartment_dataset
+    from mednet.papers.compartment import CompartmentClassifier, compartment_dataset
 
     datalist, cases_json = cohort / "datalist.json", cohort / "cases.json"
     truth = {c["case_id"]: c["site"] for c in json.loads(cases_json.read_text())}

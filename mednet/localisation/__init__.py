@@ -1,18 +1,9 @@
 """Localisation stage post-processing: organ clean-up, the lesion table, the case's output files.
 
-Also the neuroblastoma paper's body-compartment classifier (CNN features + SVM), an
-option beside the compartment derived from the segmentation.
+(The neuroblastoma paper's CNN + SVM compartment classifier, which the pipeline does not
+run, is in :mod:`mednet.papers.compartment`.)
 """
 
-from mednet.localisation.compartment import (
-    COMPARTMENTS,
-    PRIMARY_TUMOUR_LABEL,
-    CompartmentClassifier,
-    CompartmentCNN,
-    compartment_dataset,
-    enhance_slice,
-    slices_through_lesion,
-)
 from mednet.localisation.lesions import TABLE_COLUMNS, find_lesions, largest_diameter_mm, write_lesion_table
 from mednet.localisation.organs import clean_organs
 from mednet.localisation.outputs import (
@@ -23,20 +14,13 @@ from mednet.localisation.outputs import (
 )
 
 __all__ = [
-    "COMPARTMENTS",
-    "PRIMARY_TUMOUR_LABEL",
     "TABLE_COLUMNS",
-    "CompartmentCNN",
-    "CompartmentClassifier",
     "LabelScheme",
     "LocalisationResult",
     "clean_organs",
-    "compartment_dataset",
-    "enhance_slice",
     "find_lesions",
     "largest_diameter_mm",
     "localise_from_probabilities",
-    "slices_through_lesion",
     "write_lesion_table",
     "write_localisation",
 ]

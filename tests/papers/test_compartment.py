@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from mednet.localisation.compartment import (
+from mednet.papers.compartment import (
     COMPARTMENTS,
     CompartmentClassifier,
     CompartmentCNN,
@@ -207,8 +207,18 @@ def test_compartment_dataset_on_synthetic_cohort(tmp_path, caplog):
     label = nib.load(label_path)
     data = np.asarray(label.dataobj)
     nib.save(nib.Nifti1Image(np.where(data == 12, 11, data).astype(data.dtype), label.affine, label.header), label_path)
-    with caplog.at_level(logging.WARNING, logger="mednet.localisation.compartment"):
+    with caplog.at_level(logging.WARNING, logger="mednet.papers.compartment"):
         slices2, _, case_ids2 = compartment_dataset(datalist, "training", tmp_path / "cases.json", n=3)
     assert gone["case_id"] not in case_ids2 and set(case_ids2) == set(sites) - {gone["case_id"]}
     assert len(slices2) == len(case_ids2)
     assert any(gone["case_id"] in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_the_pipeline_does_not_run_the_papers_reproductions():
+    """mednet.papers holds what the benchmarks compare with; no stage imports it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mednet.pipeline, mednet.localisation, mednet.grading, mednet.inference; "
+            "print(sorted(m for m in sys.modules if m.startswith('mednet.papers')))")  # fmt: skip
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
