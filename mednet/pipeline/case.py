@@ -41,7 +41,7 @@ from mednet.pipeline.diseases import DiseaseSpec
 from mednet.report.overview import write_overview
 from mednet.report.provenance import input_checksums, run_provenance
 
-__all__ = ["CaseError", "Predictors", "case_record_path", "predict_case", "read_case"]
+__all__ = ["CaseError", "Predictors", "case_record_path", "predict_case", "read_case", "read_case_record"]
 
 
 class CaseError(RuntimeError):
@@ -103,6 +103,20 @@ class Predictors:
 def case_record_path(out: os.PathLike | str, case_id: str) -> Path:
     """``OUT/<case>/<case>.json``: present only when the case is complete."""
     return Path(out) / case_id / f"{case_id}.json"
+
+
+def read_case_record(out: os.PathLike | str, case_id: str) -> dict | None:
+    """A complete case's record, ``OUT/<case>/<case>.json`` (the one reader of that file).
+
+    Returns:
+        The record, or None when the case is not complete: no file, a file that is not
+        JSON (e.g. cut by a full disk) or not a record (no ``case_id`` and ``disease``).
+    """
+    try:
+        record = json.loads(case_record_path(out, case_id).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("case_id") and record.get("disease") else None
 
 
 def read_case(case: Mapping, spec: DiseaseSpec) -> tuple[LoadedCase, float]:

@@ -16,7 +16,6 @@ report and metrics come from the case folders (:mod:`mednet.pipeline.summary`, a
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -30,7 +29,7 @@ from pathlib import Path
 
 from mednet.bundles import console_to
 from mednet.fusion import read_clinician_csv
-from mednet.pipeline.case import Predictors, case_record_path, predict_case, read_case
+from mednet.pipeline.case import Predictors, predict_case, read_case, read_case_record
 from mednet.pipeline.diseases import disease_spec
 from mednet.pipeline.summary import (
     RUN_FILE,
@@ -356,8 +355,7 @@ class _Meter:
 
 def _record_of(out: Path, case_id: str, overwrite: bool) -> dict | None:
     """A case's record from an earlier run (None when there is none, or with ``overwrite``)."""
-    path = case_record_path(out, case_id)
-    return json.loads(path.read_text()) if path.is_file() and not overwrite else None
+    return None if overwrite else read_case_record(out, case_id)
 
 
 class _ReadAhead:
@@ -494,12 +492,8 @@ def _plan_output(out: Path, disease: str, source, case_ids: list[str], sharded: 
 
 def _complete(out: Path, case_id: str, disease: str) -> bool:
     """Whether ``OUT/<case>`` holds a complete case of ``disease``."""
-    path = case_record_path(out, case_id)
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(record, dict) and record.get("disease") == disease
+    record = read_case_record(out, case_id)
+    return record is not None and record["disease"] == disease
 
 
 def _output_folder(out: os.PathLike | str) -> Path:

@@ -1,9 +1,10 @@
 """Metrics of a ``mednet predict`` output folder against the ground truth.
 
 ``mednet evaluate --pred OUT --datalist datalist.json`` and ``mednet predict`` (when the
-cases carry their true class and label map) both call :func:`evaluate_predictions`. It
-takes the cases' records: each case's localisation figures (Dice, HD95, lesion detection;
-:func:`mednet.metrics.score_localisation`, computed by ``predict`` in memory when the case
+cases carry their true class and label map) both come to :func:`evaluate_records`:
+``predict`` with the records it has, ``evaluate`` through :func:`evaluate_predictions`,
+which reads them from the folder. It takes each case's localisation figures (Dice, HD95,
+lesion detection; :func:`mednet.metrics.score_localisation`, computed by ``predict`` in memory when the case
 came with its label map, or here from the written map when a datalist gives the truth)
 and its grading, and summarises them at patient level with 95% bootstrap intervals
 (:func:`mednet.metrics.summarise_localisation`, :func:`mednet.metrics.grading_metrics`).
@@ -14,7 +15,6 @@ Files: ``OUT/metrics.json`` (headline figures and both full results) and ``OUT/m
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,14 +22,15 @@ from pathlib import Path
 from mednet.io.atomic import atomic_path, write_json_atomic
 from mednet.pipeline.diseases import DiseaseSpec, disease_spec
 
-__all__ = ["evaluate_predictions", "read_records"]
+__all__ = ["evaluate_predictions", "evaluate_records", "read_records"]
 
 
 def read_records(out: os.PathLike | str) -> list[dict]:
     """The complete cases' ``<case>/<case>.json`` records of an output folder."""
-    out = Path(out)
-    records = (json.loads(p.read_text()) for p in sorted(out.glob("*/*.json")) if p.stem == p.parent.name)
-    return [r for r in records if isinstance(r, dict) and r.get("case_id") and r.get("disease")]
+    from mednet.pipeline.case import read_case_record
+
+    records = (read_case_record(out, d.name) for d in sorted(Path(out).iterdir()) if d.is_dir())
+    return [r for r in records if r is not None]
 
 
 def _figure(summary: Mapping, *path: str) -> dict | None:
@@ -50,28 +51,21 @@ def evaluate_predictions(
     case_ids: Sequence[str] | None = None,
     n_boot: int = 2000,
 ) -> dict:
-    """Score a prediction folder; write ``OUT/metrics.json`` and ``OUT/metrics/``.
+    """Score a prediction folder's records (:func:`read_records`) with :func:`evaluate_records`.
 
     Args:
         out: the ``mednet predict`` output folder.
-        spec: the disease; default from the records (``"disease"``); records of another
-            disease in the folder are left out.
+        spec: the disease; default from the records (``"disease"``).
         datalist: where the truth comes from (every partition, matched by case id); default
-            the truth the input cases carried (``true_class`` and ``localisation_metrics`` in
-            each record, from the label map the case came with).
+            the truth the input cases carried.
         bundles: the bundles' folder, when ``spec`` is not given.
         case_ids: only these cases (a run's own; default every complete case in ``out``).
         n_boot: bootstrap resamples.
 
-    Returns:
-        ``{"headline": {stage: {figure: ci}}, "grading": ..., "localisation": ...}``.
-
     Raises:
         ValueError: no complete case, or no case with a known truth.
     """
-    from mednet.io import Grid, load_datalist, read_image, resample_to_grid
-    from mednet.io.validation import spacing_from_affine
-    from mednet.metrics import grading_metrics, map_labels, score_localisation, summarise_localisation
+    from mednet.io import load_datalist
 
     out = Path(out)
     records = read_records(out)
@@ -81,11 +75,43 @@ def evaluate_predictions(
     if not records:
         raise ValueError(f"{out}: no complete case (no <case>/<case>.json) to evaluate")
     spec = spec or disease_spec(records[0]["disease"], bundles)
-    records = [r for r in records if r["disease"] == spec.name]
-    truth: dict[str, dict] = {}
+    truth = {}
     if datalist:
         loaded = load_datalist(datalist)
         truth = {str(c["case_id"]): c for p in ("training", "validation", "testing") for c in loaded.get(p, [])}
+    return evaluate_records(records, spec, out, truth, n_boot=n_boot)
+
+
+def evaluate_records(
+    records: Sequence[Mapping], spec: DiseaseSpec, out: os.PathLike | str, truth: Mapping[str, Mapping] | None = None,
+    *, n_boot: int = 2000,
+) -> dict:  # fmt: skip
+    """Score cases' records; write ``OUT/metrics.json`` and ``OUT/metrics/``.
+
+    Args:
+        records: the cases' records (``<case>/<case>.json`` as :func:`mednet.pipeline.predict_case`
+            writes them); records of another disease are left out.
+        spec: the disease.
+        out: the output folder the records belong to (each case's written label map and
+            slice table are read from it only where the truth has to be scored against them).
+        truth: case id -> datalist case (``class``, ``label``); default the truth the input
+            cases carried (``true_class`` and ``localisation_metrics`` in each record, from
+            the label map the case came with).
+        n_boot: bootstrap resamples.
+
+    Returns:
+        ``{"headline": {stage: {figure: ci}}, "grading": ..., "localisation": ...}``.
+
+    Raises:
+        ValueError: no case with a known truth.
+    """
+    from mednet.io import Grid, read_image, resample_to_grid
+    from mednet.io.validation import spacing_from_affine
+    from mednet.metrics import grading_metrics, map_labels, score_localisation, summarise_localisation
+
+    out = Path(out)
+    records = [r for r in records if r["disease"] == spec.name]
+    truth = dict(truth or {})
     metrics_dir = out / "metrics"
     metrics_dir.mkdir(exist_ok=True)
     result: dict = {"headline": {}, "cases": len(records)}

@@ -214,12 +214,10 @@ def _case_state(out: Path, case_id: str, disease: str) -> tuple[dict | None, str
     failure = _failure_path(out, case_id)
     if failure.is_file():
         return None, str(json.loads(failure.read_text()).get("error") or "failed")
-    path = out / case_id / f"{case_id}.json"
-    if path.is_file():
-        record = json.loads(path.read_text())
-        if isinstance(record, dict) and record.get("disease") == disease:
-            return record, None
-    return None, None
+    from mednet.pipeline.case import read_case_record
+
+    record = read_case_record(out, case_id)
+    return (record, None) if record is not None and record["disease"] == disease else (None, None)
 
 
 @contextlib.contextmanager
@@ -285,11 +283,11 @@ def report_cohort(
         summary = _write_summary(out / "summary.csv", rows, spec.branches)
         scores, metrics_note = None, ""
         if metrics and records and not pending:
-            from mednet.pipeline.evaluate import evaluate_predictions
+            from mednet.pipeline.evaluate import evaluate_records
 
             with console_to(out / "predict.log"):  # MONAI's metrics warn about their own deprecations
                 try:
-                    scores = evaluate_predictions(out, spec, case_ids=[r["case_id"] for r in records])
+                    scores = evaluate_records(records, spec, out)
                 except ValueError as error:  # no truth to score against, or none usable: the report still comes
                     metrics_note = f"No metrics: {error}"
         elif pending:
