@@ -461,12 +461,19 @@ def load_datalist(path: os.PathLike | str, *, slice_split: bool = False) -> dict
     if not isinstance(doc, dict) or not any(isinstance(doc.get(n), list) for n in PARTITIONS):
         raise DatalistError(f"{path}: expected a JSON object with {', '.join(PARTITIONS)} lists")
     for name in PARTITIONS:
-        doc[name] = [dict(c) for c in doc.get(name, [])]
+        entries = doc.get(name, [])
+        if not isinstance(entries, list):
+            raise DatalistError(f"{path}: {name}: expected a list of case entries, found {type(entries).__name__}")
+        for i, case in enumerate(entries):
+            if not isinstance(case, dict):
+                raise DatalistError(f"{path}: {name}[{i}]: expected a case entry (a mapping of case_id and sequence "
+                                    f"keys to paths), found {type(case).__name__} {str(case)[:60]!r}")  # fmt: skip
+        doc[name] = [dict(c) for c in entries]
         for case in doc[name]:
             if "case_id" not in case:
                 raise DatalistError(f"{path}: an entry of {name} has no case_id: {case}")
             for key in _path_keys(case):
-                if not Path(case[key]).is_absolute():
+                if isinstance(case[key], str) and not Path(case[key]).is_absolute():  # other values: refused by case
                     case[key] = str(path.parent / case[key])
     if slice_split:
         warn_slice_split(path)

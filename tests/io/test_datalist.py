@@ -241,3 +241,17 @@ def test_load_datalist_keeps_null_and_empty_sequences_missing(tmp_path):
     (case,) = load_datalist(tmp_path / "d.json")["testing"]
     assert case["t1"] == str(tmp_path / "c1_t1.nii.gz") and case["t2"] is None and case["flair"] == ""
     assert present_sequences(case, ["t1", "t2", "flair"]) == ["t1"]
+
+
+def test_load_datalist_refuses_entries_that_are_not_cases_and_leaves_odd_values_to_the_case(tmp_path):
+    """A string where a case should be is named; a sequence that is not a path is left for load_case to refuse."""
+    path = tmp_path / "datalist.json"
+    path.write_text(json.dumps({"testing": ["c1_t1.nii.gz"]}))
+    with pytest.raises(DatalistError, match=r"testing\[0\]: expected a case entry .* found str 'c1_t1.nii.gz'"):
+        load_datalist(path)
+    path.write_text(json.dumps({"training": [], "testing": {"case_id": "c1"}}))
+    with pytest.raises(DatalistError, match=r"testing: expected a list of case entries, found dict"):
+        load_datalist(path)
+    path.write_text(json.dumps({"testing": [{"case_id": "c1", "t1": "a.nii.gz", "t2": ["x", "y"]}]}))
+    case = load_datalist(path)["testing"][0]
+    assert case["t1"] == str(tmp_path / "a.nii.gz") and case["t2"] == ["x", "y"]
