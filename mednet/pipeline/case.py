@@ -132,9 +132,10 @@ def read_case(case: Mapping, spec: DiseaseSpec) -> tuple[LoadedCase, float]:
     case_id = str(case["case_id"])
     present = present_sequences(case, spec.sequences)
     if not any(s in present for s in spec.localisation.sequences):
-        raise CaseError(f"case {case_id}: none of the sequences {spec.name} reads "
-                        f"({', '.join(spec.localisation.sequences)}); the case has "
-                        f"{', '.join(k for k in case if k not in ('case_id', 'patient_id')) or 'nothing'}")  # fmt: skip
+        wanted = spec.localisation.sequences
+        raise CaseError(f"case {case_id}: missing sequence(s) {', '.join(wanted)}; expected {', '.join(wanted)} "
+                        f"(at least one), found {', '.join(present) or 'none'}: {spec.name}'s localisation "
+                        "reads these")  # fmt: skip
     start = time.perf_counter()
     loaded = load_case(case, spec.sequences, allow_missing=True)  # and the truth's label map, when the case has one
     return loaded, round(time.perf_counter() - start, 2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -240,6 +241,25 @@ def test_output_problems_are_refused_before_any_work(trained_bundles, grading_co
     assert main(args) == 2
     assert f"{below}: cannot write the outputs here" in capsys.readouterr().err
     assert a_file.read_text() == "not a folder"
+
+
+def test_a_read_only_output_folder_is_refused_before_any_work(grading_cohorts, tmp_path, capsys):
+    """An output folder that cannot be written stops the run at start, not after the work (as it once did)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+    elif Path("/sys/kernel").is_dir():  # root writes through file modes: a folder of a read-only file system
+        folder = Path("/sys/kernel")
+    else:
+        pytest.skip("running as root without /sys: no read-only folder to try")
+    before = sorted(p.name for p in folder.iterdir())
+    args = ["predict", "--disease", "cpa", "--input", str(grading_cohorts["cpa_mri_classification"]),
+            "--out", str(folder)]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{folder}: cannot write the outputs here (Permission denied); choose another --out" in err, err
+    assert "Traceback" not in err and sorted(p.name for p in folder.iterdir()) == before
 
 
 @pytest.mark.parametrize(
