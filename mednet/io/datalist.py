@@ -498,7 +498,12 @@ def warn_slice_split(path: os.PathLike | str) -> None:
 
 
 def datalist_cases(
-    path: os.PathLike | str, partition: str, keys: Sequence[str] | None = None, *, slice_split: bool = False
+    path: os.PathLike | str,
+    partition: str,
+    keys: Sequence[str] | None = None,
+    *,
+    any_of: Sequence[str] = (),
+    slice_split: bool = False,
 ) -> list[dict]:
     """One partition of a datalist file, paths absolute: for bundle configs.
 
@@ -508,24 +513,35 @@ def datalist_cases(
         keys: when given, each case is reduced to ``case_id`` and these keys (what a
             dataset loads), and a case without one of them is an error naming it. A
             case's ``slice_ranks`` (slice-level splits) is kept too.
+        any_of: keys of which a case needs at least one, kept when present: the sequences
+            of a bundle that works with any non-empty subset of them (inference); a case
+            without any is an error naming it.
         slice_split: accept a slice-level split, warning loudly (see :func:`load_datalist`).
 
     Example (in a bundle config):
-        ``"train_data": "$mednet.io.datalist_cases(@datalist, 'training', @image_keys + ['label'])"``
+        ``"train_data": "$mednet.io.datalist_cases(@datalist, 'training', @image_keys + ['label'])"``;
+        ``"data": "$mednet.io.datalist_cases(@datalist, @partition, [], any_of=@image_keys)"``
 
     Raises:
-        DatalistError: unknown partition, or a case lacks one of ``keys``.
+        DatalistError: unknown partition, or a case lacks one of ``keys`` or every one of ``any_of``.
     """
     if partition not in PARTITIONS:
         raise DatalistError(f"partition: expected one of {', '.join(PARTITIONS)}, found {partition!r}")
     cases = load_datalist(path, slice_split=slice_split)[partition]
-    if keys is None:
+    if keys is None and not any_of:
         return cases
-    keys = list(keys)
-    missing = [f"{c['case_id']} (no {', '.join(k for k in keys if k not in c)})" for c in cases if set(keys) - set(c)]
+    keys, any_of = list(keys or ()), list(any_of)
+
+    def lacks(case: Mapping) -> list[str]:
+        absent = [k for k in keys if k not in case]
+        if any_of and not any(case.get(k) not in (None, "") for k in any_of):
+            absent.append(" or ".join([", ".join(any_of[:-1]), any_of[-1]] if len(any_of) > 1 else any_of))
+        return absent
+
+    missing = [f"{c['case_id']} (no {', '.join(lacks(c))})" for c in cases if lacks(c)]
     if missing:
         raise DatalistError(
             f"{path}: {partition}: {len(missing)} case(s) lack a required key: {'; '.join(missing[:5])}"
         )
-    extra = ["slice_ranks"]
-    return [{"case_id": c["case_id"], **{k: c[k] for k in [*keys, *extra] if k in c}} for c in cases]
+    kept = [*keys, *any_of, "slice_ranks"]
+    return [{"case_id": c["case_id"], **{k: c[k] for k in kept if k in c and c[k] not in (None, "")}} for c in cases]

@@ -165,3 +165,26 @@ def test_inference_on_real_abdominal_mri(realdata, tiny_checkpoints, tmp_path):
     values = set(np.unique(np.asarray(labels)).astype(int).tolist())
     assert values <= {0} | {row["value"] for row in config(bundle, "inference")["label_table"]}
     assert (tmp_path / "out" / "mr" / "mr_lesions.csv").read_text().startswith("lesion_id,label,class_name")
+
+
+def test_a_case_lacking_sequences_is_localised_by_the_bundle(tiny_cohorts, tiny_checkpoints, tmp_path):
+    """``python -m monai.bundle run`` too: a glioma case with T1c and FLAIR only (as BRATS 2013 gives them)."""
+    bundle = "glioma_mri_segmentation"
+    datalist = tiny_cohorts[bundle]
+    case = {k: v for k, v in json.loads(datalist.read_text())["testing"][0].items() if k not in ("t1", "t2")}
+    case = {k: (str(datalist.parent / v) if k in ("t1c", "flair", "label") else v) for k, v in case.items()}
+    nothing = {"case_id": "NO_SEQUENCE", "label": case["label"]}
+    custom = tmp_path / "datalist.json"
+    custom.write_text(json.dumps({"training": [], "validation": [], "testing": [case]}))
+    ckpt = tiny_checkpoints[bundle] / "models" / "model.pt"
+    run_bundle(bundle, ["inference"], datalist=str(custom), ckpt_path=str(ckpt), output_dir=str(tmp_path / "out"),
+               roi_size=TINY["roi_size"])  # fmt: skip
+    _same_grid(tmp_path / "out" / case["case_id"] / f"{case['case_id']}_labels.nii.gz", case["t1c"])
+    custom.write_text(json.dumps({"training": [], "validation": [], "testing": [case, nothing]}))
+    with pytest.raises(RuntimeError) as caught:  # MONAI wraps the config's error: the cause is mednet's
+        run_bundle(bundle, ["inference"], datalist=str(custom), ckpt_path=str(ckpt), output_dir=str(tmp_path / "o2"),
+                   roi_size=TINY["roi_size"])  # fmt: skip
+    causes = [caught.value]
+    while causes[-1].__cause__ is not None:
+        causes.append(causes[-1].__cause__)
+    assert any("NO_SEQUENCE (no t1, t1c, t2 or flair)" in str(c) for c in causes), causes

@@ -255,3 +255,15 @@ def test_load_datalist_refuses_entries_that_are_not_cases_and_leaves_odd_values_
     path.write_text(json.dumps({"testing": [{"case_id": "c1", "t1": "a.nii.gz", "t2": ["x", "y"]}]}))
     case = load_datalist(path)["testing"][0]
     assert case["t1"] == str(tmp_path / "a.nii.gz") and case["t2"] == ["x", "y"]
+
+
+def test_datalist_cases_with_any_of_keeps_the_sequences_a_case_has(tmp_path):
+    path = tmp_path / "datalist.json"
+    cases = [{"case_id": "a", "t1c": "a.nii.gz", "flair": "f.nii.gz", "t1": None, "label": "l.nii.gz"},
+             {"case_id": "b", "t2": "b.nii.gz", "label": "l.nii.gz", "scanner": "x"}]  # fmt: skip
+    path.write_text(json.dumps({"training": [], "validation": [], "testing": cases}))
+    got = datalist_cases(path, "testing", ["label"], any_of=["t1", "t1c", "t2", "flair"])
+    assert [sorted(c) for c in got] == [["case_id", "flair", "label", "t1c"], ["case_id", "label", "t2"]]
+    path.write_text(json.dumps({"testing": [*cases, {"case_id": "c", "t1": "", "label": "l.nii.gz"}]}))
+    with pytest.raises(DatalistError, match=r"1 case\(s\) lack a required key: c \(no t1, t1c, t2 or flair\)"):
+        datalist_cases(path, "testing", ["label"], any_of=["t1", "t1c", "t2", "flair"])
