@@ -538,7 +538,7 @@ def datalist_cases(
             absent.append(" or ".join([", ".join(any_of[:-1]), any_of[-1]] if len(any_of) > 1 else any_of))
         return absent
 
-    missing = [f"{c['case_id']} (no {', '.join(lacks(c))})" for c in cases if lacks(c)]
+    missing = [f"{c['case_id']} (no {', '.join(absent)})" for c in cases if (absent := lacks(c))]
     if missing:
         raise DatalistError(
             f"{path}: {partition}: {len(missing)} case(s) lack a required key: {'; '.join(missing[:5])}"
