@@ -216,8 +216,13 @@ class GradingWriter:
       class aggregated over the case's slices (``aggregation``), the fused probabilities and
       class by ``fusion`` (the bundle's :class:`mednet.fusion.CaseFusion`; DL-MDT also takes
       the case's clinicians' ``readings``), both by :func:`mednet.grading.grade_case`, and the
-      true class. ``grading.json`` also holds each case's fusion record (rule, weights, votes,
+      true class; ``grading.csv``'s ``sequences`` column names the sequences the case was
+      graded by. ``grading.json`` also holds each case's fusion record (rule, weights, votes,
       missing sources).
+
+    A case lacking a sequence (``LesionSlicesd``'s ``fill_missing`` put zeros in its place
+    and ``<sequence>_present`` False in its slices) is graded by the sequences it has: what
+    the network made of the zeros is dropped, and the absent sequence's cells are blank.
 
     Given the ``network`` and its ``weights``, and an ``ood.json`` fitted for those weights
     beside them (:func:`mednet.grading.ood.fitted_check`), the writer also keeps each slice's
@@ -289,13 +294,14 @@ class GradingWriter:
                         for name, p in outputs["probabilities"].items()}  # fmt: skip
         n = next(iter(branch_probs.values())).shape[0]
         for i in range(n):
+            here = [name for name in branch_probs if _present(batch, name, i)]  # a filled-in sequence is dropped
             row = {
                 "case_id": str(_item(batch.get(self.case_key), i, f"case{len(self.rows)}")),
                 "patient_id": str(_item(batch.get(self.patient_key), i, _item(batch.get(self.case_key), i, ""))),
                 "slice_index": int(_item(batch.get(self.slice_key), i, -1)),
                 "true_class": self.classes[int(target[i])] if target is not None else "",
-                "probabilities": {name: p[i].tolist() for name, p in branch_probs.items()},
-                "features": {name: f[i].cpu().numpy() for name, f in self._features.items()},
+                "probabilities": {name: branch_probs[name][i].tolist() for name in here},
+                "features": {name: f[i].cpu().numpy() for name, f in self._features.items() if name in here},
             }
             self.rows.append(row)
 
@@ -326,27 +332,38 @@ class GradingWriter:
         if target.exists() and not self.overwrite:
             raise FileExistsError(f"{target} exists; set overwrite to replace it")
         patients = self.patients()
-        branches = list(self.rows[0]["probabilities"]) if self.rows else []
+        branches = list(dict.fromkeys(b for r in self.rows for b in r["probabilities"]))  # a case may lack some
         with atomic_path(self.output_dir / "grading_slices.csv") as tmp, tmp.open("w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["case_id", "patient_id", "slice_index", "true_class"]
                             + [f"p_{b}_{c}" for b in branches for c in self.classes])  # fmt: skip
             for r in self.rows:
                 writer.writerow([r["case_id"], r["patient_id"], r["slice_index"], r["true_class"]]
-                                + [f"{v:.6f}" for b in branches for v in r["probabilities"][b]])  # fmt: skip
+                                + [_cell(r["probabilities"].get(b), i) for b in branches
+                                   for i in range(len(self.classes))])  # fmt: skip
         with atomic_path(target) as tmp, tmp.open("w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["case_id", "patient_id", "slices", "true_class", "fused_class"]
+            writer.writerow(["case_id", "patient_id", "slices", "true_class", "fused_class", "sequences"]
                             + [f"p_{b}_{c}" for b in [*branches, "fused"] for c in self.classes])  # fmt: skip
             for p in patients:
-                values = [p["branches"][b][c] for b in branches for c in self.classes]
-                values += [p["fused"][c] for c in self.classes]
-                writer.writerow([p["case_id"], p["patient_id"], p["slices"], p["true_class"], p["fused_class"]]
-                                + [f"{v:.6f}" for v in values])  # fmt: skip
+                values = [_cell(p["branches"].get(b), c) for b in branches for c in self.classes]
+                values += [_cell(p["fused"], c) for c in self.classes]
+                writer.writerow([p["case_id"], p["patient_id"], p["slices"], p["true_class"], p["fused_class"],
+                                 " ".join(p["branches"])] + values)  # fmt: skip
         write_json_atomic(self.output_dir / "grading.json", {"classes": self.classes, "aggregation": self.aggregation,
                                                              "ood_check": self.ood_check, "cases": patients},
                           indent=2)  # fmt: skip
         return {"slices": self.output_dir / "grading_slices.csv", "cases": target}
+
+
+def _present(batch: Mapping, name: str, i: int) -> bool:
+    """Whether slice ``i`` of the batch had sequence ``name`` (``<name>_present`` from ``LesionSlicesd``'s filling)."""
+    return bool(_item(batch.get(f"{name}_present"), i, True))
+
+
+def _cell(values, key) -> str:
+    """A probability as the CSVs write it; blank where the case lacks the sequence."""
+    return "" if values is None else f"{values[key]:.6f}"
 
 
 def _item(values, i: int, default):

@@ -73,6 +73,15 @@ class LesionSlicesd(MapTransform):
             :func:`mednet.grading.lesion_slices`), so that cases give different numbers of slices.
         allow_missing_keys: cut the slices of the sequences present (a case lacking one is
             graded by the others).
+        fill_missing: with ``allow_missing_keys``, a sequence the case lacks becomes zero
+            slices, and every slice says for each key whether it was there
+            (``<key>_present``, a bool): a batch of cases with different sequences then
+            collates, and :class:`mednet.engines.GradingWriter` drops what the network
+            made of the absent ones (``python -m monai.bundle run`` of a classification
+            bundle on a cohort where some cases lack a sequence).
+
+    Raises:
+        KeyError: ``fill_missing`` and the case has none of the keys (nothing to grade it by).
     """
 
     def __init__(
@@ -89,8 +98,10 @@ class LesionSlicesd(MapTransform):
         ranks_key: str = "slice_ranks",
         min_area_fraction: float | None = None,
         allow_missing_keys: bool = False,
+        fill_missing: bool = False,
     ):
         super().__init__(keys, allow_missing_keys)
+        self.fill_missing = bool(fill_missing) and allow_missing_keys
         self.ranks_key = ranks_key
         self.label_key = label_key
         self.lesion_values = lesion_values
@@ -119,6 +130,14 @@ class LesionSlicesd(MapTransform):
             except ValueError as error:
                 raise _lesion_error(error, case, self.label_key, self.lesion_values) from error
         shared = {k: v for k, v in d.items() if k not in self.drop and not str(k).endswith("_meta_dict")}
+        if self.fill_missing:
+            if not stacks:
+                raise KeyError(f"{case}: none of the sequences {list(self.keys)} to grade it by; "
+                               f"found {sorted(map(str, d))}")  # fmt: skip
+            shared.pop("sequences_used", None)  # a list whose length differs between cases: the flags say it
+            shared.update({f"{key}_present": key in stacks for key in self.keys})
+            zeros = np.zeros_like(next(iter(stacks.values())))
+            stacks = {key: stacks.get(key, zeros) for key in self.keys}
         keep = set(d[self.ranks_key]) if self.ranks_key in d else None
         return [
             {

@@ -7,6 +7,7 @@ not accuracy (``scripts/benchmark_grading.py`` measures that).
 
 from __future__ import annotations
 
+import csv
 import json
 
 import nibabel as nib
@@ -108,6 +109,48 @@ def test_inference_and_evaluate(bundle, grading_cohorts, grading_checkpoints, tm
     assert set(metrics["patient_level"]) == {*config(bundle, "train")["sequences"], "fused"}
     assert all(s["level"] == "slice" for s in metrics["slice_level"].values())
     assert (out / "roc_fused.png").is_file() and (out / "confusion_fused.png").is_file()
+
+
+@pytest.mark.parametrize("bundle", ["glioma_mri_classification", "neuroblastoma_mri_classification"])
+def test_a_case_lacking_a_sequence_is_graded_by_the_others(bundle, grading_cohorts, grading_checkpoints, tmp_path):
+    """``python -m monai.bundle run``: a case without one sequence, batched with complete ones, is graded by the
+    sequences it has, each with the probabilities it gets when complete; the absent one is said and left blank."""
+    datalist = grading_cohorts[bundle]
+    tiny = {k: TINY_GRADING[k] for k in ("n_slices", "slice_size", "num_workers")}
+    ckpt = str(grading_checkpoints[bundle] / "models" / "model.pt")
+    sequences = config(bundle, "inference")["sequences"]
+    dropped, kept = sequences[0], sequences[1:]
+    doc = json.loads(datalist.read_text())
+    lacking_id = doc["testing"][0]["case_id"]
+    doc["testing"][0] = {k: v for k, v in doc["testing"][0].items() if k != dropped}
+    lacking = datalist.parent / f"lacking_{bundle}.json"
+    lacking.write_text(json.dumps(doc))
+    for name, source in (("complete", datalist), ("lacking", lacking)):
+        run_bundle(bundle, ["inference", "evaluate"], datalist=str(source), ckpt_path=ckpt, n_boot=20,
+                   output_dir=str(tmp_path / name), batch_size=len(doc["testing"]), **tiny)  # fmt: skip
+    complete, graded = ({c["case_id"]: c for c in json.loads((tmp_path / n / "grading.json").read_text())["cases"]}
+                        for n in ("complete", "lacking"))  # fmt: skip
+    assert set(graded) == set(complete)
+    for case_id, case in graded.items():
+        assert list(case["branches"]) == (kept if case_id == lacking_id else sequences)
+        for name, probabilities in case["branches"].items():  # zeros in its place change nothing else
+            assert probabilities == pytest.approx(complete[case_id]["branches"][name], abs=1e-5)
+    with (tmp_path / "lacking" / "grading.csv").open(newline="") as f:
+        rows = {r["case_id"]: r for r in csv.DictReader(f)}
+    assert rows[lacking_id]["sequences"] == " ".join(kept) and rows[lacking_id][f"p_{dropped}_{CLASSIFICATION[bundle][1][0]}"] == ""
+    with (tmp_path / "lacking" / "grading_slices.csv").open(newline="") as f:
+        slices = [r for r in csv.DictReader(f) if r["case_id"] == lacking_id]
+    assert slices and all(r[f"p_{dropped}_{CLASSIFICATION[bundle][1][0]}"] == "" for r in slices)
+    metrics = json.loads((tmp_path / "lacking" / "metrics.json").read_text())
+    assert metrics["patient_level"][dropped]["n"] == metrics["patients"] - 1
+    assert metrics["patient_level"][kept[0]]["n"] == metrics["patients"]
+    doc["testing"][0] = {k: v for k, v in doc["testing"][0].items() if k not in sequences}
+    lacking.write_text(json.dumps(doc))
+    with pytest.raises(Exception) as error:  # none of the sequences: refused by name before any work
+        run_bundle(bundle, ["inference"], datalist=str(lacking), ckpt_path=ckpt, output_dir=str(tmp_path / "none"),
+                   **tiny)  # fmt: skip
+    assert any(f"{lacking_id} (no {', '.join(sequences[:-1])} or {sequences[-1]})" in str(e)
+               for e in _chain(error.value))
 
 
 @pytest.mark.parametrize("bundle", ["glioma_mri_classification", "neuroblastoma_mri_classification"])

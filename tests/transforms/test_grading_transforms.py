@@ -56,6 +56,23 @@ def test_lesion_slices_three_channels_and_a_clear_error_without_lesion(rng):
         LesionSlicesd(["t1"], "seg", [1], n=2, size=(8, 8))(case)
 
 
+def test_lesion_slices_fill_a_missing_sequence_with_zeros_and_say_so(rng):
+    case = _case(rng)
+    del case["t2"]
+    out = LesionSlicesd(["t1", "t2"], "label", [1, 2], n=3, size=(8, 8), allow_missing_keys=True, fill_missing=True)(
+        {**case, "sequences_used": ["t1"]}
+    )
+    assert len(out) == 3 and "sequences_used" not in out[0]  # a list of varying length would not collate
+    assert all(d["t1_present"] and not d["t2_present"] for d in out)
+    assert all(d["t2"].shape == d["t1"].shape and not d["t2"].any() and d["t1"].any() for d in out)
+    plain = LesionSlicesd(["t1", "t2"], "label", [1, 2], n=3, size=(8, 8), allow_missing_keys=True)(case)
+    assert "t2" not in plain[0] and "t2_present" not in plain[0]  # without filling, as before
+    assert all(torch.equal(a["t1"], b["t1"]) for a, b in zip(out, plain, strict=True))
+    del case["t1"]
+    with pytest.raises(KeyError, match="c1: none of the sequences"):
+        LesionSlicesd(["t1", "t2"], "label", [1], n=2, size=(8, 8), allow_missing_keys=True, fill_missing=True)(case)
+
+
 def test_class_index_with_did_you_mean():
     t = ClassIndexd("class", ["LGG", "HGG"])({"class": "HGG"})
     assert t["target"].item() == 1 and t["target"].dtype == torch.long
