@@ -53,7 +53,8 @@ class GradingPredictor:
         self.fusion = parser.get_parsed_content("case_fuser", instantiate=True)
         self.aggregation = str(parser.get_parsed_content("aggregation"))
         self.extra_inputs = [k for k in parser.get_parsed_content("input_keys") if k not in bundle.sequences]
-        self.batch_size = int(parser.get_parsed_content("batch_size"))
+        # the bundle's loader batches ``batch_size`` cases of up to ``n_slices`` slices each: as many slices at once
+        self.batch_size = int(parser.get_parsed_content("batch_size")) * int(parser.get_parsed_content("n_slices"))
         self.ood, self.ood_check = fitted_check(self.weights)
 
     def _run(self, images: Mapping, labels, case_id: str) -> tuple[dict, dict, list[int]]:
