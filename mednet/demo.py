@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mednet.io.atomic import write_json_atomic
 from mednet.metrics.bootstrap import format_ci
 
 __all__ = ["PLANS", "DemoPlan", "format_table", "run_demo"]
@@ -76,7 +77,7 @@ def _cohort(disease: str, plan: DemoPlan, root: Path, seed: int, echo: Callable[
     classes = MODELS[disease].CLASSES
     generate_cohort(disease, plan.cases, root, size=plan.size, seed=seed, balance=dict.fromkeys(classes, 1.0),
                     workers=os.cpu_count() or 1)  # fmt: skip
-    stamp.write_text(json.dumps(wanted))
+    write_json_atomic(stamp, wanted)
     echo(f"  cohort: {plan.cases} synthetic test patients ({', '.join(classes)} in equal numbers) in {root} "
          f"({time.perf_counter() - start:.0f} s)")  # fmt: skip
     return datalist
@@ -199,7 +200,7 @@ def run_demo(
             "headline": metrics["headline"], "seconds": round(time.perf_counter() - began, 1),
         }  # fmt: skip
     summary["seconds"] = round(time.perf_counter() - start, 1)
-    (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(out / "demo.json", summary, indent=2)
     echo("")
     echo("Patient-level test metrics, value [95% bootstrap CI] (synthetic phantoms; models trained on synthetic data):")
     echo(format_table(summary["diseases"]))

@@ -30,6 +30,7 @@ from monai.handlers import ROCAUC
 from monai.utils import CommonKeys
 
 from mednet.fusion.case import CaseFusion
+from mednet.fusion.rules import FusionMethod, fuse
 from mednet.grading.case import class_probabilities, grade_case
 from mednet.grading.losses import make_criterion
 from mednet.grading.ood import fitted_check, keeping_features
@@ -92,12 +93,13 @@ class BranchLoss:
 
 
 def fused_probabilities(outputs: Mapping) -> torch.Tensor:
-    """``(B, C)`` fused output of a multi-sequence classifier: mean of the branches' probabilities.
+    """``(B, C)`` mean of the branches' probabilities (the fusion's ``mean`` rule), for the validation ROC AUC.
 
-    The vote fractions a voting classifier returns as ``fused`` are coarse (3 branches give 4
-    levels), so ROC curves use the mean probability; the decided class stays the vote's.
+    The network returns each branch's probabilities only; whatever a bundle's case fusion
+    (a vote's fractions are coarse: 3 branches give 4 levels), training's fused validation
+    curve ranks slices by the mean probability.
     """
-    return torch.stack(list(outputs["probabilities"].values())).mean(dim=0)
+    return fuse(outputs["probabilities"], FusionMethod.MEAN)[0]
 
 
 class _Pick:

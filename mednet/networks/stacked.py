@@ -1,7 +1,7 @@
 """A single-tensor view of a multi-sequence classifier, for MONAI's bundle tools and TorchScript.
 
 A :class:`~mednet.networks.MultiSequenceClassifier` takes a dict of sequences and returns a
-dict (per-branch logits and probabilities, the fused vote): right for training and for the
+dict (per-branch logits and probabilities): right for training and for the
 bundle's writer, but MONAI's ``verify_net_in_out`` and ``ckpt_export`` (and any tool that
 feeds a network one tensor, such as MONAI Label or a TorchScript runtime) need one tensor in
 and one tensor out. :class:`StackedClassifier` is that view over the same branch modules:

@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from monai.transforms import CropForeground, HistogramNormalize
 from torch import nn
 
+from mednet.io.atomic import atomic_path
+
 __all__ = [
     "COMPARTMENTS",
     "PRIMARY_TUMOUR_LABEL",
@@ -480,10 +482,10 @@ class CompartmentClassifier:
         if self.svm is None:
             raise RuntimeError("CompartmentClassifier: nothing to save before fit()")
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.detach().cpu() for k, v in self.cnn.state_dict().items()}, path)
+        with atomic_path(path, parents=True) as tmp:
+            torch.save({k: v.detach().cpu() for k, v in self.cnn.state_dict().items()}, tmp)
         config = {"size": self.size, "channels": self.channels, "hidden": self.hidden, "compartments": COMPARTMENTS}
-        with self.svm_path(path).open("wb") as file:
+        with atomic_path(self.svm_path(path)) as tmp, tmp.open("wb") as file:
             pickle.dump({"config": config, "pipeline": self.svm}, file, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod

@@ -14,6 +14,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from mednet.io.atomic import atomic_path
 from mednet.report.overview import draw_panel, on_grid, radiological_slice, to_ras
 
 __all__ = ["radiological_slice", "write_preview"]
@@ -65,7 +66,7 @@ def write_preview(cohort: os.PathLike | str, out: os.PathLike | str, n_cases: in
             draw_panel(ax, picture, label_slice, colours, lesions, spacing[1] / spacing[0], title)
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
+    with atomic_path(out, suffix=".png", parents=True) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return out

@@ -84,3 +84,35 @@ def test_a_diseases_two_bundles_must_agree_on_the_reference_sequence():
     swapped = replace(spec.grading, sequences=tuple(reversed(spec.grading.sequences)))
     with pytest.raises(ValueError, match="the bundles disagree on the reference sequence"):
         replace(spec, grading=swapped)
+
+
+def _strings(value):
+    """Every string in a parsed config, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_label_tables_are_literal_and_handlers_are_named():
+    """A label table is data (no ``$`` expression, colours as numbers); no config reaches a handler by position."""
+    import re
+
+    configs = sorted(BUNDLES.glob("*/configs/*.json"))
+    assert len(configs) >= 24
+    for path in configs:
+        doc = json.loads(path.read_text())
+        table = doc.get("label_table")
+        if table is not None:
+            assert isinstance(table, list) and table, path
+            for row in table:
+                assert {"value", "name", "colour"} <= set(row), (path, row)
+                assert not any(s.startswith("$") or "::" in s for s in _strings(row)), (path, row)
+                assert all(isinstance(c, (int, float)) for c in row["colour"]), (path, row)
+        positional = [s for s in _strings(doc) if re.search(r"handlers#\d", s)]
+        assert not positional, (path, positional)

@@ -19,6 +19,8 @@ import torch
 from mednet.bundles import BundleSpec, UnsafeCheckpointError, load_state_dict
 from mednet.inference import GradingPredictor, LocalisationPredictor, choose_device
 from mednet.io import read_image
+from mednet.pipeline.case import Predictors, predict_case
+from mednet.pipeline.diseases import disease_spec
 from tests.bundles.helpers import BUNDLES, CLASSIFICATION, SEGMENTATION, TINY, TINY_GRADING, run_bundle
 
 pytestmark = pytest.mark.bundle
@@ -47,6 +49,15 @@ def test_localisation_predictor_gives_the_bundles_label_map(bundle, tiny_cohorts
     held = predictor({"case_id": case["case_id"],
                       **{k: read_image(datalist.parent / case[k]) for k in spec.sequences}})  # fmt: skip
     np.testing.assert_array_equal(held.array, found.array)
+    # and the whole pipeline (mednet's readers and validation, then the same predictor) writes the same map
+    disease = bundle.split("_mri_")[0]
+    predictors = Predictors.build(disease_spec(disease), "cpu", {bundle: weights}, {bundle: SEG_OVERRIDES})
+    entry = {"case_id": case["case_id"], "patient_id": case["patient_id"],
+             **{k: str(datalist.parent / case[k]) for k in predictors.spec.sequences if k in case}}  # fmt: skip
+    record = predict_case(entry, predictors, tmp_path / "predict")
+    piped = nib.load(tmp_path / "predict" / case["case_id"] / record["labels"])
+    np.testing.assert_array_equal(np.asarray(piped.dataobj), np.asarray(written.dataobj))
+    np.testing.assert_array_equal(piped.affine, written.affine)
 
 
 def test_localisation_without_the_first_sequence_is_on_the_next_ones_grid(tiny_cohorts, tiny_checkpoints):
