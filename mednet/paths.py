@@ -5,6 +5,9 @@ told where (the MONAI Label environment, the MONAI Label apps it serves) goes un
 :func:`mednet_home`; every command that writes such files also takes an option naming
 another place.
 
+The default is ``~/.mednet``, not a cache folder such as ``~/.cache/mednet``: a served
+MONAI Label app keeps the weights its annotators retrained, which cache cleaners may delete.
+
     >>> import os
     >>> os.environ["MEDNET_HOME"] = "/data/mednet"
     >>> str(mednet_home())
