@@ -2,6 +2,7 @@
 
     python scripts/write_reference_cards.py --version 0.3.0 --changelog "reference weights ..."
     python scripts/write_reference_cards.py --version 0.4.0 --disease neuroblastoma --changelog "..."
+    python scripts/write_reference_cards.py --version 0.6.0 --bundle neuroblastoma_mri_classification --changelog "..."
 
 Reads, per bundle, ``models/reference.json`` (written by ``scripts/train_reference.py
 --install``: data, recipe, time, machine, test figures with float32 and float16 weights),
@@ -150,6 +151,8 @@ def main() -> None:
     parser.add_argument("--changelog", required=True)
     parser.add_argument("--disease", action="append", default=None,
                         help="only this disease's bundles (repeatable; default: all with a record)")  # fmt: skip
+    parser.add_argument("--bundle", action="append", default=None,
+                        help="only this bundle (repeatable): a release of one stage's weights")  # fmt: skip
     args = parser.parse_args()
     realdata = json.loads((BENCHMARKS / "realdata.json").read_text()) if (BENCHMARKS / "realdata.json").is_file() \
         else {}  # fmt: skip
@@ -160,7 +163,7 @@ def main() -> None:
             print(f"{bundle}: no models/reference.json, skipped")
             continue
         disease = bundle.split("_mri_")[0]
-        if args.disease and disease not in args.disease:
+        if (args.disease and disease not in args.disease) or (args.bundle and bundle not in args.bundle):
             continue
         held = BENCHMARKS / f"reference_{disease}.json"
         text = section(bundle, json.loads(reference.read_text()), json.loads(held.read_text()) if held.is_file()
