@@ -69,8 +69,8 @@ RECIPES: dict[str, dict[str, dict]] = {
         "localisation": {"bundle": "neuroblastoma_mri_segmentation", "cases": 160,
                          "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "moderate", "seed": 2026, "epochs": 48,
                          "overrides": {"lr_anneal": "cosine", "val_interval": 8}},
-        "grading": {"bundle": "neuroblastoma_mri_classification", "cases": 120,
-                    "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "plausible", "seed": 2027, "epochs": 20,
+        "grading": {"bundle": "neuroblastoma_mri_classification", "cases": 240,
+                    "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "plausible", "seed": 2027, "epochs": 40,
                     "overrides": {}},
     },
 }  # fmt: skip
