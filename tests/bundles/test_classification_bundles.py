@@ -111,10 +111,8 @@ def test_inference_and_evaluate(bundle, grading_cohorts, grading_checkpoints, tm
     assert (out / "roc_fused.png").is_file() and (out / "confusion_fused.png").is_file()
 
 
-@pytest.mark.parametrize(
-    "bundle",
-    ["glioma_mri_classification", pytest.param("neuroblastoma_mri_classification", marks=pytest.mark.slow)],
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("bundle", ["glioma_mri_classification", "neuroblastoma_mri_classification"])
 def test_a_case_lacking_a_sequence_is_graded_by_the_others(bundle, grading_cohorts, grading_checkpoints, tmp_path):
     """``python -m monai.bundle run``: a case without one sequence, batched with complete ones, is graded by the
     sequences it has, each with the probabilities it gets when complete; the absent one is said and left blank."""
