@@ -12,11 +12,12 @@ Conventions:
   AUC with a single class); bootstrap resamples giving NaN are skipped;
 * binary prediction is positive when the probability is ``>= threshold`` (paper A's rule);
   multi-class prediction is the most probable class;
-* the figures are scikit-learn's (``precision_recall_fscore_support``, ``roc_auc_score``,
-  ``confusion_matrix``, ``roc_curve``; the Brier score as ``mean_squared_error`` of the
-  probabilities, which is what ``brier_score_loss`` computes); the specificity is the recall
-  of the negatives ("not this class"); the expected calibration error is mednet's (sklearn
-  has none);
+* the figures are scikit-learn's (``precision_recall_fscore_support``, ``confusion_matrix``,
+  ``roc_curve``; the Brier score as ``mean_squared_error`` of the probabilities, which is
+  what ``brier_score_loss`` computes), except the ROC AUC, computed for every resample at
+  once in its Mann-Whitney form (equal to ``roc_auc_score``'s, tested) and the expected
+  calibration error (sklearn has none); the specificity is the recall of the negatives
+  ("not this class");
 * the resamples are scored together, one column per resample, so that each library call
   covers a whole batch of resamples (:func:`mednet.metrics.bootstrap_resamples`).
 """
@@ -33,7 +34,6 @@ from sklearn.metrics import (
     confusion_matrix,
     mean_squared_error,
     precision_recall_fscore_support,
-    roc_auc_score,
     roc_curve,
 )
 
@@ -156,13 +156,24 @@ def _confusion_figures(truth: np.ndarray, called: np.ndarray) -> dict[str, np.nd
 
 
 def _auc(truth: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """ROC AUC of each column with both outcomes (NaN for the others): ``(n, B)`` -> ``(B,)``."""
+    """ROC AUC of each column with both outcomes (NaN for the others): ``(n, B)`` -> ``(B,)``.
+
+    The Mann-Whitney form, all columns at once: ``(sum of the positives' ranks - P (P + 1) / 2)
+    / (P N)``, tied scores sharing their mean rank. It is the area under the ROC curve with
+    ties counted a half, what ``sklearn.metrics.roc_auc_score`` computes (the tests compare
+    the two), without a call per column: scoring a cohort's 2000 bootstrap resamples one
+    column at a time took minutes.
+    """
+    from scipy.stats import rankdata
+
     auc = np.full(truth.shape[1], _NAN)
-    both = truth.any(axis=0) & ~truth.all(axis=0)
-    if both.sum() == 1:  # sklearn reads a single column as one binary problem
-        auc[both] = roc_auc_score(truth[:, both].ravel(), score[:, both].ravel())
-    elif both.any():
-        auc[both] = roc_auc_score(truth[:, both], score[:, both], average=None)
+    positives = truth.sum(axis=0)
+    negatives = truth.shape[0] - positives
+    both = (positives > 0) & (negatives > 0)
+    if both.any():
+        ranks = rankdata(score[:, both], axis=0)  # (n, columns): average ranks of ties
+        pos = positives[both].astype(float)
+        auc[both] = ((ranks * truth[:, both]).sum(axis=0) - pos * (pos + 1) / 2) / (pos * negatives[both])
     return auc
 
 
@@ -322,7 +333,7 @@ def _roc_curves(y: np.ndarray, p: np.ndarray, classes: Sequence[str]) -> list[tu
     for name, positive, score in zip(names, targets, scores, strict=True):
         if 0 < positive.sum() < len(positive):
             fpr, tpr, _ = roc_curve(positive, score, drop_intermediate=False)
-            auc = roc_auc_score(positive, score)
+            auc = float(_auc(positive[:, None], score[:, None])[0])
             curves.append((f"AUC {auc:.3f}" if binary else f"{name} (AUC {auc:.3f})", fpr, tpr))
     return curves
 

@@ -243,3 +243,17 @@ def test_plots_are_png(tmp_path):
     with pytest.raises(ValueError, match="2 x 2"):
         plot_confusion([[1, 2, 3]], ["a", "b"], tmp_path / "bad.png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_auc_of_many_columns_equals_sklearn_column_by_column(rng):
+    """The Mann-Whitney AUC of every column at once is sklearn's ROC AUC, ties included; NaN with one class."""
+    from mednet.metrics.classification import _auc
+
+    truth = rng.uniform(size=(40, 300)) < rng.uniform(0.05, 0.95, size=300)
+    score = rng.uniform(size=(40, 300)).round(1)  # many ties
+    score[:, :50] = (score[:, :50] + truth[:, :50]) / 2  # some columns well separated
+    truth[:, 7], truth[:, 8] = True, False  # one class only
+    auc = _auc(truth, score)
+    for b in range(truth.shape[1]):
+        expected = roc_auc_score(truth[:, b], score[:, b]) if 0 < truth[:, b].sum() < len(truth) else np.nan
+        assert auc[b] == pytest.approx(expected, abs=1e-12, nan_ok=True), b
