@@ -46,7 +46,7 @@ from mednet.bundles import BundleSpec, bundle_path, console_to, load_state_dict,
 from mednet.io.atomic import atomic_path, write_json_atomic
 from mednet.synthetic import generate_cohort
 
-__all__ = ["RECIPES", "STAGES", "reference_models", "train_reference"]
+__all__ = ["RECIPES", "STAGES", "reference_cohort", "reference_models", "train_reference"]
 
 #: Per disease and stage: bundle, cohort (cases, balance, randomisation, seed; ``size`` "demo" unless
 #: given), epochs, config overrides. Timed on 2 CPU cores: about 85 s per glioma localisation epoch.
@@ -77,7 +77,7 @@ RECIPES: dict[str, dict[str, dict]] = {
 STAGES = ("localisation", "grading")
 
 
-def _cohort(recipe: dict, disease: str, root: Path) -> Path:
+def reference_cohort(recipe: dict, disease: str, root: Path) -> Path:
     """The stage's cohort (generated unless the same one is there); its datalist."""
     size = recipe.get("size", "demo")
     wanted = {"disease": disease, "cases": recipe["cases"], "seed": recipe["seed"], "size": size,
@@ -181,7 +181,7 @@ def train_reference(
     for stage in stages:
         recipe = dict((recipes or RECIPES)[disease][stage])
         start = time.perf_counter()
-        datalist = _cohort(recipe, disease, root / f"{stage}_data")
+        datalist = reference_cohort(recipe, disease, root / f"{stage}_data")
         echo(f"{disease} {stage}: cohort {datalist} ({time.perf_counter() - start:.0f} s)")
         trained = _train(recipe, datalist, root / f"{stage}_train")
         echo(f"{disease} {stage}: trained {recipe['epochs']} epochs in {trained['train_seconds']:.0f} s")
