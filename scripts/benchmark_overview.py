@@ -15,10 +15,12 @@ voxels (a prediction a little off), its lesion table measured by
 
 Reported: the median seconds of ``write_overview`` over ``--repeats`` calls (after one
 warm-up call), and the median seconds of its parts, timed by wrapping the functions it
-calls: ``components`` (the lesions' connected components), ``subplots`` (the figure and
-its axes), ``panels`` (:func:`draw_panel`, less its outlines), ``contours`` (every outline),
-``tight_layout``, ``savefig`` (the drawing and the PNG), and ``other`` (the rest: the
-label map's masks, the slices, titles, legend).
+calls: ``components`` (the lesions' connected components), ``panels`` (:func:`draw_panel`:
+the slices scaled, windowed and tinted, the scale bars, less its outlines), ``outlines``
+(every outline: :func:`draw_outline`), ``texts`` (``Canvas.save`` less the PNG: Pillow
+drawing the queued texts, the file written), ``png`` (:func:`png_bytes`: filtering and
+zlib), and ``other`` (the rest: the label map's masks, the slices, the layout, the legend).
+Run it on the same ``--cohort`` to compare two versions of the module: the case is the same.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from mednet.localisation.lesions import find_lesions  # noqa: E402
 from mednet.metrics.localisation import map_labels  # noqa: E402
 from mednet.pipeline.case import read_case  # noqa: E402
 from mednet.pipeline.diseases import disease_spec  # noqa: E402
-from mednet.report import overview  # noqa: E402
+from mednet.report import canvas, overview  # noqa: E402
 from mednet.synthetic import generate_cohort  # noqa: E402
 
 
@@ -75,10 +77,6 @@ def timed_parts(seconds: dict[str, float]):
     Exclusive times: a wrapped call inside another (the lesions' outlines that ``draw_panel``
     draws) counts in its own part only.
     """
-    import matplotlib.axes
-    import matplotlib.figure
-    import matplotlib.pyplot as plt
-
     inner = [0.0]  # seconds of wrapped calls inside the current one
 
     def wrap(owner, name, part):
@@ -97,10 +95,9 @@ def timed_parts(seconds: dict[str, float]):
         setattr(owner, name, timed)
         return owner, name, original
 
-    return [wrap(overview, "_components", "components"), wrap(plt, "subplots", "subplots"),
-            wrap(overview, "draw_panel", "panels"), wrap(matplotlib.axes.Axes, "contour", "contours"),
-            wrap(matplotlib.figure.Figure, "tight_layout", "tight_layout"),
-            wrap(matplotlib.figure.Figure, "savefig", "savefig")]  # fmt: skip
+    return [wrap(overview, "_components", "components"), wrap(overview, "draw_panel", "panels"),
+            wrap(overview, "draw_outline", "outlines"), wrap(canvas.Canvas, "save", "texts"),
+            wrap(canvas, "png_bytes", "png")]  # fmt: skip
 
 
 def main() -> None:
@@ -113,7 +110,7 @@ def main() -> None:
         cohort = options.cohort or Path(scratch) / "cohort"
         args, kwargs = case_inputs(cohort)
         png = Path(scratch) / "overview.png"
-        overview.write_overview(*args, png, **kwargs)  # warm-up: imports, font cache
+        overview.write_overview(*args, png, **kwargs)  # warm-up: imports, fonts
         totals = []
         for _ in range(options.repeats):
             start = time.perf_counter()
@@ -136,14 +133,22 @@ def main() -> None:
         size = png.stat().st_size
     images, labels = args[0], args[1]
     result = {
-        "case": {"shape": list(labels.shape[1:]), "sequences": list(images), "lesions": len(kwargs["lesions"]),
-                 "images": "in-memory MetaTensors (read_case)", "truth": "array"},
+        "case": {
+            "shape": list(labels.shape[1:]),
+            "sequences": list(images),
+            "lesions": len(kwargs["lesions"]),
+            "images": "in-memory MetaTensors (read_case)",
+            "truth": "array",
+        },
         "repeats": options.repeats,
         "write_overview_s": {"median": round(statistics.median(totals), 3), "all": [round(t, 3) for t in totals]},
         "parts_median_s": {p: round(statistics.median(v), 3) for p, v in sorted(parts.items())},
         "png_bytes": size,
-        "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
-                    "torch_threads": torch.get_num_threads()},
+        "machine": {
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+            "torch_threads": torch.get_num_threads(),
+        },
     }
     options.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

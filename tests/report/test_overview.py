@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from mednet.report.overview import _components, legend_entries, radiological_slice, scale_bar, to_ras, write_overview
+from mednet.report.canvas import Box, Canvas, place, png_bytes
+from mednet.report.overview import (
+    _components,
+    _layout,
+    draw_panel,
+    legend_entries,
+    radiological_slice,
+    scale_bar_length,
+    to_ras,
+    write_overview,
+)
 
 TABLE = [{"value": 0, "name": "background", "colour": "#000000"}, {"value": 1, "name": "liver", "colour": "#1f77b4"},
          {"value": 12, "name": "primary_tumour", "colour": "#ff7f0e"}]  # fmt: skip
@@ -50,7 +60,7 @@ def test_write_overview(tmp_path, orientation):
     assert pixels.shape[:2] == (639, 576) and pixels[..., :3].std() > 0.05  # the sequences' row and the lesion's
     assert not list(out.parent.glob(".*tmp*"))
     handles = legend_entries(TABLE, {0, 1, 12}, {12})
-    assert [h.get_label() for h in handles] == ["liver", "primary_tumour (outline)"]
+    assert [(h.label, h.mark) for h in handles] == [("liver", "patch"), ("primary_tumour (outline)", "line")]
     assert legend_entries(TABLE, {0}, {12}) == []
 
 
@@ -86,8 +96,6 @@ def test_every_lesion_gets_a_panel_numbered_as_in_the_lesion_table(tmp_path):
 
 
 def test_the_truth_is_outlined_and_panels_have_a_scale_bar(tmp_path):
-    from matplotlib import pyplot as plt
-
     image, labels, rows = _blobs([(40, 40, 6, 8)])
     truth = np.roll(np.asarray(labels.dataobj), 5, axis=0).astype(np.int64)  # the truth 5 mm off, as map_labels gives
     common = ({"t2w": image}, labels, TABLE, [12], "t")
@@ -100,17 +108,18 @@ def test_the_truth_is_outlined_and_panels_have_a_scale_bar(tmp_path):
     assert changed.sum() > 100  # the dashed outline
     before, after = plain[:rows, :, :3][changed], outlined[:rows, :, :3][changed]
     assert (after.mean(axis=1) > before.mean(axis=1)).mean() > 0.95  # white drawn over the dark background
-    figure, ax = plt.subplots()
-    ax.imshow(np.zeros((240, 240)))
-    assert scale_bar(ax, 1.0, 240) == 50.0 and scale_bar(ax, 4.0, 60) == 50.0 and scale_bar(ax, 0.5, 80) == 10.0
-    line = ax.lines[0].get_xdata()
-    assert line[1] - line[0] == pytest.approx(50.0)  # 50 mm at 1 mm a pixel
-    plt.close(figure)
+    assert scale_bar_length(1.0, 240) == 50.0 and scale_bar_length(4.0, 60) == 50.0
+    assert scale_bar_length(0.5, 80) == 10.0
+    canvas = Canvas(240, 240)  # a 240-pixel slice drawn at one canvas pixel a voxel: the bar is 50 pixels
+    empty = np.zeros((240, 240))
+    draw_panel(canvas, Box(0, 0, 240, 240), empty, empty.astype(int), {}, set(), 1.0, "t", mm_per_pixel=1.0)
+    bar = (canvas.pixels == 255).all(axis=2)  # the texts are drawn when saved: white here is the bar only
+    assert bar.sum(axis=1).max() == 50 and bar.any(axis=1).sum() == 3  # 50 pixels long, 3 thick
 
 
 def test_what_is_drawn_matches_a_whole_volume_reference(tmp_path, monkeypatch):
     """Slices, pictures, label maps, lesion outlines, truth outlines and legend as computed on whole volumes."""
-    import matplotlib.axes
+    from matplotlib.colors import to_rgba
     from scipy import ndimage
 
     from mednet.report import overview
@@ -136,22 +145,23 @@ def test_what_is_drawn_matches_a_whole_volume_reference(tmp_path, monkeypatch):
     table = [*TABLE, {"value": 13, "name": "metastasis", "colour": "#00ff00"}]
 
     panels, contours, legends = [], [], []
-    draw, contour, entries = overview.draw_panel, matplotlib.axes.Axes.contour, overview.legend_entries
+    draw, outline, entries = overview.draw_panel, overview.draw_outline, overview.legend_entries
+    white, yellow = to_rgba("white"), to_rgba("yellow")
 
-    def record_panel(ax, picture, labels, *args):
-        panels.append((ax, np.array(picture), np.array(labels), args[-1]))
-        return draw(ax, picture, labels, *args)
+    def record_panel(canvas, box, picture, labels, *args, **kwargs):
+        panels.append((len(panels), np.array(picture), np.array(labels), args[-1]))
+        return draw(canvas, box, picture, labels, *args, **kwargs)
 
-    def record_contour(self, z, *args, **kwargs):
-        contours.append((self, np.array(z), kwargs["colors"][0]))
-        return contour(self, z, *args, **kwargs)
+    def record_outline(canvas, where, mask, colour, **kwargs):  # what each panel outlines (the panel drawing)
+        contours.append((len(panels) - 1, np.array(mask), tuple(colour)))
+        return outline(canvas, where, mask, colour, **kwargs)
 
     def record_legend(label_table, present, lesions):
         legends.append(set(present))
         return entries(label_table, present, lesions)
 
     monkeypatch.setattr(overview, "draw_panel", record_panel)
-    monkeypatch.setattr(matplotlib.axes.Axes, "contour", record_contour)
+    monkeypatch.setattr(overview, "draw_outline", record_outline)
     monkeypatch.setattr(overview, "legend_entries", record_legend)
     overview.write_overview({"t2w": picture_image, "t1c": picture_image}, labels, table, [12, 13], "t",
                             tmp_path / "o.png", truth=truth, max_lesions=3)  # fmt: skip
@@ -175,22 +185,72 @@ def test_what_is_drawn_matches_a_whole_volume_reference(tmp_path, monkeypatch):
         assert title.endswith(f"(slice {k})")
         np.testing.assert_array_equal(picture, radiological_slice(ras_image, k))
         np.testing.assert_array_equal(labels_drawn, radiological_slice(ras_seg, k))
-        truth_drawn = [z for a, z, colour in contours if a is ax and colour == "white"]
+        truth_drawn = [z for a, z, colour in contours if a == ax and colour == white]
         assert len(truth_drawn) == 1
         np.testing.assert_array_equal(truth_drawn[0], radiological_slice(ras_truth, k))
     for (ax, picture, labels_drawn, title), (_, slice_k, mask) in zip(panels[2:], lesions, strict=False):
         assert title.endswith(f"(slice {slice_k})")
         whole = radiological_slice(ras_image, slice_k)
-        (r0, c0), = np.argwhere(whole == picture[0, 0])
+        ((r0, c0),) = np.argwhere(whole == picture[0, 0])
         window = (slice(r0, r0 + picture.shape[0]), slice(c0, c0 + picture.shape[1]))
         np.testing.assert_array_equal(picture, whole[window])
         np.testing.assert_array_equal(labels_drawn, radiological_slice(ras_seg, slice_k)[window])
-        yellow = [z for a, z, colour in contours if a is ax and colour == "yellow"]
-        assert len(yellow) == 1
-        np.testing.assert_array_equal(yellow[0], radiological_slice(mask, slice_k)[window])
-        white = [z for a, z, colour in contours if a is ax and colour == "white"]
+        focus = [z for a, z, colour in contours if a == ax and colour == yellow]
+        assert len(focus) == 1
+        np.testing.assert_array_equal(focus[0], radiological_slice(mask, slice_k)[window])
+        truth_drawn = [z for a, z, colour in contours if a == ax and colour == white]
         expected = radiological_slice(ras_truth, slice_k)[window]
-        assert len(white) == int(expected.any())
-        if white:
-            np.testing.assert_array_equal(white[0], expected)
+        assert len(truth_drawn) == int(expected.any())
+        if truth_drawn:
+            np.testing.assert_array_equal(truth_drawn[0], expected)
+        lesions_drawn = {colour: z for a, z, colour in contours if a == ax and colour not in (white, yellow)}
+        for value in (12, 13):  # each lesion value in the window outlined in its colour
+            outlined = radiological_slice(ras_seg, slice_k)[window] == value
+            colour = to_rgba(next(e["colour"] for e in table if e["value"] == value))
+            assert (colour in lesions_drawn) == outlined.any()
+            if outlined.any():
+                np.testing.assert_array_equal(lesions_drawn[colour], outlined)
     assert [present - {0} for present in legends] == [{1, 12, 13}]  # the legend names what is there (0 never)
+
+
+def test_a_lesion_is_outlined_in_its_colour_around_it(tmp_path):
+    """A bright square lesion on a flat image: its colour on the square's edge all round, not away from it."""
+    image, labels = np.full((40, 40, 6), 10.0), np.zeros((40, 40, 6), np.uint8)
+    image[10:18, 24:32, 2:4] = 100.0  # x low: the patient's left (the picture's right); y high: anterior (its top)
+    labels[10:18, 24:32, 2:4] = 12
+    affine = np.diag([1.0, 1.0, 3.0, 1.0])
+    out = write_overview({"t2w": nib.Nifti1Image(image, affine)}, nib.Nifti1Image(labels, affine), TABLE, [12], "t",
+                         tmp_path / "o.png")  # fmt: skip
+    pixels = np.asarray(imread(out)[..., :3] * 255).round().astype(int)
+    box = _layout(1, 1, 1)[2][0][0]  # the first panel's box, and its 40 x 40 slice's pixels in it
+    where = place(box, (40, 40), 1.0)
+    assert abs(where.height - 257) <= 1 and abs(where.width - 257) <= 1  # 2.86 inches at 90 dpi
+    panel = pixels[where.region()]
+    orange = np.abs(panel - [255, 127, 14]).max(axis=2) <= 2  # the lesion's colour, #ff7f0e
+    bright = (panel > 240).all(axis=2)  # the square: white (the window's top)
+    rows, cols = np.nonzero(bright)
+    rows, cols = rows[(rows > 40) & (cols > 40)], cols[(rows > 40) & (cols > 40)]  # not the scale bar nor its text
+    top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
+    assert 40 < bottom - top < 60 and 40 < right - left < 60  # 8 mm at 6 to 7 pixels a mm
+    assert bottom < where.height / 2 and left > where.width / 2  # anterior at the top, the patient's left on the right
+    orange_rows, orange_cols = np.nonzero(orange)
+    assert orange.sum() > 4 * 40  # all the way round
+    near = 3  # pixels: the outline lies on the square's edge, within it and around it
+    assert orange_rows.min() >= top - near and orange_rows.max() <= bottom + near
+    assert orange_cols.min() >= left - near and orange_cols.max() <= right + near
+    inner = orange[top + near : bottom - near, left + near : right - near]
+    assert not inner.any()  # an outline, not a filling
+    for edge in (orange[top - near : top + near + 1], orange[bottom - near : bottom + near + 1],
+                 orange[:, left - near : left + near + 1], orange[:, right - near : right + near + 1]):  # fmt: skip
+        assert edge.sum() > 30  # every side outlined
+
+
+def test_png_bytes_are_the_pixels():
+    import io
+
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    decoded = Image.open(io.BytesIO(png_bytes(pixels)))
+    assert decoded.mode == "RGB" and decoded.info["dpi"] == pytest.approx((90, 90), abs=0.01)
+    np.testing.assert_array_equal(np.asarray(decoded), pixels)
