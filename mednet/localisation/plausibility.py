@@ -34,7 +34,8 @@ def _tissue(image: np.ndarray) -> np.ndarray:
     values, counts = np.unique(image[:: max(1, image.size // 200_000)], return_counts=True)  # a sample suffices
     background = float(values[np.argmax(counts)]) if counts.max() > 0.2 * counts.sum() else 0.0
     difference = np.abs(image - background)
-    return difference > 0.1 * float(np.percentile(difference, 99))
+    # the 99th percentile of a million voxels evenly spread over the image: a tenth of the time of all of them
+    return difference > 0.1 * float(np.percentile(difference.ravel()[:: max(1, image.size // 1_000_000)], 99))
 
 
 def body_mask(image: np.ndarray) -> np.ndarray:
