@@ -64,7 +64,19 @@ def _grading_rows(metrics: dict) -> list[str]:
     return rows
 
 
-def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | None) -> str:
+def _confidence_lines(confidence: dict) -> list[str]:
+    """The grading's ``min_confidence`` and how it was fitted (``scripts/calibrate_confidence.py``'s JSON)."""
+    fit, now = confidence["fitted"], confidence["config_now"]
+    return ["", f"Confidence: a call is indeterminate below a fused probability of {fit['min_confidence']} "
+            f"(`min_confidence`), fitted by `scripts/calibrate_confidence.py` on the pipeline's own predictions "
+            f"(the localiser's lesion maps, then grading and fusion) for the {confidence['graded_cases']} "
+            f"validation patients of the training cohort: the least threshold whose calls are right at least "
+            f"{fit['target']:g} of the time. It calls {fit['called']} of them ({fit['accuracy_of_calls']:.2f} right); "
+            f"the former {now['min_confidence']} called {now['called']} ({now['accuracy_of_calls']:.2f} right)."]
+
+
+def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | None,
+            confidence: dict | None = None) -> str:  # fmt: skip
     """The model card's "Reference weights" section (Markdown)."""
     data, machine = record["data"], record["machine"]
     task = "segmentation" if "segmentation" in bundle else "classification"
@@ -120,25 +132,28 @@ def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | N
                       f"grading never saw one): {met['calls'].get('indeterminate', 0)} called indeterminate, "
                       f"{met['calls'].get('HGG', 0)} HGG, {met['calls'].get('LGG', 0)} LGG "
                       f"({met['cases'] - met['graded']} without a lesion found to grade)."]  # fmt: skip
-    if realdata:
+    if task == "classification" and confidence and confidence["fitted"]["reached"]:
+        lines += _confidence_lines(confidence)
+    scans = []
+    for name, result in (realdata or {}).items():
+        if not isinstance(result, dict) or name == "bundles":
+            continue
+        if task == "segmentation":
+            if "whole_tumour_dice" in result:
+                volumes = f"{result['found_ml']:.1f} ml found, {result['truth_ml']:.1f} ml labelled"
+                scans.append(f"- {name}: whole-tumour Dice {result['whole_tumour_dice']:.2f} against the "
+                             f"label map ({volumes})")  # fmt: skip
+            elif "found_ml" in result:
+                scans.append(f"- {name}: {result['lesions']} lesion(s), {result['found_ml']:.1f} ml found")
+            elif all(isinstance(v, (float, type(None))) for v in result.values()):
+                dice = ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in result.items())
+                scans.append(f"- {name}: Dice against TotalSegmentator's map: {dice}")
+        elif "call" in result:
+            reasons = "; ".join(result.get("reasons") or [])
+            scans.append(f"- {name}: {result['call']}" + (f" ({reasons})" if reasons else ""))
+    if scans:
         lines += ["", "Real scans (one case each: anecdotes, not a benchmark; never trained on; "
-                  "`scripts/benchmark_realdata.py`):", ""]  # fmt: skip
-        for name, result in realdata.items():
-            if not isinstance(result, dict) or name == "bundles":
-                continue
-            if task == "segmentation":
-                if "whole_tumour_dice" in result:
-                    volumes = f"{result['found_ml']:.1f} ml found, {result['truth_ml']:.1f} ml labelled"
-                    lines.append(f"- {name}: whole-tumour Dice {result['whole_tumour_dice']:.2f} against the "
-                                 f"label map ({volumes})")  # fmt: skip
-                elif "found_ml" in result:
-                    lines.append(f"- {name}: {result['lesions']} lesion(s), {result['found_ml']:.1f} ml found")
-                elif all(isinstance(v, (float, type(None))) for v in result.values()):
-                    dice = ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in result.items())
-                    lines.append(f"- {name}: Dice against TotalSegmentator's map: {dice}")
-            elif "call" in result:
-                reasons = "; ".join(result.get("reasons") or [])
-                lines.append(f"- {name}: {result['call']}" + (f" ({reasons})" if reasons else ""))
+                  "`scripts/benchmark_realdata.py`):", "", *scans]  # fmt: skip
     lines += ["", "Intended use: research, trying mednet on your own scans, a baseline to fine-tune from. "
               "Limits: phantoms are simpler than patients; the real-scan figures are single cases; "
               "check every output (the report flags implausible ones and unsure calls)."]  # fmt: skip
@@ -166,8 +181,10 @@ def main() -> None:
         if (args.disease and disease not in args.disease) or (args.bundle and bundle not in args.bundle):
             continue
         held = BENCHMARKS / f"reference_{disease}.json"
+        calibrated = BENCHMARKS / f"confidence_{disease}.json"
         text = section(bundle, json.loads(reference.read_text()), json.loads(held.read_text()) if held.is_file()
-                       else None, realdata.get(disease))  # fmt: skip
+                       else None, realdata.get(disease),
+                       json.loads(calibrated.read_text()) if calibrated.is_file() else None)  # fmt: skip
         card = path / "docs" / "README.md"
         content = card.read_text()
         if START in content:
