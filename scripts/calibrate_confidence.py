@@ -9,8 +9,9 @@ weights' training chose its best epoch on these cases but never trained on them)
 through ``mednet predict`` with the shipped weights: the localiser's predicted maps, then
 grading and fusion, as a user's case. :func:`mednet.fusion.confidence.fit_min_confidence`
 then gives the least fused probability at which the calls are right at least ``--target``
-of the time. ``--write`` sets it as ``min_confidence`` in the bundle's
-``configs/inference.json`` (bump the bundle's version and changelog after).
+of the time, above a tie between the classes (1 / classes: a tie is never a call).
+``--write`` sets it as ``min_confidence`` in the bundle's ``configs/inference.json`` (bump
+the bundle's version and changelog after).
 
 Writes JSON: the fitted threshold, the calls it makes on these cases against the
 threshold in the config now, the whole accuracy-coverage curve, the weights' versions.
@@ -78,7 +79,7 @@ def main() -> None:
     confidence, correct = calls(read_records(predictions))
     config = bundle_path(recipe["bundle"]) / "configs" / "inference.json"
     now = current_min_confidence(config)
-    floor = 1.0 / len(spec.classes)
+    floor = round(1.0 / len(spec.classes) + 1e-4, 4)  # above a tie between all classes: a tie is never a call
     fit = fit_min_confidence(confidence, correct, target=args.target, floor=floor)
     called_now = [right for p, right in zip(confidence, correct, strict=True) if now is None or p >= now]
     result = {
