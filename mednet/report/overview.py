@@ -261,20 +261,6 @@ def _layout(columns: int, lesion_rows: int, legend_rows: int) -> tuple[int, int,
                  between=0.08)  # fmt: skip
 
 
-def _labelled_box(seg: np.ndarray) -> tuple[slice, slice, slice]:
-    """The box of an ``(x, y, z)`` label map's nonzero voxels (empty slices when none): its axial extent first.
-
-    Twice as quick as :func:`bounding_box` on a BraTS-size map: one reduction over the whole
-    volume (along z), the others over the box's columns only.
-    """
-    occupied = seg != 0
-    across = bounding_box(occupied.any(axis=2))
-    if across is None:
-        return (slice(0, 0),) * 3
-    (along,) = bounding_box(occupied[across].any(axis=(0, 1)))
-    return (*across, along)
-
-
 def _components(seg: np.ndarray, affine: np.ndarray, lesions: set[int], table: Sequence[Mapping] | None,
                 masks: Mapping[int, np.ndarray] | None = None) -> list[dict]:  # fmt: skip
     """Each lesion of the (RAS) label map: its voxels' bounding box, id, class and volume, largest first.
@@ -358,7 +344,7 @@ def write_overview(
         seg = seg.astype(int)
     lesion_set = {int(v) for v in lesion_values}
     # every label lies in the box of the labelled voxels: the masks and components are worked out there
-    labelled = _labelled_box(seg) if 0 not in lesion_set else tuple(slice(0, n) for n in seg.shape)
+    labelled = (bounding_box(seg != 0) or (slice(0, 0),) * 3) if 0 not in lesion_set else tuple(map(slice, seg.shape))
     offset = np.array([b.start for b in labelled])
     inside = seg[labelled]
     masks = {v: m for v in sorted(lesion_set) if (m := inside == v).any()}  # the lesion values present

@@ -167,3 +167,18 @@ def test_fill_holes_fills_a_closed_cavity_and_not_an_open_one():
     shell[4, 4, 2] = False  # a channel to the outside: not a hole any more
     assert not fill_holes(shell)[4, 4, 4]
     assert not fill_holes(np.zeros((3, 4), dtype=bool)).any()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 4).flatmap(lambda n: st.lists(st.integers(1, 6), min_size=n, max_size=n)), st.integers(0, 2**31),
+       st.sampled_from([0.0, 0.02, 0.2, 0.7]))  # fmt: skip
+def test_bounding_box_is_every_axis_own_span(shape, seed, density):
+    """The box from one projection equals each axis's span of the True voxels; None for none."""
+    from mednet.io.grid import bounding_box
+
+    mask = np.random.default_rng(seed).random(shape) < density
+    expected = []
+    for axis in range(mask.ndim):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        expected.append(slice(int(hits[0]), int(hits[-1]) + 1) if hits.size else None)
+    assert bounding_box(mask) == (None if None in expected else tuple(expected))
