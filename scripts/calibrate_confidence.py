@@ -25,7 +25,7 @@ import re
 import sys
 from pathlib import Path
 
-from mednet.bundles import bundle_path
+from mednet.bundles import BundleSpec, bundle_path
 from mednet.fusion.confidence import fit_min_confidence
 from mednet.pipeline import predict_cohort
 from mednet.pipeline.diseases import disease_spec
@@ -35,9 +35,9 @@ from mednet.training.reference import RECIPES, reference_cohort
 _SETTING = re.compile(r'("min_confidence":\s*)([0-9.]+|null)')
 
 
-def current_min_confidence(config: Path) -> float | None:
-    """The ``min_confidence`` a bundle's inference config holds now."""
-    value = json.loads(config.read_text()).get("min_confidence")
+def current_min_confidence(bundle: Path) -> float | None:
+    """The ``min_confidence`` a bundle's inference config holds now (read as the bundle reads it)."""
+    value = BundleSpec.load(bundle).parser().get_parsed_content("min_confidence")
     return None if value is None else float(value)
 
 
@@ -77,8 +77,9 @@ def main() -> None:
     predict_cohort(datalist, args.disease, predictions, device=args.device, partition="validation",
                    progress=lambda line: print(f"  {line}", flush=True))  # fmt: skip
     confidence, correct = calls(read_records(predictions))
-    config = bundle_path(recipe["bundle"]) / "configs" / "inference.json"
-    now = current_min_confidence(config)
+    bundle = bundle_path(recipe["bundle"])
+    config = bundle / "configs" / "inference.json"
+    now = current_min_confidence(bundle)
     floor = round(1.0 / len(spec.classes) + 1e-4, 4)  # above a tie between all classes: a tie is never a call
     fit = fit_min_confidence(confidence, correct, target=args.target, floor=floor)
     called_now = [right for p, right in zip(confidence, correct, strict=True) if now is None or p >= now]
