@@ -18,9 +18,15 @@ def test_same_grid_is_not_interpolated(volume):
     nudged = lps_affine()
     nudged[0, 3] += 1e-4
     image = MetaTensor(torch.tensor(volume)[None], affine=torch.tensor(nudged))
+    image.meta["filename_or_obj"] = "flair.nii.gz"
     out = ResampleToReference()(image, reference)
     assert torch.equal(out.as_tensor(), image.as_tensor())
     assert torch.equal(out.affine, reference.affine)
+    # not copied (the same voxels), but the input keeps its own affine and metadata
+    assert out.data_ptr() == image.data_ptr()
+    assert torch.equal(image.affine, torch.tensor(nudged, dtype=image.affine.dtype))
+    out.meta["filename_or_obj"] = "changed"
+    assert image.meta["filename_or_obj"] == "flair.nii.gz"
 
 
 def test_dictionary_pipeline_with_a_real_loader(tmp_path, volume, rng):
