@@ -4,7 +4,7 @@
 - :mod:`~mednet.bundles.spec`: :class:`BundleSpec`, the one reader of a bundle's configuration
   (sequences, classes, label table, lesion values, version, weights) and safe weight loading;
 - :mod:`~mednet.bundles.run`: :func:`run_bundle` (``python -m monai.bundle run`` in-process),
-  :func:`train_bundle`, :func:`console_to`;
+  :func:`train_bundle` (resuming an interrupted run: :func:`interrupted_run`), :func:`console_to`;
 - :mod:`~mednet.bundles.archive`: :func:`bundle_table`, :func:`export_bundle`, :func:`install_weights`;
 - :mod:`~mednet.bundles.cards`: :func:`write_benchmark_section` (model cards).
 """
@@ -20,6 +20,7 @@ __all__ = [
     "console_to",
     "export_bundle",
     "install_weights",
+    "interrupted_run",
     "list_bundles",
     "load_state_dict",
     "run_bundle",
@@ -32,7 +33,7 @@ __all__ = [
 _WHERE = {
     "BUNDLES_DIR": "locate", "bundle_path": "locate", "list_bundles": "locate",
     "BundleSpec": "spec", "UnsafeCheckpointError": "spec", "load_state_dict": "spec",
-    "console_to": "run", "run_bundle": "run", "train_bundle": "run",
+    "console_to": "run", "run_bundle": "run", "train_bundle": "run", "interrupted_run": "run",
     "bundle_table": "archive", "export_bundle": "archive", "install_weights": "archive",
     "write_benchmark_section": "cards",
 }  # fmt: skip

@@ -8,6 +8,7 @@ and ``logging.conf``, and keyword arguments override config entries
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import numbers
 import os
@@ -19,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from mednet.bundles.locate import bundle_path
+from mednet.io.atomic import write_json_atomic
 
 __all__ = ["console_to", "run_bundle", "train_bundle"]
 
@@ -89,6 +91,16 @@ def console_to(log: os.PathLike | str) -> Iterator[Path]:
                         logger.removeHandler(handler)
 
 
+def interrupted_run(work: os.PathLike | str) -> bool:
+    """Whether ``work`` holds a run stopped after an epoch (``models/resume.pt``) for :func:`train_bundle` to resume."""
+    return (Path(work) / "models" / "resume.pt").is_file()
+
+
+def _setting(value: object) -> str:
+    """A setting that is not JSON (a progress bar object): its type, which is what decides whether to resume."""
+    return type(value).__qualname__
+
+
 def train_bundle(
     name: str,
     datalist: os.PathLike | str,
@@ -99,10 +111,14 @@ def train_bundle(
     seed: int = 0,
     **override,
 ) -> float:
-    """Train a bundle from scratch for a number of epochs; the seconds it took.
+    """Train a bundle for a number of epochs, resuming an interrupted run of the same call; the seconds it took.
 
-    ``work`` is emptied first; the weights go to ``work/models`` (``model.pt``, the best
-    validation epoch's), the logs and TensorBoard curves to ``work/train_log``. The run's
+    The weights go to ``work/models`` (``model.pt``, the best validation epoch's), the logs
+    and TensorBoard curves to ``work/train_log``. ``work`` is emptied first, unless it holds
+    an interrupted run of the same bundle, datalist and settings (``work/run.json``) with
+    its state after an epoch (``work/models/resume.pt``, :class:`mednet.engines.Resume`):
+    that run then continues at its next epoch and ends with the weights it would have had
+    uninterrupted. The seconds are those of every part of the run. The run's
     length is ``epochs`` (the config's ``max_epochs``), never the wall clock, so the same
     call gives the same weights on a slow or busy machine as on a fast one: on CPU, with
     the same ``seed`` and the same number of torch threads, byte for byte. A wall-clock
@@ -128,9 +144,16 @@ def train_bundle(
     if "max_epochs" in override:
         raise ValueError(f"max_epochs={override['max_epochs']!r}: give the run's length as epochs= instead")
     work = Path(work)
-    shutil.rmtree(work, ignore_errors=True)
-    start = time.perf_counter()
     settings = {"max_epochs": int(epochs), "seed": seed, **override}
+    run = {"bundle": name, "root": str(root or ""), "datalist": str(Path(datalist).resolve()), "settings": settings}
+    record = work / "run.json"
+    same = record.is_file() and json.loads(record.read_text()) == json.loads(json.dumps(run, default=_setting))
+    if not (same and interrupted_run(work)):
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        write_json_atomic(record, run, indent=2, default=_setting)
+    start = time.perf_counter()
     run_bundle(name, ["train"], root=root, datalist=str(datalist), ckpt_dir=str(work / "models"),
-               output_dir=str(work / "train_log"), **settings)  # fmt: skip
-    return time.perf_counter() - start
+               output_dir=str(work / "train_log"), resume=True, **settings)  # fmt: skip
+    timing = work / "models" / "training_time.json"
+    return float(json.loads(timing.read_text())["seconds"]) if timing.is_file() else time.perf_counter() - start

@@ -10,11 +10,13 @@ from mednet.engines.grading import (
 )
 from mednet.engines.handlers import TimeBudget, TrainingProgress, format_duration
 from mednet.engines.metrics import per_class_dice
+from mednet.engines.resume import Resume, random_states
 
 __all__ = [
     "BranchLoss",
     "BranchwiseBest",
     "GradingWriter",
+    "Resume",
     "SequenceBatch",
     "TimeBudget",
     "TrainingProgress",
@@ -22,4 +24,5 @@ __all__ = [
     "format_duration",
     "fused_probabilities",
     "per_class_dice",
+    "random_states",
 ]

@@ -187,6 +187,15 @@ class BranchwiseBest:
         if improved and _rank() == 0:
             self.save(model)
 
+    def state_dict(self) -> dict:
+        """Each branch's best metric, its epoch and its weights (:class:`mednet.engines.Resume` keeps them)."""
+        return {"best": {n: dict(b) for n, b in self.best.items()}, "states": dict(self.states)}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Take back :meth:`state_dict`'s record."""
+        self.best = {n: {"metric": float(b["metric"]), "epoch": int(b["epoch"])} for n, b in state["best"].items()}
+        self.states = {n: dict(s) for n, s in state["states"].items()}
+
     def save(self, model) -> Path:
         """Write the combined state dict and the per-branch record."""
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}

@@ -87,7 +87,9 @@ class TimeBudget:
         self._start = self._last = time.monotonic()
         self._longest = 0.0
         if self.optimizer is not None:
-            self._initial_lr = [group.get("initial_lr", group["lr"]) for group in self.optimizer.param_groups]
+            # kept in the parameter groups (as torch's schedulers do), so that the optimizer's state
+            # dict carries them and a resumed run anneals from the same rates
+            self._initial_lr = [group.setdefault("initial_lr", group["lr"]) for group in self.optimizer.param_groups]
 
     def _validate_last(self, engine: Engine) -> None:
         """Validate the last epoch when the ValidationHandler's interval skipped it (budget or max_epochs)."""

@@ -42,7 +42,15 @@ from pathlib import Path
 import torch
 
 import mednet
-from mednet.bundles import BundleSpec, bundle_path, console_to, load_state_dict, run_bundle, train_bundle
+from mednet.bundles import (
+    BundleSpec,
+    bundle_path,
+    console_to,
+    interrupted_run,
+    load_state_dict,
+    run_bundle,
+    train_bundle,
+)
 from mednet.io.atomic import atomic_path, write_json_atomic
 from mednet.synthetic import generate_cohort
 
@@ -100,7 +108,8 @@ def _train(recipe: dict, datalist: Path, work: Path) -> dict:
     if done.is_file() and json.loads(done.read_text()).get("recipe") == wanted:
         return json.loads(done.read_text())
     log = work.parent / f"{work.name}.log"
-    log.unlink(missing_ok=True)
+    if not interrupted_run(work):
+        log.unlink(missing_ok=True)  # a fresh run; an interrupted one resumes and its log goes on
     with console_to(log):
         seconds = train_bundle(recipe["bundle"], datalist, work, epochs=recipe["epochs"], seed=recipe["seed"],
                                **recipe["overrides"])  # fmt: skip

@@ -396,7 +396,7 @@ def _inference_overrides(bundle: str, overrides: Mapping) -> dict:
 def _train_stage(stage: str, settings: dict, datalist: Path, run: Path, data_sha: str,
                  progress: TextIO | None, echo: Callable[[str], None]) -> dict:  # fmt: skip
     """Train the stage's bundle unless ``RUN/<stage>/done.json`` says it was, with these settings on this data."""
-    from mednet.bundles import console_to, train_bundle
+    from mednet.bundles import console_to, interrupted_run, train_bundle
 
     work, log = run / stage, run / f"{stage}.log"
     done = work / "done.json"
@@ -411,7 +411,8 @@ def _train_stage(stage: str, settings: dict, datalist: Path, run: Path, data_sha
             return {**record, "skipped": True}
     echo(f"{stage}: training {settings['bundle']} for {settings['epochs']} epoch(s), seed {settings['seed']} "
          f"(log {log}; TensorBoard curves {work / 'train_log'})")  # fmt: skip
-    log.unlink(missing_ok=True)
+    if not interrupted_run(work):
+        log.unlink(missing_ok=True)  # a fresh run; an interrupted one resumes and its log goes on
     overrides = dict(settings["overrides"])
     if progress is not None:
         bar = StepBar(progress, stage)

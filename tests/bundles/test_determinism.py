@@ -26,6 +26,11 @@ GRADING = {"n_slices": 4, "slice_size": [16, 16], "batch_size": 2, "network_kwar
 def _train(bundle: str, datalist: Path, work: Path, seed: int, settings: dict) -> tuple[dict, dict]:
     """Two epochs; the saved state dict and every TensorBoard scalar (train loss, validation metrics) by tag."""
     train_bundle(bundle, datalist, work, epochs=2, seed=seed, **settings)
+    return _train_scalars(work)
+
+
+def _train_scalars(work: Path) -> tuple[dict, dict]:
+    """A run's ``model.pt`` and its TensorBoard scalars by tag (the steps of every part of the run, in order)."""
     state = torch.load(work / "models" / "model.pt", map_location="cpu", weights_only=True)
     scalars = {}
     for events in sorted((work / "train_log").glob("events.out.tfevents.*")):
@@ -73,3 +78,57 @@ def test_train_bundle_wants_a_number_of_epochs(tmp_path):
     with pytest.raises(ValueError, match=r"max_epochs=3: give the run's length as epochs= instead"):
         train_bundle("cpa_mri_segmentation", tmp_path / "datalist.json", tmp_path / "work", epochs=2, max_epochs=3)
     assert not (tmp_path / "work").exists()
+
+
+class StoppedError(Exception):
+    """The run stopped after an epoch, as a killed process would."""
+
+
+@pytest.mark.parametrize(
+    ("bundle", "cohorts", "settings"),
+    [("cpa_mri_segmentation", "tiny_cohorts", SEGMENTATION),
+     ("cpa_mri_classification", "grading_cohorts", {**GRADING, "num_workers": 0})],
+)  # fmt: skip
+def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(bundle, cohorts, settings, request,
+                                                                           tmp_path, monkeypatch):  # fmt: skip
+    from mednet.engines import Resume
+
+    datalist = request.getfixturevalue(cohorts)[bundle]
+    settings = {**settings, "val_interval": 1}
+    train_bundle(bundle, datalist, tmp_path / "whole", epochs=3, seed=1, **settings)
+
+    save = Resume.save
+
+    def save_then_stop(self, engine):
+        save(self, engine)
+        if engine.state.epoch == 2:
+            raise StoppedError
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Resume, "save", save_then_stop)
+        with pytest.raises(RuntimeError) as raised:  # MONAI's config parser wraps what the run raised
+            train_bundle(bundle, datalist, tmp_path / "parts", epochs=3, seed=1, **settings)
+    causes = [raised.value]
+    while causes[-1].__cause__ is not None:
+        causes.append(causes[-1].__cause__)
+    assert isinstance(causes[-1], StoppedError)
+    state = tmp_path / "parts" / "models" / "resume.pt"
+    assert torch.load(state, map_location="cpu", weights_only=True)["epoch"] == 2
+    seconds = train_bundle(bundle, datalist, tmp_path / "parts", epochs=3, seed=1, **settings)
+
+    assert not state.exists()  # the run finished
+    timing = (tmp_path / "parts" / "models" / "training_time.json").read_text()
+    assert '"resumed_at_epochs": [2]' in timing.replace("\n", "").replace("  ", "") and seconds > 0
+    whole = torch.load(tmp_path / "whole" / "models" / "model.pt", map_location="cpu", weights_only=True)
+    parts = torch.load(tmp_path / "parts" / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert _same_weights(whole, parts)
+    _, whole_scalars = _train_scalars(tmp_path / "whole")
+    _, parts_scalars = _train_scalars(tmp_path / "parts")
+    last = {tag: values[-1] for tag, values in whole_scalars.items() if tag.startswith("val_")}
+    assert last and last == {tag: parts_scalars[tag][-1] for tag in last}  # the third epoch's validation
+    record = tmp_path / "whole" / "models" / "model_branches.json"
+    if record.is_file():
+        assert record.read_text() == (tmp_path / "parts" / "models" / "model_branches.json").read_text()
+    # a run with other settings is not resumed: it starts afresh
+    train_bundle(bundle, datalist, tmp_path / "parts", epochs=1, seed=1, **settings)
+    assert "resumed_at_epochs\": []" in (tmp_path / "parts" / "models" / "training_time.json").read_text()
