@@ -119,6 +119,27 @@ class LocalisationResult:
     lesions: list[dict]
 
 
+def channel_argmax(probabilities: np.ndarray, channels: list[int] | None = None) -> np.ndarray:
+    """``probabilities[channels].argmax(axis=0)`` as int16, the first channel winning ties, as numpy's.
+
+    One pass per channel over contiguous ``(x, y, z)`` arrays: numpy's ``argmax`` along the
+    first axis of a ``(C, x, y, z)`` array first copies it channel-last (14 channels of a
+    torso volume: 0.4 s of 0.5). Finite values assumed (softmax outputs).
+
+    Args:
+        probabilities: ``(C, x, y, z)``.
+        channels: the channels to compare (default all), in order; the result indexes this list.
+    """
+    channels = list(range(probabilities.shape[0])) if channels is None else list(channels)
+    best = np.array(probabilities[channels[0]], copy=True)
+    index = np.zeros(best.shape, dtype=np.int16)
+    for position, channel in enumerate(channels[1:], start=1):
+        better = probabilities[channel] > best
+        index[better] = position
+        np.maximum(best, probabilities[channel], out=best)
+    return index
+
+
 def localise_from_probabilities(
     probabilities: np.ndarray, affine: np.ndarray, scheme: LabelScheme
 ) -> LocalisationResult:
@@ -139,13 +160,13 @@ def localise_from_probabilities(
     probabilities = np.asarray(probabilities, dtype=np.float32)
     if probabilities.ndim != 4:
         raise ValueError(f"probabilities: expected (C, x, y, z), found shape {probabilities.shape}")
-    labels = probabilities.argmax(axis=0).astype(np.int16)
+    labels = channel_argmax(probabilities)
     lesion_probability = None
     channels = [v for v in scheme.lesion_classes if v < probabilities.shape[0]]
     if channels:
         lesion_probability = probabilities[channels].sum(axis=0)
         if scheme.lesion_threshold is not None:
-            likeliest = np.asarray(channels, dtype=np.int16)[probabilities[channels].argmax(axis=0)]
+            likeliest = np.asarray(channels, dtype=np.int16)[channel_argmax(probabilities, channels)]
             labels = np.where(lesion_probability >= scheme.lesion_threshold, likeliest, labels)
     labels = clean_organs(labels, scheme.organ_components)
     kwargs = {

@@ -158,3 +158,68 @@ def test_clean_organs_keeps_largest_parts_fills_holes_keeps_lesions():
     assert cleaned[5, 5, 5] == 1 and cleaned[6, 6, 6] == 5 and cleaned[15, 15, 15] == 0
     assert cleaned[0, 19, 19] == 0 and (cleaned == 2).sum() == 2 * 27
     assert labels[15, 15, 15] == 1  # input untouched
+
+
+def _clean_organs_whole_volume(labels, organs):
+    """clean_organs as first written: every step on whole-volume masks (the reference for the boxed one)."""
+    from scipy import ndimage
+
+    out = np.array(labels, copy=True)
+    for value, keep in organs.items():
+        mask = out == value
+        if not mask.any():
+            continue
+        components, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+        if count > keep:
+            sizes = ndimage.sum_labels(mask, components, index=np.arange(1, count + 1))
+            kept = np.argsort(-sizes, kind="stable")[:keep] + 1
+            out[mask & ~np.isin(components, kept)] = 0
+            mask = out == value
+        out[ndimage.binary_fill_holes(mask) & (out == 0)] = value
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_organs_and_lesions_from_boxes_equal_the_whole_volume_results(seed):
+    """Organ clean-up and the lesion table, worked out inside bounding boxes, as from whole-volume masks."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((40, 36, 24), np.int16)
+    for value in (1, 2, 3, 4, 12, 13) * 3:  # blobs that touch, overlap, fragment, sit at the edges
+        low = rng.integers(0, [34, 30, 19])
+        labels[tuple(slice(a, a + int(rng.integers(2, 9))) for a in low)] = value
+    labels[rng.random(labels.shape) < 0.02] = 0  # holes and fragments
+    labels[rng.random(labels.shape) < 0.003] = 13  # scattered one-voxel lesions
+    organs = {1: 1, 2: 2, 3: 1, 4: 1}
+    assert np.array_equal(clean_organs(labels, organs), _clean_organs_whole_volume(labels, organs))
+
+    names = {1: "liver", 2: "lungs", 3: "kidney", 4: "spleen"}
+    affine = np.diag([1.5, 1.2, 4.0, 1.0])
+    probability = rng.random(labels.shape).astype(np.float32)
+    table = find_lesions(labels, affine, {12: "primary", 13: "metastasis"}, organs=names, probability=probability)
+    expected = []
+    for value in (12, 13):  # each lesion's voxels, mean probability and touching organs from whole-volume masks
+        components, count = ndimage.label(labels == value, structure=np.ones((3, 3, 3), dtype=bool))
+        for component in range(1, count + 1):
+            mask = components == component
+            ring = ndimage.binary_dilation(mask, np.ones((3, 3, 3), dtype=bool)) & ~mask
+            touching = sorted(names[int(v)] for v in np.unique(labels[ring]) if int(v) in names)
+            expected.append((value, int(mask.sum()), round(float(probability[mask].mean()), 4), touching,
+                             np.argwhere(mask).min(axis=0).tolist()))  # fmt: skip
+    found = [(row["label"], row["voxels"], row["mean_probability"], row["host_organ"], row["bbox_min_voxel"])
+             for row in table]  # fmt: skip
+    assert sorted((v, n, p, b) for v, n, p, _, b in expected) == sorted((v, n, p, b) for v, n, p, _, b in found)
+    hosts = {(v, n, tuple(b)): t for v, n, _, t, b in expected}
+    assert all(not hosts[(v, n, tuple(b))] or h in hosts[(v, n, tuple(b))] for v, n, _, h, b in found)
+
+
+@pytest.mark.parametrize("channels", [None, [12, 13], [3]])
+def test_channel_argmax_equals_numpys_ties_included(channels):
+    from mednet.localisation.outputs import channel_argmax
+
+    rng = np.random.default_rng(3)
+    probabilities = rng.integers(0, 4, (14, 9, 8, 7)).astype(np.float32)  # many ties
+    picked = probabilities if channels is None else probabilities[channels]
+    found = channel_argmax(probabilities, channels)
+    assert found.dtype == np.int16 and np.array_equal(found, picked.argmax(axis=0))
