@@ -129,7 +129,6 @@ class Resume:
         self.validator = validator
         self.savers = [s for s in (savers or ()) if _saver_state(s) is not None]
         self.enabled = bool(enabled)
-        self.resumed_from = 0
         self.resumed_at: list[int] = []  # the epochs after which earlier parts stopped
         self.seconds_before = 0.0  # training time of the earlier parts of the run
         self._part_start = time.monotonic()
@@ -229,7 +228,6 @@ class Resume:
         for saver, state in zip(self.savers, saved["savers"], strict=True):
             _load_saver_state(saver, state)
         engine.state.epoch, engine.state.iteration = saved["epoch"], saved["iteration"]
-        self.resumed_from = saved["epoch"]
         self.seconds_before = float(saved["seconds"])
         self.resumed_at = [*saved["resumed_at_epochs"], saved["epoch"]]
         logger.info(f"resuming from {self.path}: epoch {saved['epoch']} of {engine.state.max_epochs} done")

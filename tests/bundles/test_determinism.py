@@ -6,6 +6,7 @@ threads), their random augmentation (sequence dropout included) and ``mednet.bun
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -117,8 +118,8 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(bundl
     seconds = train_bundle(bundle, datalist, tmp_path / "parts", epochs=3, seed=1, **settings)
 
     assert not state.exists()  # the run finished
-    timing = (tmp_path / "parts" / "models" / "training_time.json").read_text()
-    assert '"resumed_at_epochs": [2]' in timing.replace("\n", "").replace("  ", "") and seconds > 0
+    timing = json.loads((tmp_path / "parts" / "models" / "training_time.json").read_text())
+    assert timing["resumed_at_epochs"] == [2] and timing["epochs"] == 3 and seconds == timing["seconds"] > 0
     whole = torch.load(tmp_path / "whole" / "models" / "model.pt", map_location="cpu", weights_only=True)
     parts = torch.load(tmp_path / "parts" / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert _same_weights(whole, parts)
@@ -131,4 +132,4 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(bundl
         assert record.read_text() == (tmp_path / "parts" / "models" / "model_branches.json").read_text()
     # a run with other settings is not resumed: it starts afresh
     train_bundle(bundle, datalist, tmp_path / "parts", epochs=1, seed=1, **settings)
-    assert "resumed_at_epochs\": []" in (tmp_path / "parts" / "models" / "training_time.json").read_text()
+    assert json.loads((tmp_path / "parts" / "models" / "training_time.json").read_text())["resumed_at_epochs"] == []
