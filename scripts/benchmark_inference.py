@@ -18,7 +18,10 @@ weights (the bundle's shipped ``models/model.pt``), alternating in one run:
   the case's files, then its label map, label table and lesion table written
   (:func:`mednet.localisation.write_localisation`);
 - **mednet pipeline**: :func:`mednet.pipeline.predict_case` (read and validate, localise,
-  grade, fuse, write every output including the overview PNG).
+  grade, fuse, write every output including the overview PNG);
+- **mednet localisation in bfloat16** (``--precision bfloat16``), when the CPU has bfloat16
+  units (oneDNN says so: Intel AMX or AVX-512 BF16): the same as mednet's localisation with
+  the networks under bfloat16 autocast; its map against float32's and the plain path's.
 
 Reported per case: median seconds of each (after one warm-up), the ratios
 (pipeline / plain, mednet localisation / plain, pipeline / mednet localisation), input
@@ -53,6 +56,9 @@ from mednet.pipeline.case import Predictors, predict_case
 from mednet.pipeline.diseases import disease_spec
 from mednet.synthetic import generate_cohort
 from mednet.transforms import Localised
+
+#: The CPU has bfloat16 matrix units (oneDNN: Intel AMX or AVX-512 BF16): ``--precision bfloat16`` is timed too.
+BFLOAT16_UNITS = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def _reset_peak() -> bool:
@@ -211,19 +217,25 @@ def benchmark(disease: str, repeats: int, work: Path, case: dict | None = None) 
     localiser = LocalisationPredictor(spec.localisation, "cpu")
     predictors = Predictors(spec, localiser, Predictors.build(spec, "cpu").grade)
     scheme = LabelScheme(list(spec.localisation.label_table), {})
+    maps: dict[str, np.ndarray] = {}
 
     def run_plain() -> None:
         plain(case)
 
-    def run_localisation() -> None:
-        found = localiser(case)
-        write_localisation(LocalisationResult(found.array, found.lesions), found.labels, work / "mednet",
+    def localise(predictor: LocalisationPredictor, name: str) -> None:
+        found = predictor(case)
+        write_localisation(LocalisationResult(found.array, found.lesions), found.labels, work / name,
                            case["case_id"], scheme, overwrite=True)  # fmt: skip
+        maps[name] = found.array
 
     def run_pipeline() -> None:
         predict_case(case, predictors, work / "pipeline")
 
-    paths = {"plain_monai": run_plain, "mednet_localisation": run_localisation, "mednet_pipeline": run_pipeline}
+    paths = {"plain_monai": run_plain, "mednet_localisation": lambda: localise(localiser, "mednet"),
+             "mednet_pipeline": run_pipeline}  # fmt: skip
+    if BFLOAT16_UNITS:
+        fast = LocalisationPredictor(spec.localisation, "cpu", precision="bfloat16")
+        paths["mednet_localisation_bfloat16"] = lambda: localise(fast, "bfloat16")
     seconds: dict[str, list[float]] = {name: [] for name in paths}
     peaks: dict[str, float | None] = {}
     for run in paths.values():  # warm-up
@@ -247,6 +259,16 @@ def benchmark(disease: str, repeats: int, work: Path, case: dict | None = None) 
     ruled_both = lesion.sum() + ruled_lesion.sum()
     median = {name: statistics.median(values) for name, values in seconds.items()}
     voxels = int(np.prod(reference.shape)) * len(spec.localisation.sequences)
+    bfloat16 = {}
+    if "bfloat16" in maps:
+        fast_lesion = np.isin(maps["bfloat16"], spec.localisation.lesion_values)
+        bfloat16 = {
+            "plain_over_mednet_localisation_bfloat16":
+                round(median["plain_monai"] / median["mednet_localisation_bfloat16"], 3),
+            "lesion_dice_bfloat16_vs_float32": _dice(fast_lesion, lesion),
+            "lesion_dice_bfloat16_vs_plain_with_mednet_rules": _dice(fast_lesion, ruled_lesion),
+            "voxel_agreement_bfloat16_vs_float32": round(float(np.mean(maps["bfloat16"] == mednet_map)), 5),
+        }  # fmt: skip
     return {
         "case": {"shape": list(reference.shape), "sequences": list(spec.localisation.sequences),
                  "spacing_mm": [round(float(z), 3) for z in reference.header.get_zooms()]},
@@ -265,7 +287,13 @@ def benchmark(disease: str, repeats: int, work: Path, case: dict | None = None) 
         "lesion_dice_mednet_vs_plain_with_mednet_rules":
             round(2.0 * float((lesion & ruled_lesion).sum()) / ruled_both, 4) if ruled_both else None,
         "voxel_agreement_mednet_vs_plain_with_mednet_rules": round(float(np.mean(mednet_map == ruled)), 5),
+        **bfloat16,
     }  # fmt: skip
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float | None:
+    both = int(a.sum() + b.sum())
+    return round(2.0 * float((a & b).sum()) / both, 4) if both else None
 
 
 def main() -> None:
@@ -277,7 +305,8 @@ def main() -> None:
     args = parser.parse_args()
     results = {"machine": {"platform": platform.platform(), "torch": torch.__version__,
                            "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+                           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                           "cpu_bfloat16_units": BFLOAT16_UNITS},
                "bundles": {}, "cases": {}}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         runs = [(d, d, None) for d in args.diseases.split(",")]
@@ -286,7 +315,8 @@ def main() -> None:
         for name, disease, case in runs:
             results["bundles"].update(disease_spec(disease).versions)
             results["cases"][name] = benchmark(disease, args.repeats, Path(tmp) / name, case)
-            print(name, json.dumps(results["cases"][name]["ratios"]), flush=True)
+            print(name, json.dumps(results["cases"][name]["ratios"]),
+                  results["cases"][name].get("plain_over_mednet_localisation_bfloat16", ""), flush=True)
         if args.cohort:
             disease = args.diseases.split(",")[0]
             results["cohort"] = cohort_throughput(disease, args.cohort, Path(tmp) / "cohort")

@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto",
                         help="auto (default: the GPU when PyTorch finds one, else the CPU), cpu, cuda or cuda:N; "
                         "one that is not there is refused before any work (exit code 2)")  # fmt: skip
+    parser.add_argument("--precision", default="auto",
+                        help="the networks' arithmetic: auto (default: float16 on a GPU, float32 on the CPU), "
+                        "float32, bfloat16 (on CPUs with AMX or AVX-512 BF16 about 1.8 times faster networks, "
+                        "maps within a few boundary voxels of float32's), float16 (GPU only)")  # fmt: skip
     parser.add_argument("--bundles", default=None, help="folder of trained bundles (default: mednet's bundles/)")
     parser.add_argument("--models", default=None, metavar="RUN",
                         help="the weights of a `mednet train --out RUN` run instead of the shipped ones")  # fmt: skip
@@ -88,19 +92,20 @@ def run_predict(args: argparse.Namespace) -> int:
     # --json: stdout carries the JSON only; whatever else would print there goes to stderr
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         try:
-            from mednet.inference.device import choose_device
+            from mednet.inference.device import choose_device, choose_precision
             from mednet.pipeline import predict_cohort
 
-            choose_device(args.device)  # before anything else: an absent GPU is said once, not case by case
+            # before anything else: an absent GPU (or float16 on the CPU) is said once, not case by case
+            choose_precision(choose_device(args.device), args.precision)
             shard = parse_shard(args.shard)
             models = settings = None
             if args.models:
                 from mednet.training import run_models, run_settings
 
                 models, settings = run_models(args.models, args.disease), run_settings(args.models, args.disease)
-            common = {"device": args.device, "bundles": args.bundles, "models": models, "settings": settings,
-                      "clinicians": args.clinicians, "partition": args.partition, "overwrite": args.overwrite,
-                      "verbosity": verbosity}  # fmt: skip
+            common = {"device": args.device, "precision": args.precision, "bundles": args.bundles, "models": models,
+                      "settings": settings, "clinicians": args.clinicians, "partition": args.partition,
+                      "overwrite": args.overwrite, "verbosity": verbosity}  # fmt: skip
             if args.ray is not None:
                 from mednet.pipeline.cluster import predict_ray
 
@@ -155,7 +160,8 @@ def _json_result(result: dict, args: argparse.Namespace, code: int) -> dict:
         return {**doc, "error": result["error"]}
     counts = {k: result[k] for k in ("cases", "ok", "failed", "skipped", "pending", "kept")}
     paths = {k: (str(result[k]) if result[k] else None) for k in ("summary", "report", "metrics", "log")}
-    return {**doc, "partition": result["partition"], "device": result["device"], "interrupted": result["interrupted"],
+    return {**doc, "partition": result["partition"], "device": result["device"], "precision": result.get("precision"),
+            "interrupted": result["interrupted"],
             "counts": counts, "paths": paths, "cases": result["case_status"]}  # fmt: skip
 
 

@@ -6,8 +6,11 @@ once and choose the device once (:func:`choose_device`: the GPU when present, mi
 precision there). :mod:`mednet.pipeline` chains them for a case and a cohort.
 """
 
-from mednet.inference.device import DEVICES, autocast, choose_device
+from mednet.inference.device import DEVICES, PRECISIONS, autocast, choose_device, choose_precision
 from mednet.inference.grader import GradingPredictor
 from mednet.inference.localiser import Localisation, LocalisationPredictor
 
-__all__ = ["DEVICES", "GradingPredictor", "Localisation", "LocalisationPredictor", "autocast", "choose_device"]
+__all__ = [
+    "DEVICES", "PRECISIONS", "GradingPredictor", "Localisation", "LocalisationPredictor", "autocast", "choose_device",
+    "choose_precision",
+]  # fmt: skip

@@ -20,7 +20,7 @@ from monai.data import MetaTensor
 from mednet.bundles.spec import BundleSpec
 from mednet.grading.case import CaseGrading, grade_case
 from mednet.grading.ood import fitted_check, penultimate_features
-from mednet.inference.device import autocast, choose_device
+from mednet.inference.device import autocast, choose_device, choose_precision
 from mednet.io.cases import present_sequences
 
 __all__ = ["GradingPredictor"]
@@ -36,15 +36,19 @@ class GradingPredictor:
             beside it, fitted for these weights (:func:`mednet.grading.fit_feature_ood`; its
             SHA-256 is checked), makes out-of-distribution cases indeterminate (``ood_check``
             says whether it applies).
+        precision: the networks' arithmetic, ``auto`` (float16 on a GPU, float32 on the CPU),
+            ``float32``, ``bfloat16`` or ``float16`` (see :func:`mednet.inference.choose_precision`).
         overrides: config entries to replace (``aggregation="median"``).
 
     Raises:
         FileNotFoundError: no weights (the message says how to get them).
     """
 
-    def __init__(self, bundle: BundleSpec, device: str | torch.device = "auto", weights=None, **overrides):
+    def __init__(self, bundle: BundleSpec, device: str | torch.device = "auto", weights=None, precision: str = "auto",
+                 **overrides):  # fmt: skip
         self.bundle = bundle
         self.device = choose_device(device)
+        self.precision = choose_precision(self.device, precision)
         parser = bundle.parser(device=self.device, **overrides)
         self.network = parser.get_parsed_content("network_def", instantiate=True)
         self.weights = Path(weights) if weights else bundle.weights
@@ -72,7 +76,7 @@ class GradingPredictor:
         inputs = {key: torch.stack([torch.as_tensor(s[key]) for s in slices]) for key in [*present, *self.extra_inputs]}
         probabilities: dict[str, list[np.ndarray]] = {s: [] for s in present}
         features: dict[str, list[np.ndarray]] = {s: [] for s in present}
-        with autocast(self.device):
+        with autocast(self.device, self.precision):
             for start in range(0, len(slices), self.batch_size):
                 batch = {k: v[start : start + self.batch_size].to(self.device) for k, v in inputs.items()}
                 outputs, penultimate = penultimate_features(self.network, batch)

@@ -20,7 +20,7 @@ import torch
 from monai.data import MetaTensor
 
 from mednet.bundles.spec import BundleSpec
-from mednet.inference.device import autocast, choose_device
+from mednet.inference.device import autocast, choose_device, choose_precision
 from mednet.io.cases import present_sequences
 
 __all__ = ["Localisation", "LocalisationPredictor"]
@@ -58,6 +58,8 @@ class LocalisationPredictor:
         bundle: the bundle.
         device: ``auto``, ``cpu`` or ``cuda`` (see :func:`mednet.inference.choose_device`).
         weights: the checkpoint (default the bundle's ``models/model.pt``).
+        precision: the networks' arithmetic, ``auto`` (float16 on a GPU, float32 on the CPU),
+            ``float32``, ``bfloat16`` or ``float16`` (see :func:`mednet.inference.choose_precision`).
         overrides: config entries to replace (``sw_overlap=0.25``).
 
     Raises:
@@ -69,9 +71,11 @@ class LocalisationPredictor:
         >>> found = localise({"case_id": "c1", "t1": "c1_t1.nii.gz", ...})  # doctest: +SKIP
     """
 
-    def __init__(self, bundle: BundleSpec, device: str | torch.device = "auto", weights=None, **overrides):
+    def __init__(self, bundle: BundleSpec, device: str | torch.device = "auto", weights=None, precision: str = "auto",
+                 **overrides):  # fmt: skip
         self.bundle = bundle
         self.device = choose_device(device)
+        self.precision = choose_precision(self.device, precision)
         parser = bundle.parser(device=self.device, **overrides)
         self.network = parser.get_parsed_content("network_def", instantiate=True)
         self.weights = Path(weights) if weights else bundle.weights
@@ -94,7 +98,7 @@ class LocalisationPredictor:
         keys = present_sequences(case, self.bundle.sequences)
         data = self.preprocessing({"case_id": case.get("case_id", "case"), **{k: case[k] for k in keys}})
         image = data["image"]
-        with autocast(self.device):
+        with autocast(self.device, self.precision):
             pred = self.inferer(image[None].to(self.device), self.network)[0]
         data["pred"] = MetaTensor(pred.float().cpu(), meta=dict(image.meta))  # the input's metadata, as decollate gives
         data["pred"].applied_operations = list(image.applied_operations)

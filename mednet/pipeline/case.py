@@ -70,6 +70,7 @@ class Predictors:
         device: str = "auto",
         models: Mapping[str, os.PathLike | str] | None = None,
         settings: Mapping[str, Mapping] | None = None,
+        precision: str = "auto",
     ):
         """Both predictors on ``device``.
 
@@ -80,16 +81,24 @@ class Predictors:
             settings: bundle name -> config overrides the checkpoint was trained with that
                 predicting must repeat (network size, slice count; a ``mednet train`` run's
                 ``inference_overrides``).
+            precision: the networks' arithmetic (:func:`mednet.inference.choose_precision`).
         """
         models, settings = dict(models or {}), dict(settings or {})
         loc, grade = spec.localisation, spec.grading
-        return cls(spec, LocalisationPredictor(loc, device, models.get(loc.name), **settings.get(loc.name, {})),
-                   GradingPredictor(grade, device, models.get(grade.name), **settings.get(grade.name, {})))  # fmt: skip
+        return cls(spec, LocalisationPredictor(loc, device, models.get(loc.name), precision,
+                                               **settings.get(loc.name, {})),
+                   GradingPredictor(grade, device, models.get(grade.name), precision,
+                                    **settings.get(grade.name, {})))  # fmt: skip
 
     @property
     def device(self) -> str:
         """The device, as text."""
         return str(self.localise.device)
+
+    @property
+    def precision(self) -> str:
+        """The networks' arithmetic: ``float32``, ``bfloat16`` or ``float16``."""
+        return self.localise.precision
 
     @functools.cached_property
     def weights(self) -> dict[str, str]:
@@ -241,6 +250,7 @@ def predict_case(
         "bundles": spec.versions,
         "weights": predictors.weights,
         "device": predictors.device,
+        "precision": predictors.precision,
         "timings": timings,
         "provenance": run_provenance(),
     }

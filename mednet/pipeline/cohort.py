@@ -140,6 +140,7 @@ def predict_cohort(
     out: os.PathLike | str,
     *,
     device: str = "auto",
+    precision: str = "auto",
     bundles: os.PathLike | str | None = None,
     models: Mapping[str, os.PathLike | str] | None = None,
     settings: Mapping[str, Mapping] | None = None,
@@ -162,6 +163,8 @@ def predict_cohort(
             run is refused.
         device: ``auto`` (the GPU when there is one; under ``torchrun``, the rank's own GPU),
             ``cpu``, ``cuda`` or ``cuda:N``; one that is not there is refused before any work.
+        precision: the networks' arithmetic: ``auto`` (float16 on a GPU, float32 on the CPU),
+            ``float32``, ``bfloat16`` or ``float16`` (:func:`mednet.inference.choose_precision`).
         bundles: folder of the bundles (default: mednet's own, with their ``models/model.pt``).
         models: bundle name -> checkpoint, instead of the bundle's own ``models/model.pt``.
         settings: bundle name -> config overrides the checkpoints need (see :meth:`Predictors.build`).
@@ -197,9 +200,9 @@ def predict_cohort(
             shard, or an output folder of another disease or (for a shard) another cohort;
             all before any work.
     """
-    from mednet.inference.device import choose_device
+    from mednet.inference.device import choose_device, choose_precision
 
-    choose_device(device)  # a GPU asked for and absent: refused now, not case by case
+    choose_precision(choose_device(device), precision)  # a GPU asked for and absent: refused now, not case by case
     spec = disease_spec(disease, bundles)
     k, n = shard
     if not 1 <= k <= n:
@@ -215,7 +218,8 @@ def predict_cohort(
             device = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
     with warnings.catch_warnings():  # the libraries' deprecation notices are not the user's business (no log yet)
         warnings.simplefilter("ignore", FutureWarning)
-        predictors = Predictors.build(spec, device, models, settings)  # weights and configs checked before any case
+        # weights and configs checked before any case
+        predictors = Predictors.build(spec, device, models, settings, precision)
     write_run(out, spec.name, bundles, source, partition, summary_ids)
     cases = shard_cases(cohort, shard)
     readings = read_clinician_csv(clinicians) if clinicians else {}
@@ -229,7 +233,8 @@ def predict_cohort(
     if verbosity > 0:
         where = f"datalist {source}, partition {partition}" if datalist else f"{source}"
         share = f"; shard {k}/{n}: {len(cases)} of them" if n > 1 else ""
-        say(f"{spec.name}: {len(cohort)} cases from {where}{share}; device {predictors.device}")
+        say(f"{spec.name}: {len(cohort)} cases from {where}{share}; device {predictors.device}"
+            + (f" ({predictors.precision})" if predictors.precision != "float32" else ""))
         if kept:
             say(f"{out}: keeps {len(kept)} complete case(s) of earlier runs in the summary "
                 f"({len(summary_ids)} cases in all)")  # fmt: skip
@@ -310,6 +315,7 @@ def predict_cohort(
     return {"cases": len(cases), "ok": done, "failed": failed, "skipped": skipped, "pending": report["pending"],
             "kept": len(kept), "summary": report["summary"], "report": report["report"],
             "metrics": report["metrics"], "log": log, "interrupted": interrupted, "device": predictors.device,
+            "precision": predictors.precision,
             "partition": partition if datalist else None, "case_status": list(status.values())}  # fmt: skip
 
 

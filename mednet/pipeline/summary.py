@@ -295,7 +295,8 @@ def report_cohort(
                             "metrics come when every case is done")  # fmt: skip
         stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         bundles_used = ", ".join(f"{k} {v}" for k, v in spec.versions.items())
-        devices = sorted({str(r.get("device")) for r in records if r.get("device")})
+        devices = sorted({str(r.get("device")) + (f" ({r['precision']})" if r.get("precision", "float32") != "float32"
+                                                  else "") for r in records if r.get("device")})  # fmt: skip
         weights = {json.dumps(r.get("weights"), sort_keys=True) for r in records}
         lines = ["Research use only: mednet is not a medical device and must not be used for clinical decisions.",
                  f"Disease {spec.name}; bundles {bundles_used}; device {', '.join(devices) or 'none'}. "

@@ -217,3 +217,20 @@ def test_a_bundle_run_applies_the_feature_distance_check_as_predict_does(grading
     doc = json.loads((tmp_path / "c" / "grading.json").read_text())
     assert doc["ood_check"].startswith("no feature-distance check (no ood.json")
     assert all(c["fusion"]["ood"] == {} for c in doc["cases"])
+
+
+def test_precision_is_chosen_once_and_checked_before_work(tmp_path):
+    from mednet.inference import choose_precision
+    from mednet.pipeline import predict_cohort
+
+    cpu = torch.device("cpu")
+    assert choose_precision(cpu, "auto") == choose_precision(cpu, None) == "float32"  # the plain path's maps
+    assert choose_precision(torch.device("cuda"), "auto") == "float16"
+    assert choose_precision(cpu, "BFloat16") == "bfloat16"
+    with pytest.raises(ValueError, match="float16 needs a GPU"):
+        choose_precision(cpu, "float16")
+    with pytest.raises(ValueError, match="expected one of auto, float32, bfloat16, float16, found 'fp8'"):
+        choose_precision(cpu, "fp8")
+    with pytest.raises(ValueError, match="float16 needs a GPU"):  # before the cohort is read or OUT made
+        predict_cohort(tmp_path / "absent", "glioma", tmp_path / "out", device="cpu", precision="float16")
+    assert not (tmp_path / "out").exists()

@@ -109,3 +109,27 @@ def test_a_reoriented_copy_gets_the_same_map_in_world_space(disease, tmp_path):
     dice = 2.0 * np.logical_and(a > 0, b > 0).sum() / ((a > 0).sum() + (b > 0).sum())
     assert dice >= 0.99, f"{disease}: Dice {dice:.3f} between the maps of a case and its reoriented copy"
     assert (a == b).mean() >= 0.999  # and the same labels, organ by organ
+
+
+@pytest.mark.parametrize("disease", ["glioma", "neuroblastoma"])
+def test_bfloat16_gives_the_float32_maps_but_for_a_few_boundary_voxels(disease, tmp_path):
+    """``--precision bfloat16`` (CPUs with bfloat16 units): the shipped weights' maps stay those of float32."""
+    import nibabel as nib
+
+    cohort = generate_cohort(disease, 1, tmp_path / "data", size="demo", seed=404,
+                             balance=dict.fromkeys(disease_spec(disease).classes, 1.0))  # fmt: skip
+    maps = {}
+    for precision in ("auto", "bfloat16"):
+        out = tmp_path / precision
+        result = predict_cohort(cohort.datalist, disease, out, device="cpu", partition="all", precision=precision,
+                                progress=lambda line: None)  # fmt: skip
+        assert result["ok"] == 1 and result["precision"] == ("float32" if precision == "auto" else "bfloat16")
+        case = cohort.cases[0]["case_id"]
+        record = json.loads((out / case / f"{case}.json").read_text())
+        assert record["precision"] == result["precision"]
+        maps[precision] = np.asarray(nib.load(out / case / record["labels"]).dataobj)
+    a, b = maps["auto"], maps["bfloat16"]
+    lesions = list(disease_spec(disease).localisation.lesion_values)
+    la, lb = np.isin(a, lesions), np.isin(b, lesions)
+    assert la.any() and 2.0 * (la & lb).sum() / (la.sum() + lb.sum()) >= 0.99
+    assert (a == b).mean() >= 0.999

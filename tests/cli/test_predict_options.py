@@ -49,6 +49,21 @@ def test_an_absent_gpu_is_refused_before_any_work(device, tmp_path, volume, caps
     assert "finds no CUDA GPU" in capsys.readouterr().err and not (tmp_path / "demo").exists()
 
 
+@pytest.mark.parametrize(("precision", "message"), [
+    ("float16", "precision float16 needs a GPU; on the CPU use float32 (the default) or bfloat16"),
+    ("fp8", "precision: expected one of auto, float32, bfloat16, float16, found 'fp8'"),
+])  # fmt: skip
+def test_a_precision_the_device_cannot_run_is_refused_before_any_work(precision, message, tmp_path, volume, capsys):
+    image = write_nifti(tmp_path / "P1_t2.nii.gz", volume)
+    out = tmp_path / "out"
+    args = ["predict", "--disease", "cpa", "-i", str(image), "-o", str(out), "--device", "cpu", "--precision",
+            precision, "--bundles", str(tmp_path / "no_bundles_here")]  # fmt: skip
+    assert main(args) == 2
+    assert capsys.readouterr().err == f"mednet predict: error: {message}\n"
+    assert not out.exists()
+    assert build_parser().parse_args(["predict", "--disease", "cpa", "-i", "a", "-o", "b"]).precision == "auto"
+
+
 def test_a_gpu_number_beyond_the_gpus_is_refused(tmp_path, monkeypatch, capsys):
     import torch
 
