@@ -82,7 +82,7 @@ def _peak_mb() -> float | None:
 class PlainMonai:
     """The plain MONAI path of a segmentation bundle: its network and weights, MONAI's transforms."""
 
-    def __init__(self, spec: BundleSpec, out: Path):
+    def __init__(self, spec: BundleSpec, out: Path, device: str = "cpu"):
         from monai.inferers import SlidingWindowInferer
         from monai.transforms import (
             Activationsd,
@@ -98,9 +98,10 @@ class PlainMonai:
             Spacingd,
         )
 
-        parser = spec.parser(device=torch.device("cpu"))
+        self.device = torch.device(device)
+        parser = spec.parser(device=self.device)
         self.network = parser.get_parsed_content("network_def", instantiate=True)
-        spec.load_weights(self.network, None, torch.device("cpu"))
+        spec.load_weights(self.network, None, self.device)
         keys = list(spec.sequences)
         self.keys = keys
         self.pre = Compose([
@@ -127,7 +128,7 @@ class PlainMonai:
         """The case's class probabilities on its input grid (``pred``), as the plain path makes them."""
         data = self.pre({k: case[k] for k in self.keys})
         with torch.no_grad():
-            data["pred"] = self.inferer(data["image"][None], self.network)[0]
+            data["pred"] = self.inferer(data["image"][None].to(self.device), self.network)[0].cpu()
         return self.invert(data)
 
     def __call__(self, case: dict) -> None:
@@ -159,7 +160,7 @@ def _real_glioma() -> dict | None:
     return {"case_id": "TCGA-DU-7294", "patient_id": "TCGA-DU-7294", **{k: str(f) for k, f in files.items()}}
 
 
-def cohort_throughput(disease: str, cases: int, work: Path) -> dict:
+def cohort_throughput(disease: str, cases: int, work: Path, device: str = "cpu") -> dict:
     """A cohort of ``cases`` full-size cases: ``mednet predict`` with the files overlapped or not, and localisation.
 
     Three passes over the same cases (given without their truth or class, as a user's
@@ -177,7 +178,7 @@ def cohort_throughput(disease: str, cases: int, work: Path) -> dict:
     entries = [c for p in ("training", "validation", "testing") for c in json.loads(cohort.datalist.read_text())[p]]
     entries = [{k: (str(cohort.datalist.parent / v) if k in spec.sequences else v)
                 for k, v in c.items() if k != "label"} for c in entries]  # fmt: skip
-    localiser = LocalisationPredictor(spec.localisation, "cpu")
+    localiser = LocalisationPredictor(spec.localisation, device)
     scheme = LabelScheme(list(spec.localisation.label_table), {})
     start = time.perf_counter()
     for case in entries:
@@ -192,7 +193,7 @@ def cohort_throughput(disease: str, cases: int, work: Path) -> dict:
     for prefetch in (False, True):
         out = work / f"out-{prefetch}"
         start = time.perf_counter()
-        result = predict_cohort(unlabelled, disease, out, device="cpu", partition="testing", prefetch=prefetch,
+        result = predict_cohort(unlabelled, disease, out, device=device, partition="testing", prefetch=prefetch,
                                 progress=lambda line: None)  # fmt: skip
         minutes[prefetch] = (time.perf_counter() - start) / 60
         assert result["failed"] == 0, result
@@ -209,13 +210,13 @@ def cohort_throughput(disease: str, cases: int, work: Path) -> dict:
     }  # fmt: skip
 
 
-def benchmark(disease: str, repeats: int, work: Path, case: dict | None = None) -> dict:
-    """Time the three paths on ``case`` (default: one ``full``-size phantom of ``disease``), alternating."""
+def benchmark(disease: str, repeats: int, work: Path, case: dict | None = None, device: str = "cpu") -> dict:
+    """Time the paths on ``case`` (default: one ``full``-size phantom of ``disease``), alternating, on ``device``."""
     spec = disease_spec(disease)
     case = case or _case(disease, work / "data")
-    plain = PlainMonai(spec.localisation, work / "plain")
-    localiser = LocalisationPredictor(spec.localisation, "cpu")
-    predictors = Predictors(spec, localiser, Predictors.build(spec, "cpu").grade)
+    plain = PlainMonai(spec.localisation, work / "plain", device)
+    localiser = LocalisationPredictor(spec.localisation, device)
+    predictors = Predictors(spec, localiser, Predictors.build(spec, device).grade)
     scheme = LabelScheme(list(spec.localisation.label_table), {})
     maps: dict[str, np.ndarray] = {}
 
@@ -233,20 +234,26 @@ def benchmark(disease: str, repeats: int, work: Path, case: dict | None = None) 
 
     paths = {"plain_monai": run_plain, "mednet_localisation": lambda: localise(localiser, "mednet"),
              "mednet_pipeline": run_pipeline}  # fmt: skip
-    if BFLOAT16_UNITS:
-        fast = LocalisationPredictor(spec.localisation, "cpu", precision="bfloat16")
+    if BFLOAT16_UNITS and localiser.device.type == "cpu":
+        fast = LocalisationPredictor(spec.localisation, device, precision="bfloat16")
         paths["mednet_localisation_bfloat16"] = lambda: localise(fast, "bfloat16")
     seconds: dict[str, list[float]] = {name: [] for name in paths}
     peaks: dict[str, float | None] = {}
+    gpu_peaks: dict[str, float] = {}
+    gpu = localiser.device.type == "cuda"
     for run in paths.values():  # warm-up
         run()
     for _ in range(repeats):
         for name, run in paths.items():
             resettable = _reset_peak()
+            if gpu:
+                torch.cuda.reset_peak_memory_stats()
             start = time.perf_counter()
             run()
-            seconds[name].append(time.perf_counter() - start)
+            seconds[name].append(time.perf_counter() - start)  # every path ends with its map on the CPU: synchronised
             peaks[name] = max(filter(None, [peaks.get(name), _peak_mb() if resettable else None]), default=None)
+            if gpu:
+                gpu_peaks[name] = max(gpu_peaks.get(name, 0.0), round(torch.cuda.max_memory_allocated() / 2**20, 1))
     reference = nib.load(case[spec.localisation.sequences[0]])
     plain_map = np.asarray(nib.load(next((work / "plain").glob("*plain.nii.gz"))).dataobj)
     mednet_map = np.asarray(nib.load(work / "pipeline" / case["case_id"] / f"{case['case_id']}_labels.nii.gz").dataobj)
@@ -281,6 +288,7 @@ def benchmark(disease: str, repeats: int, work: Path, case: dict | None = None) 
         },
         "input_voxels_per_second": {k: round(voxels / v) for k, v in median.items()},
         "peak_rss_mb": peaks,
+        **({"peak_gpu_mb": gpu_peaks} if gpu else {}),
         "lesion_dice_mednet_vs_plain": round(2.0 * float((lesion & plain_lesion).sum()) / both, 4) if both else None,
         "lesion_voxels": {"mednet": int(lesion.sum()), "plain": int(plain_lesion.sum())},
         "voxel_agreement_mednet_vs_plain": round(agreement, 5),
@@ -302,11 +310,14 @@ def main() -> None:
     parser.add_argument("--diseases", default="glioma,neuroblastoma")
     parser.add_argument("--cohort", type=int, default=20, help="cases of the cohort throughput run (0: none)")
     parser.add_argument("--out", default="inference.json")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default) or cuda: every path on it (mednet in its default precision there, "
+                        "float16 autocast on a GPU; the plain path in float32)")  # fmt: skip
     args = parser.parse_args()
     results = {"machine": {"platform": platform.platform(), "torch": torch.__version__,
                            "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                           "cpu_bfloat16_units": BFLOAT16_UNITS},
+                           "cpu_bfloat16_units": BFLOAT16_UNITS, "device": args.device},
                "bundles": {}, "cases": {}}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         runs = [(d, d, None) for d in args.diseases.split(",")]
@@ -314,12 +325,12 @@ def main() -> None:
             runs.insert(1, ("glioma_real_brats_style", "glioma", real))
         for name, disease, case in runs:
             results["bundles"].update(disease_spec(disease).versions)
-            results["cases"][name] = benchmark(disease, args.repeats, Path(tmp) / name, case)
+            results["cases"][name] = benchmark(disease, args.repeats, Path(tmp) / name, case, args.device)
             print(name, json.dumps(results["cases"][name]["ratios"]),
                   results["cases"][name].get("plain_over_mednet_localisation_bfloat16", ""), flush=True)
         if args.cohort:
             disease = args.diseases.split(",")[0]
-            results["cohort"] = cohort_throughput(disease, args.cohort, Path(tmp) / "cohort")
+            results["cohort"] = cohort_throughput(disease, args.cohort, Path(tmp) / "cohort", args.device)
             print("cohort", json.dumps(results["cohort"]), flush=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
