@@ -103,7 +103,7 @@ def _make_case(job: _CaseJob) -> tuple[dict, dict]:
     rng = np.random.default_rng([seed, i])
     case_id = f"{model.PREFIX}_{i:04d}"
     preset = PRESETS[job.randomise] if job.randomise else None
-    phantom, facts = model.build(rng, label, varied=True) if preset else model.build(rng, label)
+    phantom, facts = model.build(rng, label, varied=preset) if preset else model.build(rng, label)
     phantom.offset = rng.uniform(-20, 20, 3)
     fov = facts.pop("fov_mm", model.FOV_MM)
     low, high = model.SLICE_MM[size]

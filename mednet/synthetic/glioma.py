@@ -9,7 +9,9 @@ non-enhancing core, 2 oedema, 3 enhancing tumour.
 
 ``varied=True`` (randomised cohorts) draws the lesion's kind as well: typical,
 multifocal, cystic or infiltrative for either grade, plus white-matter hyperintensities
-(gliosis, not labelled) that a localiser must not call tumour. ``MET`` (not in the
+(gliosis, not labelled) that a localiser must not call tumour; a cohort whose
+randomisation asks for ``csf_spaces`` gets the CSF spaces of real brains instead of two
+small ventricles (:func:`_csf_spaces`). ``MET`` (not in the
 default balance) is a third kind of case: one to six brain metastases, small
 ring- or solid-enhancing lesions at the grey-white junction with oedema, labelled as
 BraTS labels them, for localisation training and for checking that the glioma grading
@@ -59,7 +61,10 @@ def build(rng: np.random.Generator, label: str, varied: bool = False) -> tuple[P
     Args:
         rng: the case's random stream.
         label: the class.
-        varied: draw the lesion's kind and white-matter hyperintensities (randomised cohorts).
+        varied: draw the lesion's kind and white-matter hyperintensities (randomised cohorts):
+            ``True`` or the cohort's :class:`~mednet.synthetic.randomise.Randomisation`, whose
+            ``csf_spaces`` draws the brain's CSF spaces (:func:`_csf_spaces`) instead of two small
+            ventricles.
 
     Returns:
         ``(phantom, facts)``: facts record the tumour's drawn parameters.
@@ -122,8 +127,9 @@ def build(rng: np.random.Generator, label: str, varied: bool = False) -> tuple[P
         tumour_layers = [(t, Within(shape, inside)) for t, shape in tumour_layers]
 
     # lateral ventricles, pushed away from the tumour by the mass effect
-    ventricles = []
-    for x in (-1.0, 1.0):
+    ventricles, fissure = [], np.array([1.5, 60.0, 35.0]) * s
+    contrast_csf: dict[str, dict[str, float]] = {}
+    for x in (-1.0, 1.0) if not (varied and getattr(varied, "csf_spaces", False)) else ():
         v_centre = np.array([x * 7.0, 4.0, 14.0]) * s
         if x == side:
             v_centre[0] -= side * min(mass_effect, 6.0)
@@ -131,6 +137,8 @@ def build(rng: np.random.Generator, label: str, varied: bool = False) -> tuple[P
         if x == side:
             size[0] *= max(0.4, 1 - mass_effect / 12)
         ventricles.append(("csf", Ellipsoid(v_centre, size, rotation(rx=0.15), 0.05, draw_seed(rng), 2)))
+    if not ventricles:  # the randomised cohort asked for the CSF spaces of real brains
+        ventricles, fissure, contrast_csf = _csf_spaces(rng, brain, s, tilt, side, mass_effect)
     arc = [
         np.array([0.0, head[1] * np.cos(a), 0.0]) * 0.92 + np.array([0, 0, head[2] * np.sin(a) * 0.9])
         for a in np.linspace(0.35, np.pi - 0.35, 7)
@@ -143,7 +151,7 @@ def build(rng: np.random.Generator, label: str, varied: bool = False) -> tuple[P
         ("white", Ellipsoid(np.zeros(3), white, tilt, 0.05, draw_seed(rng), 5)),
         (
             "csf",
-            Ellipsoid(np.array([0.0, 0.0, 10.0]) * s, np.array([1.5, 60.0, 35.0]) * s, tilt),
+            Ellipsoid(np.array([0.0, 0.0, 10.0]) * s, fissure, tilt),
         ),  # interhemispheric fissure
         *ventricles,
         *spots,
@@ -159,7 +167,8 @@ def build(rng: np.random.Generator, label: str, varied: bool = False) -> tuple[P
     }
     if varied:
         facts["kind"] = kind
-    phantom = Phantom(layers, labels, texture, contrast, foreground=Ellipsoid(np.zeros(3), brain + 1.5, tilt))
+    foreground = Ellipsoid(np.zeros(3), brain + 1.5, tilt)
+    phantom = Phantom(layers, labels, texture, contrast | contrast_csf, foreground=foreground)
     return phantom, facts
 
 
@@ -211,6 +220,111 @@ def _metastases(rng: np.random.Generator, white: np.ndarray, s: float) -> list:
         if radius > 6 and rng.random() < 0.7:
             layers.append(("necrosis", Ellipsoid(centre, np.full(3, radius * rng.uniform(0.4, 0.7)))))
     return layers
+
+
+def _csf_spaces(rng: np.random.Generator, brain: np.ndarray, s: float, tilt: np.ndarray, side: float,
+                mass_effect: float) -> tuple[list, np.ndarray, dict]:
+    """The CSF spaces of a real brain, of varied size: what a localiser must not call tumour.
+
+    Real brains hold CSF inside the brain mask in many places and shapes, bright on T2 and
+    dark on FLAIR like a tumour's cyst or necrosis. A network that has seen only two small
+    ventricles calls them tumour (TCGA-DU-7294: the lateral ventricles, the third ventricle,
+    the quadrigeminal and ambient cisterns and the falx, 20 ml of false tumour). Drawn here,
+    in the subject frame (mm; +x right, +y anterior, +z superior), all scaled by a per-case
+    enlargement (0.8 to 2.2: young adult to atrophy or hydrocephalus):
+
+    - lateral ventricles: frontal horn, body, atrium (with an enhancing choroid plexus),
+      occipital horn and a temporal horn curving down and forward; on the tumour's side
+      pushed away and squeezed by the mass effect;
+    - third ventricle (a midline slit), fourth ventricle, a brainstem with the ambient and
+      prepontine cisterns around it, quadrigeminal and suprasellar cisterns (lobulated);
+      these fill with flowing CSF, which FLAIR often fails to suppress (``csf:flow``, a
+      FLAIR signal drawn per case);
+    - CSF's own signal drawn per case (T1, T1c and FLAIR, from well suppressed to poorly:
+      scanners differ), so that it overlaps a tumour's necrosis and cysts;
+    - Sylvian fissures, 15 to 45 cortical sulci reaching from the surface into the brain,
+      and a half-width for the interhemispheric fissure;
+    - sometimes FLAIR-bright caps at the frontal horns (gliosis, not labelled).
+
+    Args:
+        rng: the case's random stream.
+        brain: ``(3,)`` the brain ellipsoid's semi-axes, mm.
+        s: the head's scale.
+        tilt: 3x3 the head's rotation.
+        side: -1 or 1, the tumour's hemisphere (x sign).
+        mass_effect: mm by which the tumour pushes the ventricle on its side.
+
+    Returns:
+        ``(layers, fissure, contrast)``: ``(tissue, shape)`` layers in painting order, the
+        interhemispheric fissure's ``(3,)`` semi-axes, the phantom's contrast overrides.
+    """
+
+    def place(centre, radii, rot=None, wobble=0.06, lobes=2.0) -> Ellipsoid:  # subject frame -> the tilted head
+        rot = np.eye(3) if rot is None else rot
+        return Ellipsoid(tilt @ (np.asarray(centre) * s), np.asarray(radii) * s, tilt @ rot, wobble,
+                         draw_seed(rng), lobes)  # fmt: skip
+
+    e = float(np.exp(rng.uniform(np.log(0.8), np.log(2.2))))  # enlargement
+    layers: list = []
+    for x in (-1.0, 1.0):
+        squeeze = max(0.4, 1 - mass_effect / 12) if x == side else 1.0
+        push = -side * min(mass_effect, 6.0) if x == side else 0.0
+        j = rng.uniform(0.85, 1.15, 3)  # left and right differ a little
+        es = e * squeeze  # the width, squeezed on the tumour's side
+        parts = [
+            ((x * (4.0 + 1.5 * e) + push, 20.0, 14.0), (1.5 + 1.5 * es, 12.0, 3.0 + 2.5 * e), rotation(rx=0.3)),
+            ((x * (5.0 + 2.0 * e) + push, -2.0, 18.0), (1.5 + 2.5 * es, 18.0, 2.0 + 2.5 * e), rotation(rx=0.1)),
+            ((x * (12.0 + e) + push, -24.0, 12.0), (2.0 + 3.0 * es, 9.0, 3.0 + 3.0 * e), rotation(rz=x * 0.3)),
+            ((x * (15.0 + e), -38.0, 9.0), (1.0 + 1.0 * e, 9.0 + 2.0 * e, 1.5 + 1.0 * e), rotation(rz=x * 0.25)),
+        ]  # frontal horn, body, atrium, occipital horn
+        for centre, radii, rot in parts:
+            wobble, lobes = rng.uniform(0.03, 0.12), rng.uniform(2, 4)
+            layers.append(("csf", place(centre, np.asarray(radii) * j, rot, wobble, lobes)))
+        horn = np.array([(x * (16.0 + e), -24.0, 7.0), (x * 23.0, -16.0, -4.0), (x * 26.0, -4.0, -13.0),
+                         (x * 26.0, 10.0, -17.0)]) * s  # fmt: skip
+        layers.append(("csf", Tube(horn @ tilt.T, (0.7 + 0.9 * e) * s * rng.uniform(0.8, 1.2))))  # temporal horn
+        if rng.random() < 0.7:  # choroid plexus in the atrium: enhances on T1c
+            layers.append(("dura", place((x * (12.0 + e) + push, -24.0, 11.0), rng.uniform(1.5, 3.0, 3), wobble=0.2)))
+        if rng.random() < 0.35:  # periventricular cap
+            cap = place((x * (5.0 + 1.5 * e), 31.0, 15.0), rng.uniform(3.0, 6.0, 3), wobble=0.2)
+            layers.insert(0, ("gliosis", cap))
+    flow = [
+        ((0.0, -2.0, 2.0), (0.8 + 1.2 * e, 12.0, 8.0), 0.05, 2.0),  # third ventricle
+        ((0.0, -30.0, -30.0), (4.0 + e, 2.5 + e, 5.0), 0.1, 2.0),  # fourth ventricle
+        ((0.0, -27.0, -9.0), (6.0 + 2.0 * e, 5.0, 4.0 + e), 0.3, 4.0),  # quadrigeminal cistern
+        ((0.0, 12.0, -22.0), (8.0 + e, 6.0, 3.0 + e), 0.25, 3.0),  # suprasellar cistern
+    ]
+    stem = (np.array([0.0, -12.0, -32.0]), np.array([10.0, 11.0, 24.0]) * rng.uniform(0.9, 1.1, 3), rotation(rx=0.25))
+    cistern = rng.uniform(1.0, 2.5) * e  # the CSF around the brainstem (ambient, prepontine)
+    layers.append(("csf:flow", place(stem[0], stem[1] + cistern, stem[2], 0.1, 3.0)))
+    layers.append(("white", place(*stem, wobble=0.03)))  # brainstem
+    for centre, radii, wobble, lobes in flow:
+        layers.append(("csf:flow", place(centre, np.asarray(radii) * rng.uniform(0.85, 1.15, 3), None, wobble, lobes)))
+    for x in (-1.0, 1.0):  # Sylvian fissures: sheets from the lateral surface inwards, rising backwards
+        depth = rng.uniform(14.0, 22.0)
+        centre = (x * (brain[0] / s - depth * 0.8), 4.0, -6.0)
+        layers.append(("csf", place(centre, (depth, rng.uniform(16.0, 26.0), 0.8 + 0.8 * e),
+                                    rotation(ry=x * 0.25, rx=-0.35), 0.1, 3.0)))  # fmt: skip
+    for _ in range(int(rng.integers(15, 46))):  # cortical sulci: thin, long sheets reaching in from the surface
+        u = rng.normal(size=3)
+        u[2] = abs(u[2]) * 0.8 if rng.random() < 0.7 else u[2]  # most over the convexity
+        u /= np.linalg.norm(u)
+        surface = u / np.sqrt(np.sum((u / brain) ** 2))  # the brain ellipsoid's surface along u
+        t1 = np.cross(u, rng.normal(size=3))
+        t1 /= np.linalg.norm(t1)
+        axes = np.stack([t1, np.cross(u, t1), u], axis=1)  # thin, long, deep
+        radii = np.array([rng.uniform(0.5, 1.1) * np.sqrt(e), rng.uniform(8.0, 24.0), rng.uniform(5.0, 14.0)])
+        layers.append(("csf", Ellipsoid(tilt @ surface, radii, tilt @ axes, 0.1, draw_seed(rng), 3)))
+    fissure = np.array([rng.uniform(1.0, 1.2 + 1.0 * e), 60.0, 35.0]) * s
+    # CSF's signal varies between scanners far more than the contrast table's jitter: FLAIR's suppression is
+    # often incomplete, T1 contrast poor (TCGA-DU-7294's ventricles: T1 0.56, FLAIR 0.43 of the brain's median,
+    # the table 0.24 and 0.12); CSF then overlaps a tumour's necrosis or cyst, and only the context tells them apart
+    csf = {"t1": float(rng.uniform(0.08, 0.32)), "t1c": float(rng.uniform(0.08, 0.32)),
+           "flair": float(rng.uniform(0.03, 0.28))}  # fmt: skip
+    flowing = dict(csf)
+    if rng.random() < 0.6:  # flowing CSF: FLAIR suppression worse still, T2 flow voids
+        flowing |= {"flair": max(csf["flair"], float(rng.uniform(0.1, 0.5))), "t2": float(rng.uniform(0.7, 1.0))}
+    return layers, fissure, {"csf": csf, "csf:flow": flowing}
 
 
 def _hyperintensities(rng: np.random.Generator, white: np.ndarray, s: float) -> list:

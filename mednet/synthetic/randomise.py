@@ -64,6 +64,11 @@ class Randomisation:
         strip: probability of skull stripping (brain diseases).
         brats: probability of the BraTS-preprocessed look (glioma).
         zscore: probability, given the BraTS look, of z-scored float intensities.
+        csf_spaces: brain (glioma) phantoms get the CSF spaces real brains have, of varied size
+            (``mednet.synthetic.glioma._csf_spaces``: lateral ventricles with their horns,
+            third and fourth ventricles, basal cisterns around a brainstem, Sylvian fissures,
+            cortical sulci, a fissure of varied width), instead of two small ventricles. Off in
+            ``plausible``, the grading cohorts' preset, whose released weights were trained without.
     """
 
     name: str
@@ -83,6 +88,7 @@ class Randomisation:
     strip: float = 0.2
     brats: float = 0.25
     zscore: float = 0.5
+    csf_spaces: bool = True
 
 
 #: ``full``: every kind of variation, half the cases with fully random contrasts (SynthSeg's
@@ -93,7 +99,8 @@ class Randomisation:
 PRESETS: dict[str, Randomisation] = {
     "full": Randomisation("full"),
     "moderate": Randomisation("moderate", random_contrast=0.15, subclasses=2, gamma=(0.7, 1.4), brats=0.3),
-    "plausible": Randomisation("plausible", random_contrast=0.0, contrast_jitter=0.12, subclasses=2, gamma=(0.8, 1.25)),
+    "plausible": Randomisation("plausible", random_contrast=0.0, contrast_jitter=0.12, subclasses=2, gamma=(0.8, 1.25),
+                               csf_spaces=False),
 }
 
 

@@ -72,7 +72,7 @@ def test_shipped_glioma_localiser_finds_a_real_tumour(realdata, tmp_path):
     record = predict_case(case, Predictors.build(disease_spec("glioma"), "cpu"), tmp_path)
     found = np.asarray(read_image(tmp_path / "DU7294" / "DU7294_labels.nii.gz", "label")[0]) > 0
     dice = 2.0 * np.logical_and(found, truth).sum() / (found.sum() + truth.sum())
-    assert dice >= 0.6, f"whole-tumour Dice {dice:.2f} against the consensus label map"
+    assert dice >= 0.7, f"whole-tumour Dice {dice:.2f} against the consensus label map"  # 0.81 (release 0.4.0)
     assert record["lesions"]
 
 

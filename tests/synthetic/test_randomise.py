@@ -132,3 +132,65 @@ def test_unknown_preset_and_class(tmp_path):
         generate_cohort("cpa", 1, tmp_path, randomise="ful")
     with pytest.raises(ValueError, match=r"expected weights for AN, MG, found \{'MET': 1\}"):
         generate_cohort("cpa", 1, tmp_path, balance={"MET": 1})
+
+
+def _tissue_map(phantom, spacing=2.0):
+    """Tissue names and the tissue index painted on a ``spacing`` mm grid around the head; the brain mask."""
+    from mednet.io.grid import Grid
+
+    shape = tuple(int(n / spacing) for n in (200, 220, 170))
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = [-100.0, -110.0, -85.0]
+    grid = Grid(shape, affine)
+    names = phantom.tissues()
+    tissue = phantom.paint_grid(grid, np.zeros(3), names)
+    points = np.stack(np.meshgrid(*[np.arange(n) * spacing for n in shape], indexing="ij"), -1).reshape(-1, 3)
+    brain = phantom.foreground.contains(points + affine[:3, 3]).reshape(shape)
+    return names, tissue, brain
+
+
+def test_randomised_brains_hold_the_csf_spaces_of_real_brains_of_varied_size():
+    """Ventricles with horns, third ventricle, cisterns, fissures and sulci: CSF inside the brain mask, unlabelled."""
+    from mednet.synthetic import glioma
+
+    fractions, ventricles, flair = [], [], []
+    for seed in range(6):
+        phantom, _ = glioma.build(np.random.default_rng(seed), "LGG", varied=PRESETS["moderate"])
+        flair.append(phantom.signal(phantom.tissues(), "flair")[phantom.tissues().index("csf")])
+        names, tissue, brain = _tissue_map(phantom)
+        csf = np.isin(tissue, [i for i, n in enumerate(names) if n.split(":")[0] == "csf"])
+        fractions.append((csf & brain).sum() / brain.sum())
+        centre = ((np.asarray(tissue.shape) - 1) / 2).astype(int)  # around the head's centre: the ventricles
+        ventricles.append(csf[centre[0] - 15 : centre[0] + 15, centre[1] - 25 : centre[1] + 25,
+                              centre[2] : centre[2] + 20].sum())  # fmt: skip
+        lut = np.array([phantom.labels.get(n, 0) for n in names])
+        assert not lut[tissue][csf].any()  # CSF is never tumour
+        assert "csf:flow" in names  # cisterns, fourth and third ventricles
+        surface = Ellipsoid(phantom.foreground.centre, phantom.foreground.radii - 1.5, phantom.foreground.rot)  # the brain
+        on_surface = [shape for t, shape in phantom.layers if t == "csf" and isinstance(shape, Ellipsoid)
+                      and abs(np.linalg.norm((shape.centre - surface.centre) @ surface.rot / surface.radii) - 1) < 1e-6]
+        sulci = [shape for shape in on_surface if shape.radii[0] < 2.0 and shape.radii[1] > 4 * shape.radii[0]]
+        assert 15 <= len(sulci) == len(on_surface) <= 45  # thin sheets
+        for sulcus in sulci:  # from the brain's surface inwards
+            depth = sulcus.rot[:, 2] * sulcus.radii[2]
+            assert surface.inside((sulcus.centre - 0.8 * depth)[None])[0]
+            assert not surface.inside((sulcus.centre + 0.8 * depth)[None])[0]
+    assert min(fractions) > 0.04 and max(fractions) < 0.3, fractions
+    assert max(ventricles) > 2 * min(ventricles), ventricles  # young brains and atrophic ones
+    assert max(flair) > 2 * min(flair), flair  # FLAIR's suppression of CSF: scanners differ
+
+
+def test_grading_cohorts_and_plain_phantoms_keep_their_two_ventricles():
+    """``plausible`` (grading weights) and plain phantoms draw what they drew before: the released weights reproduce."""
+    from mednet.synthetic import glioma
+
+    plain, _ = glioma.build(np.random.default_rng(3), "HGG", varied=True)
+    plausible, _ = glioma.build(np.random.default_rng(3), "HGG", varied=PRESETS["plausible"])
+    moderate, _ = glioma.build(np.random.default_rng(3), "HGG", varied=PRESETS["moderate"])
+    for phantom in (plain, plausible):
+        assert [t for t, _ in phantom.layers].count("csf") == 4  # outer CSF, fissure, two ventricles
+        assert "csf:flow" not in phantom.tissues()
+    assert [t for t, _ in plain.layers] == [t for t, _ in plausible.layers]
+    assert all(np.array_equal(a.centre, b.centre) for (_, a), (_, b) in zip(plain.layers, plausible.layers, strict=True)
+               if isinstance(a, Ellipsoid))  # fmt: skip
+    assert [t for t, _ in moderate.layers].count("csf") > 20
