@@ -111,7 +111,7 @@ def test_a_reoriented_copy_gets_the_same_map_in_world_space(disease, tmp_path):
     assert (a == b).mean() >= 0.999  # and the same labels, organ by organ
 
 
-@pytest.mark.parametrize("disease", ["glioma", "neuroblastoma"])
+@pytest.mark.parametrize("disease", ["glioma", pytest.param("neuroblastoma", marks=pytest.mark.slow)])
 def test_bfloat16_gives_the_float32_maps_but_for_a_few_boundary_voxels(disease, tmp_path):
     """``--precision bfloat16`` (CPUs with bfloat16 units): the shipped weights' maps stay those of float32."""
     import nibabel as nib
