@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from mednet.synthetic.phantom import Phantom
+from mednet.synthetic.randomise import Randomisation
 from mednet.synthetic.shapes import Ellipsoid, Tube, Within, draw_seed, rotation
 
 __all__ = [
@@ -55,7 +56,7 @@ SLICE_MM = {"small": (4.0, 6.0), "demo": (3.0, 6.0), "full": (1.03, 1.03)}
 PREFIX = "GLI"
 
 
-def build(rng: np.random.Generator, label: str, varied: bool = False) -> tuple[Phantom, dict]:
+def build(rng: np.random.Generator, label: str, varied: bool | Randomisation = False) -> tuple[Phantom, dict]:
     """A glioma phantom of class ``label`` (``"HGG"``, ``"LGG"`` or ``"MET"``).
 
     Args:
@@ -126,19 +127,18 @@ def build(rng: np.random.Generator, label: str, varied: bool = False) -> tuple[P
         inside = Ellipsoid(np.zeros(3), brain - 1.0, tilt)  # lesions stay in the brain
         tumour_layers = [(t, Within(shape, inside)) for t, shape in tumour_layers]
 
-    # lateral ventricles, pushed away from the tumour by the mass effect
-    ventricles, fissure = [], np.array([1.5, 60.0, 35.0]) * s
-    contrast_csf: dict[str, dict[str, float]] = {}
-    for x in (-1.0, 1.0) if not (varied and getattr(varied, "csf_spaces", False)) else ():
-        v_centre = np.array([x * 7.0, 4.0, 14.0]) * s
-        if x == side:
-            v_centre[0] -= side * min(mass_effect, 6.0)
-        size = np.array([5.0, 24.0, 9.0]) * s * rng.uniform(0.75, 1.3)
-        if x == side:
-            size[0] *= max(0.4, 1 - mass_effect / 12)
-        ventricles.append(("csf", Ellipsoid(v_centre, size, rotation(rx=0.15), 0.05, draw_seed(rng), 2)))
-    if not ventricles:  # the randomised cohort asked for the CSF spaces of real brains
+    if getattr(varied, "csf_spaces", False):  # the randomised cohort asked for the CSF spaces of real brains
         ventricles, fissure, contrast_csf = _csf_spaces(rng, brain, s, tilt, side, mass_effect)
+    else:  # two lateral ventricles, pushed away from the tumour by the mass effect
+        ventricles, fissure, contrast_csf = [], np.array([1.5, 60.0, 35.0]) * s, {}
+        for x in (-1.0, 1.0):
+            v_centre = np.array([x * 7.0, 4.0, 14.0]) * s
+            if x == side:
+                v_centre[0] -= side * min(mass_effect, 6.0)
+            size = np.array([5.0, 24.0, 9.0]) * s * rng.uniform(0.75, 1.3)
+            if x == side:
+                size[0] *= max(0.4, 1 - mass_effect / 12)
+            ventricles.append(("csf", Ellipsoid(v_centre, size, rotation(rx=0.15), 0.05, draw_seed(rng), 2)))
     arc = [
         np.array([0.0, head[1] * np.cos(a), 0.0]) * 0.92 + np.array([0, 0, head[2] * np.sin(a) * 0.9])
         for a in np.linspace(0.35, np.pi - 0.35, 7)
