@@ -106,11 +106,12 @@ def _make_case(job: _CaseJob) -> tuple[dict, dict]:
     phantom, facts = model.build(rng, label, varied=preset) if preset else model.build(rng, label)
     phantom.offset = rng.uniform(-20, 20, 3)
     fov = facts.pop("fov_mm", model.FOV_MM)
+    aim = phantom.offset + np.asarray(facts.pop("fov_centre_mm", (0.0, 0.0, 0.0)))  # the field of view's centre
     low, high = model.SLICE_MM[size]
     style = None
     if preset is None:
         thickness, orientation = rng.uniform(low, high), str(rng.choice(_ORIENTATIONS))
-        grid = acquisition_grid(rng, phantom.offset, fov, matrix, thickness, orientation)
+        grid = acquisition_grid(rng, aim, fov, matrix, thickness, orientation)
         grids = {sequences[0]: grid}
         for sequence in sequences[1:]:
             grids[sequence] = (
@@ -118,7 +119,7 @@ def _make_case(job: _CaseJob) -> tuple[dict, dict]:
                 if not mixed_grids
                 else acquisition_grid(
                     rng,
-                    phantom.offset,
+                    aim,
                     fov,
                     int(matrix * rng.uniform(0.8, 1.0)),
                     rng.uniform(low, high) * 1.1,
@@ -127,7 +128,7 @@ def _make_case(job: _CaseJob) -> tuple[dict, dict]:
             )
     else:
         style = draw_style(rng, preset, brain=model.BRAIN, glioma=disease == "glioma")
-        grids = _randomised_grids(rng, preset, style, phantom, fov, matrix, sequences, mixed_grids)
+        grids = _randomised_grids(rng, preset, style, phantom, aim, fov, matrix, sequences, mixed_grids)
         grid = grids[sequences[0]]
     images, labels = render(phantom, grid, [s for s in sequences if grids[s] is grid], rng, style=style)
     for sequence in sequences:
@@ -156,6 +157,7 @@ def _randomised_grids(
     preset: Randomisation,
     style: CaseStyle,
     phantom: Phantom,
+    aim: np.ndarray,
     fov: tuple[float, float, float],
     matrix: int,
     sequences: list[str],
@@ -166,7 +168,8 @@ def _randomised_grids(
     The BraTS look puts every sequence on one atlas-like grid (1 mm at the ``full`` size,
     coarser for smaller sizes); otherwise each acquisition draws its plane, slice
     thickness, matrix, field of view and position, and each sequence after the first has
-    its own grid with probability ``preset.own_grids`` (always with ``mixed_grids``).
+    its own grid with probability ``preset.own_grids`` (always with ``mixed_grids``). Every
+    field of view is centred near ``aim`` (world mm).
     """
     if style.brats:
         atlas = atlas_grid(phantom.offset, 240.0 / matrix)
@@ -175,7 +178,7 @@ def _randomised_grids(
     def draw():
         plane = str(rng.choice(list(preset.planes), p=list(preset.planes.values())))
         view = np.asarray(fov) * rng.uniform(*preset.fov_scale, 3)
-        centre = phantom.offset + rng.uniform(-preset.fov_shift_mm, preset.fov_shift_mm, 3)
+        centre = aim + rng.uniform(-preset.fov_shift_mm, preset.fov_shift_mm, 3)
         pixel = fov[0] / matrix / rng.uniform(*preset.matrix_scale)
         in_plane = int(np.rint(view[PLANE_AXES[plane][0]] / pixel))
         thickness = rng.uniform(*preset.slice_mm)

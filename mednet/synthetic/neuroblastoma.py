@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from mednet.synthetic.abdomen import TEXTURE as ABDOMEN_TEXTURE
+from mednet.synthetic.abdomen import gallbladder, peritoneal_cavity
 from mednet.synthetic.phantom import Phantom
-from mednet.synthetic.randomise import jitter_anatomy
+from mednet.synthetic.randomise import Randomisation, jitter_anatomy
 from mednet.synthetic.shapes import Ellipsoid, Tube, draw_seed, rotation
 
 __all__ = [
@@ -56,26 +58,36 @@ def _segment_distance(point: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(point - (a + t * ab)))
 
 
-def build(rng: np.random.Generator, label: str, varied: bool = False) -> tuple[Phantom, dict]:
+def build(rng: np.random.Generator, label: str, varied: bool | Randomisation = False) -> tuple[Phantom, dict]:
     """A torso phantom of stage ``label`` (``"L1"``, ``"L2"`` or ``"M"``); returns ``(phantom, facts)``.
 
     ``varied``: organs of varied size, shape and position, metastases of varied number and
-    size (randomised cohorts).
+    size (randomised cohorts); a :class:`~mednet.synthetic.randomise.Randomisation` asking for
+    ``abdomen`` adds a real abdomen's contents (:mod:`mednet.synthetic.abdomen`), subcutaneous
+    fat of varied thickness and sometimes a limited slab along the body axis.
 
-    ``facts`` holds the field of view (``fov_mm``), the tumour's site and radius, and
-    the metastases' sites.
+    ``facts`` holds the field of view (``fov_mm``; ``fov_centre_mm``, its centre relative to the
+    subject's, when it is a slab), the tumour's site and radius, and the metastases' sites.
     """
     rx = rng.uniform(55, 150) if varied else rng.uniform(62, 105)  # half body width, mm: infant to school age (adult)
     ry = rx * rng.uniform(0.68, 0.8)
     k = rx / 85.0
     spine_y = -0.62 * ry
     vertebra_r = 0.11 * rx
+    detail = bool(getattr(varied, "abdomen", False))  # the randomised cohort asked for a real abdomen's contents
+    if detail:
+        fat = rng.uniform(3, 14) * k  # subcutaneous fat, mm: a few in a child, centimetres in an adult
+        wall, inner = (rx - fat, ry - fat), (rx - fat - 5 * k, ry - fat - 4 * k)
+    else:
+        wall, inner = (rx - 6 * k, ry - 6 * k), (rx - 11 * k, ry - 10 * k)
     layers = [
         ("fat", Ellipsoid([0, 0, 0], [rx, ry, 1000], wobble=0.02, seed=draw_seed(rng))),
-        ("muscle", Ellipsoid([0, 0, 0], [rx - 6 * k, ry - 6 * k, 1000])),
-        ("bowel", Ellipsoid([0, 0, 0], [rx - 11 * k, ry - 10 * k, 1000], wobble=0.03, seed=draw_seed(rng))),
-        ("retroperitoneum", Ellipsoid([0, -0.38 * ry, -25 * k], [0.5 * rx, 0.28 * ry, 85 * k])),
+        ("muscle", Ellipsoid([0, 0, 0], [*wall, 1000])),
+        ("bowel", Ellipsoid([0, 0, 0], [*inner, 1000], wobble=0.03, seed=draw_seed(rng))),
     ]
+    if detail:
+        layers += peritoneal_cavity(rng, rx, ry, k, inner)
+    layers.append(("retroperitoneum", Ellipsoid([0, -0.38 * ry, -25 * k], [0.5 * rx, 0.28 * ry, 85 * k])))
     for x in (-1.0, 1.0):
         layers.append(("muscle", Ellipsoid([x * 0.18 * rx, spine_y - 0.1 * ry, 0], [0.13 * rx, 0.16 * ry, 1000])))
         layers.append(
@@ -97,6 +109,8 @@ def build(rng: np.random.Generator, label: str, varied: bool = False) -> tuple[P
         ("liver", liver),
         ("spleen", Ellipsoid([-0.55 * rx, -0.3 * ry, 22 * k], [0.17 * rx, 0.26 * ry, 28 * k], rotation(0.5))),
     ]
+    if detail:
+        layers += gallbladder(rng, liver, rx)
     kidneys, adrenals = {}, {}
     for x, name in ((1.0, "right"), (-1.0, "left")):
         kidneys[name] = np.array([x * 0.4 * rx, -0.42 * ry, (-28 if x > 0 else -18) * k])
@@ -235,13 +249,17 @@ def build(rng: np.random.Generator, label: str, varied: bool = False) -> tuple[P
         "tumour:metastasis": (0.05, 0.08),
         "liver": (0.03, 0.02),
         "bowel": (0.08, 0.06),
+        **(ABDOMEN_TEXTURE if detail else {}),
     }
     contrast = {
         "tumour:primary": {"t2": rng.uniform(0.55, 0.8), "t1c": rng.uniform(0.45, 0.7)},
         "tumour:metastasis": {"t2": rng.uniform(0.5, 0.75), "t1c": rng.uniform(0.4, 0.6)},
     }
+    view = {"fov_mm": (2.6 * rx, 2.6 * rx, 250 * k)}
+    if detail and rng.random() < varied.slab:  # a limited slab along the body axis, as abdominal protocols cover
+        view = {"fov_mm": (2.6 * rx, 2.6 * rx, rng.uniform(40, 140)), "fov_centre_mm": (0, 0, rng.uniform(-70, 30) * k)}
     facts = {
-        "fov_mm": (2.6 * rx, 2.6 * rx, 250 * k),
+        **view,
         "site": site,
         "side": side,
         "tumour_radius_mm": round(float(radius), 2),

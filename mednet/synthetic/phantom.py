@@ -54,6 +54,9 @@ TISSUES: dict[str, dict[str, float]] = {
     "dura":        dict(t1=0.35, t1c=0.85, t2=0.30, flair=0.35, dwi=0.20),
     "retroperitoneum": dict(t1=0.85, t1c=0.86, t2=0.70, flair=0.65, dwi=0.10),
     "gliosis":     dict(t1=0.48, t1c=0.49, t2=0.66, flair=0.74, dwi=0.33),
+    "fluid":       dict(t1=0.10, t1c=0.11, t2=0.95, flair=0.10, dwi=0.08),
+    "gas":         dict(t1=0.01, t1c=0.01, t2=0.01, flair=0.01, dwi=0.01),
+    "stool":       dict(t1=0.45, t1c=0.47, t2=0.35, flair=0.35, dwi=0.25),
 }  # fmt: skip
 
 #: World axes (0 x, 1 y, 2 z) that the array axes of each acquisition plane follow; the last is the slice axis.

@@ -69,6 +69,14 @@ class Randomisation:
             third and fourth ventricles, basal cisterns around a brainstem, Sylvian fissures,
             cortical sulci, a fissure of varied width), instead of two small ventricles. Off in
             ``plausible``, the grading cohorts' preset, whose released weights were trained without.
+        abdomen: torso (neuroblastoma) phantoms get the peritoneal cavity of a real abdomen
+            (:mod:`mednet.synthetic.abdomen`: mesenteric fat, small-bowel loops and a colon holding
+            fluid, gas or stool, a stomach with an air-fluid level, a gallbladder), subcutaneous fat
+            of varied thickness, and in one case in five a limited slab of 40 to 140 mm along the
+            body axis, instead of one textured block of bowel and a whole torso. On in ``full``;
+            ``moderate`` gets it with the neuroblastoma localisation release trained on it (the
+            released weights were trained without).
+        slab: probability, given ``abdomen``, of a limited slab along the body axis.
     """
 
     name: str
@@ -89,6 +97,8 @@ class Randomisation:
     brats: float = 0.25
     zscore: float = 0.5
     csf_spaces: bool = True
+    abdomen: bool = True
+    slab: float = 0.2
 
 
 #: ``full``: every kind of variation, half the cases with fully random contrasts (SynthSeg's
@@ -98,9 +108,10 @@ class Randomisation:
 #: ``plausible``: physics-plausible contrasts only (grading training: each branch reads its sequence).
 PRESETS: dict[str, Randomisation] = {
     "full": Randomisation("full"),
-    "moderate": Randomisation("moderate", random_contrast=0.15, subclasses=2, gamma=(0.7, 1.4), brats=0.3),
+    "moderate": Randomisation("moderate", random_contrast=0.15, subclasses=2, gamma=(0.7, 1.4), brats=0.3,
+                              abdomen=False),
     "plausible": Randomisation("plausible", random_contrast=0.0, contrast_jitter=0.12, subclasses=2, gamma=(0.8, 1.25),
-                               csf_spaces=False),
+                               csf_spaces=False, abdomen=False),
 }
 
 
