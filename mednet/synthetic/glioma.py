@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mednet.synthetic.head import extracranial, skull
 from mednet.synthetic.phantom import Phantom
 from mednet.synthetic.randomise import Randomisation
 from mednet.synthetic.shapes import Ellipsoid, Tube, Within, draw_seed, rotation
@@ -65,7 +66,9 @@ def build(rng: np.random.Generator, label: str, varied: bool | Randomisation = F
         varied: draw the lesion's kind and white-matter hyperintensities (randomised cohorts):
             ``True`` or the cohort's :class:`~mednet.synthetic.randomise.Randomisation`, whose
             ``csf_spaces`` draws the brain's CSF spaces (:func:`_csf_spaces`) instead of two small
-            ventricles.
+            ventricles, and whose ``head`` draws a real head around the brain
+            (:mod:`mednet.synthetic.head`: scalp, temporal muscles, skull with marrow, face, orbits,
+            sinuses, neck) instead of a plain ellipsoid of fat and bone.
 
     Returns:
         ``(phantom, facts)``: facts record the tumour's drawn parameters.
@@ -143,9 +146,14 @@ def build(rng: np.random.Generator, label: str, varied: bool | Randomisation = F
         np.array([0.0, head[1] * np.cos(a), 0.0]) * 0.92 + np.array([0, 0, head[2] * np.sin(a) * 0.9])
         for a in np.linspace(0.35, np.pi - 0.35, 7)
     ]
+    if getattr(varied, "head", False):  # the randomised cohort asked for a real head around the brain
+        under, over = extracranial(rng, head, brain, tilt)
+        outer = [*under, *skull(rng, head, tilt, csf_margin=9.0)]
+    else:
+        over, outer = [], [("fat", Ellipsoid(np.zeros(3), head, tilt, 0.01, draw_seed(rng))),
+                           ("bone", Ellipsoid(np.zeros(3), head - 4, tilt))]  # fmt: skip
     layers = [
-        ("fat", Ellipsoid(np.zeros(3), head, tilt, 0.01, draw_seed(rng))),
-        ("bone", Ellipsoid(np.zeros(3), head - 4, tilt)),
+        *outer,
         ("csf", Ellipsoid(np.zeros(3), head - 9, tilt)),
         ("grey", Ellipsoid(np.zeros(3), brain, tilt, 0.025, draw_seed(rng), 7)),
         ("white", Ellipsoid(np.zeros(3), white, tilt, 0.05, draw_seed(rng), 5)),
@@ -157,6 +165,7 @@ def build(rng: np.random.Generator, label: str, varied: bool | Randomisation = F
         *spots,
         *tumour_layers,
         ("vessel", Tube(np.array(arc) @ tilt.T, 3.0)),  # superior sagittal sinus
+        *over,
     ]
     labels = {"necrosis": 1, "oedema": 2, "enhancing": 3, "tumour": 1, "cyst": 1}
     texture = {"tumour": (0.05, 0.06), "enhancing": (0.08, 0.1), "necrosis": (0.05, 0.08), "oedema": (0.05, 0.04)}

@@ -77,6 +77,11 @@ class Randomisation:
             ``moderate`` gets it with the neuroblastoma localisation release trained on it (the
             released weights were trained without).
         slab: probability, given ``abdomen``, of a limited slab along the body axis.
+        head: glioma phantoms get a real head around the brain (:mod:`mednet.synthetic.head`:
+            a scalp of varied thickness, temporal muscles, a skull with marrow between its
+            tables, a face with orbits and air-filled sinuses, a neck), seen in the
+            cases that are not skull-stripped, instead of an ellipsoid of fat and bone. On in
+            ``full``; ``moderate`` gets it with the glioma localisation release trained on it.
     """
 
     name: str
@@ -99,6 +104,7 @@ class Randomisation:
     csf_spaces: bool = True
     abdomen: bool = True
     slab: float = 0.2
+    head: bool = True
 
 
 #: ``full``: every kind of variation, half the cases with fully random contrasts (SynthSeg's
@@ -109,9 +115,9 @@ class Randomisation:
 PRESETS: dict[str, Randomisation] = {
     "full": Randomisation("full"),
     "moderate": Randomisation("moderate", random_contrast=0.15, subclasses=2, gamma=(0.7, 1.4), brats=0.3,
-                              abdomen=False),
+                              abdomen=False, head=False),
     "plausible": Randomisation("plausible", random_contrast=0.0, contrast_jitter=0.12, subclasses=2, gamma=(0.8, 1.25),
-                               csf_spaces=False, abdomen=False),
+                               csf_spaces=False, abdomen=False, head=False),
 }
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Cut", "Ellipsoid", "Shape", "Tube", "Within", "draw_seed", "rotation"]
+__all__ = ["Cut", "Ellipsoid", "Outside", "Shape", "Tube", "Within", "draw_seed", "rotation"]
 
 
 def draw_seed(rng: np.random.Generator) -> int:
@@ -159,3 +159,19 @@ class Within(Shape):
     def inside(self, points):
         """Inside the shape and inside the container."""
         return self.shape.inside(points) & self.container.contains(points)
+
+
+@dataclass
+class Outside(Shape):
+    """A shape kept only outside another (an orbit or a sinus kept out of the brain)."""
+
+    shape: Shape
+    hole: Shape
+
+    def bounds(self):
+        """The shape's bounds (the hole only removes)."""
+        return self.shape.bounds()
+
+    def inside(self, points):
+        """Inside the shape and not inside the hole."""
+        return self.shape.inside(points) & ~self.hole.contains(points)
