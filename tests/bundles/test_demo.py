@@ -28,6 +28,7 @@ def _shipped(tmp_path, tiny_checkpoints, grading_checkpoints):
     return bundles
 
 
+@pytest.mark.slow  # four demo runs (100 s); CI runs it with the slow tests, and the README's demo command itself
 def test_demo_predicts_with_the_shipped_weights_and_reuses(tmp_path, tiny_checkpoints, grading_checkpoints,
                                                            monkeypatch, capsys):  # fmt: skip
     bundles = _shipped(tmp_path, tiny_checkpoints, grading_checkpoints)
