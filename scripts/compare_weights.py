@@ -1,0 +1,135 @@
+"""Candidate weights against the shipped ones, side by side on the same cases, before a release.
+
+    python scripts/compare_weights.py --disease neuroblastoma \\
+        --candidate neuroblastoma_mri_segmentation=runs/candidate_ab/neuroblastoma/localisation_train/models/model.pt \\
+        --turn-on abdomen --out compare_neuroblastoma.json
+
+For the disease, every case through :func:`mednet.pipeline.predict_cohort` twice, with the
+bundles' shipped weights and with the candidate's (``--candidate BUNDLE=CHECKPOINT``, one
+or more), on:
+
+- ``default``: held-out default phantoms (``--cases``, ``demo`` size, classes in equal
+  numbers, ``--seed`` 101 as ``scripts/evaluate_reference.py``: patients no reference
+  cohort held);
+- ``randomised``: held-out randomised phantoms (seed ``--seed`` + 2) drawn from the preset
+  ``--randomise`` with the flags ``--turn-on`` set (e.g. ``abdomen`` or ``head``: the look
+  the candidate was trained on, which the preset gets with the release);
+- the real scans beside the project (``scripts/benchmark_realdata.py``'s figures; one case
+  each, anecdotes), when they are there.
+
+For each phantom set it writes both headline figures (patient level, 95% bootstrap
+intervals) and, per case, candidate minus shipped for the lesion Dice (and the mean organ
+Dice where the disease has organs), with the mean difference and its bootstrap interval:
+a release needs the candidate no worse where the shipped weights are good and better
+where they fail, on the same patients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmark_realdata import REALDATA, abdomen, glioma
+
+from mednet.metrics.bootstrap import mean_ci
+from mednet.pipeline import predict_cohort
+from mednet.pipeline.case import Predictors
+from mednet.pipeline.diseases import disease_spec
+from mednet.synthetic import generate_cohort
+from mednet.synthetic.cohort import DISEASES as MODELS
+from mednet.synthetic.randomise import PRESETS
+
+#: Per-case figures compared (when the records hold them).
+FIGURES = ("dice_lesions", "mean_organ_dice")
+#: The real-scan figures per disease (scripts/benchmark_realdata.py).
+REAL = {"glioma": glioma, "neuroblastoma": abdomen}
+
+
+def _cohorts(disease: str, cases: int, seed: int, preset: str, flags: list[str], root: Path, size: str
+             ) -> dict[str, Path]:
+    """The two held-out phantom sets; their datalists."""
+    balance = dict.fromkeys(MODELS[disease].CLASSES, 1.0)
+    name = "+".join([preset, *flags])
+    PRESETS[name] = dataclasses.replace(PRESETS[preset], name=name, **dict.fromkeys(flags, True))
+    default = generate_cohort(disease, cases, root / "default", size=size, seed=seed, balance=balance, workers=2)
+    randomised = generate_cohort(disease, cases, root / "randomised", size=size, seed=seed + 2, balance=balance,
+                                 randomise=name, workers=2)  # fmt: skip
+    return {"default": default.datalist, f"randomised ({name})": randomised.datalist}
+
+
+def _per_case(out: Path) -> dict[str, dict]:
+    """case id -> its localisation figures, from the case records of a predict_cohort output."""
+    records = (json.loads(p.read_text()) for p in sorted(out.glob("*/*.json")) if p.stem == p.parent.name)
+    return {r["case_id"]: r.get("localisation_metrics") or {} for r in records}
+
+
+def compare(disease: str, candidate: dict[str, str], cases: int, seed: int, preset: str, flags: list[str],
+            device: str, root: Path, size: str = "demo", real: bool = True) -> dict:
+    """Shipped and candidate weights on the same cases; see the module's docstring.
+
+    Returns:
+        ``{"bundles", "candidate", "sets": {set: {"shipped", "candidate", "paired"}}, "real": {...}}``.
+    """
+    spec = disease_spec(disease)
+    sets = _cohorts(disease, cases, seed, preset, flags, root / "data", size)
+    weights = {"shipped": None, "candidate": candidate}
+    result: dict = {"bundles": spec.versions, "candidate": candidate, "sets": {}, "real": {}}
+    for set_name, datalist in sets.items():
+        figures, per_case = {}, {}
+        for label, models in weights.items():
+            out = root / label / set_name.split(" ")[0]
+            run = predict_cohort(datalist, disease, out, device=device, partition="all", models=models,
+                                 progress=lambda line: None)  # fmt: skip
+            figures[label] = {"failed": run["failed"], **json.loads(run["metrics"].read_text())["headline"]}
+            per_case[label] = _per_case(out)
+        paired = {}
+        for figure in FIGURES:
+            ids = [c for c in per_case["shipped"] if figure in per_case["shipped"][c]
+                   and figure in per_case["candidate"].get(c, {})]  # fmt: skip
+            if ids:
+                differences = [per_case["candidate"][c][figure] - per_case["shipped"][c][figure] for c in ids]
+                paired[f"{figure}: candidate - shipped"] = mean_ci(differences)
+        result["sets"][set_name] = {**figures, "paired": paired}
+        print(set_name, json.dumps(result["sets"][set_name]["paired"]), flush=True)
+    if real and disease in REAL and REALDATA.is_dir():
+        for label, models in weights.items():
+            predictors = Predictors.build(spec, device, models=models)
+            result["real"][label] = REAL[disease](predictors, root / "real" / label)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--disease", required=True, choices=sorted(MODELS))
+    parser.add_argument("--candidate", action="append", required=True, metavar="BUNDLE=CHECKPOINT",
+                        help="a bundle's candidate weights (repeat for each bundle that has them)")
+    parser.add_argument("--cases", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=101)
+    parser.add_argument("--randomise", default="moderate", choices=sorted(PRESETS))
+    parser.add_argument("--turn-on", action="append", default=[], metavar="FLAG",
+                        help="a Randomisation flag to set in the randomised set (abdomen, head, ...)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-real", action="store_true", help="leave out the real scans")
+    parser.add_argument("--out", default="compare.json")
+    args = parser.parse_args()
+    candidate = dict(item.split("=", 1) for item in args.candidate)
+    spec = disease_spec(args.disease)
+    unknown = sorted(set(candidate) - {spec.localisation.name, spec.grading.name})
+    flags = {f.name for f in dataclasses.fields(PRESETS[args.randomise]) if isinstance(f.default, bool)}
+    if unknown or not set(args.turn_on) <= flags:
+        raise SystemExit(f"not a bundle of {args.disease}: {unknown}" if unknown
+                         else f"not a Randomisation flag: {sorted(set(args.turn_on) - flags)} (flags: {sorted(flags)})")
+    with tempfile.TemporaryDirectory() as tmp:
+        result = compare(args.disease, candidate, args.cases, args.seed, args.randomise, args.turn_on, args.device,
+                         Path(tmp), real=not args.no_real)  # fmt: skip
+    result["command"] = "python scripts/compare_weights.py " + " ".join(sys.argv[1:])
+    Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
