@@ -74,14 +74,15 @@ class Randomisation:
             fluid, gas or stool, a stomach with an air-fluid level, a gallbladder), subcutaneous fat
             of varied thickness, and in one case in five a limited slab of 40 to 140 mm along the
             body axis, instead of one textured block of bowel and a whole torso. On in ``full``;
-            ``moderate`` gets it with the neuroblastoma localisation release trained on it (the
-            released weights were trained without).
+            off in ``moderate`` until a neuroblastoma localiser trained with it is released (the
+            shipped weights were trained without, and their recipe must reproduce them).
         slab: probability, given ``abdomen``, of a limited slab along the body axis.
         head: glioma phantoms get a real head around the brain (:mod:`mednet.synthetic.head`:
             a scalp of varied thickness, temporal muscles, a skull with marrow between its
             tables, a face with orbits and air-filled sinuses, a neck), seen in the
             cases that are not skull-stripped, instead of an ellipsoid of fat and bone. On in
-            ``full``; ``moderate`` gets it with the glioma localisation release trained on it.
+            ``full``; off in ``moderate`` (a glioma localiser trained with it cut a native scan's
+            false positives but did worse on the BraTS-preprocessed real scan: not released).
     """
 
     name: str
