@@ -54,10 +54,15 @@ def _cohorts(disease: str, cases: int, seed: int, preset: str, flags: list[str],
     """The two held-out phantom sets; their datalists."""
     balance = dict.fromkeys(MODELS[disease].CLASSES, 1.0)
     name = "+".join([preset, *flags])
-    PRESETS[name] = dataclasses.replace(PRESETS[preset], name=name, **dict.fromkeys(flags, True))
     default = generate_cohort(disease, cases, root / "default", size=size, seed=seed, balance=balance, workers=2)
-    randomised = generate_cohort(disease, cases, root / "randomised", size=size, seed=seed + 2, balance=balance,
-                                 randomise=name, workers=2)  # fmt: skip
+    # generate_cohort takes a preset's name: this one is registered only while its cohort is drawn
+    PRESETS[name] = dataclasses.replace(PRESETS[preset], name=name, **dict.fromkeys(flags, True))
+    try:
+        randomised = generate_cohort(disease, cases, root / "randomised", size=size, seed=seed + 2, balance=balance,
+                                     randomise=name, workers=2)  # fmt: skip
+    finally:
+        if name != preset:
+            del PRESETS[name]
     return {"default": default.datalist, f"randomised ({name})": randomised.datalist}
 
 

@@ -55,6 +55,8 @@ FOV_MM = (220.0, 220.0, 160.0)
 #: Slice spacing range (mm) per size; ``full`` is BraTS-like (240 x 240 x 155).
 SLICE_MM = {"small": (4.0, 6.0), "demo": (3.0, 6.0), "full": (1.03, 1.03)}
 PREFIX = "GLI"
+#: Scalp and skull together, mm: the CSF around the brain starts this far inside the head's surface.
+SKULL_MM = 9.0
 
 
 def build(rng: np.random.Generator, label: str, varied: bool | Randomisation = False) -> tuple[Phantom, dict]:
@@ -148,13 +150,13 @@ def build(rng: np.random.Generator, label: str, varied: bool | Randomisation = F
     ]
     if getattr(varied, "head", False):  # the randomised cohort asked for a real head around the brain
         under, over = extracranial(rng, head, brain, tilt)
-        outer = [*under, *skull(rng, head, tilt, csf_margin=9.0)]
+        outer = [*under, *skull(rng, head, tilt, csf_margin=SKULL_MM)]
     else:
         over, outer = [], [("fat", Ellipsoid(np.zeros(3), head, tilt, 0.01, draw_seed(rng))),
                            ("bone", Ellipsoid(np.zeros(3), head - 4, tilt))]  # fmt: skip
     layers = [
         *outer,
-        ("csf", Ellipsoid(np.zeros(3), head - 9, tilt)),
+        ("csf", Ellipsoid(np.zeros(3), head - SKULL_MM, tilt)),
         ("grey", Ellipsoid(np.zeros(3), brain, tilt, 0.025, draw_seed(rng), 7)),
         ("white", Ellipsoid(np.zeros(3), white, tilt, 0.05, draw_seed(rng), 5)),
         (

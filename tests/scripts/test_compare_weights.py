@@ -20,6 +20,7 @@ def test_the_shipped_weights_as_candidate_differ_by_nothing_and_a_changed_one_by
     result = compare_weights.compare("glioma", same, 2, 5, "moderate", ["head"], "cpu", tmp_path / "a", size="small",
                                      real=False)  # fmt: skip
     assert set(result["sets"]) == {"default", "randomised (moderate+head)"}
+    assert "moderate+head" not in compare_weights.PRESETS  # registered only while its cohort was drawn
     for figures in result["sets"].values():
         assert figures["shipped"] == figures["candidate"] and figures["shipped"]["failed"] == 0
         paired = figures["paired"]["dice_lesions: candidate - shipped"]
