@@ -103,6 +103,7 @@ def test_one_image_file_for_a_disease_of_one_sequence(trained_bundles, grading_c
     assert capsys.readouterr() == ("", "")
 
 
+@pytest.mark.slow  # two predict runs over a whole cohort (60 s); CI runs it with the slow tests
 def test_ctrl_c_summarises_the_cases_done(trained_bundles, grading_cohorts, tmp_path):  # noqa: F811
     """SIGINT mid-cohort: exit code 130, the summary and --json hold the cases done; the same command finishes."""
     datalist = grading_cohorts["glioma_mri_classification"]
