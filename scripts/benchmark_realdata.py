@@ -15,7 +15,7 @@ trained on. Each goes through ``mednet predict``'s own path (:func:`mednet.pipel
   neuroblastoma localisation's liver, spleen, kidneys and adrenals against TotalSegmentator's
   own model map, the image given as T2w and, separately, as T1c.
 
-One case each: report them as anecdotes. Writes JSON with the figures and the weights' versions.
+One case each: report them as anecdotes. Writes JSON with the figures and the weights' versions and SHA-256.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def main() -> None:
         for disease, run in (("glioma", glioma), ("neuroblastoma", abdomen)):
             spec = disease_spec(disease)
             predictors = Predictors.build(spec, args.device)
-            results[disease] = {"bundles": spec.versions, **run(predictors, Path(tmp) / disease)}
+            results[disease] = {"bundles": spec.versions, "weights_sha256": predictors.weights,
+                                **run(predictors, Path(tmp) / disease)}
             print(disease, json.dumps(results[disease], indent=1), flush=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -11,7 +11,8 @@ left indeterminate and the accuracy of the others). For glioma also ``--metastas
 brain-metastasis cases (a kind of case the glioma grading was never trained to call):
 how many the pipeline calls indeterminate instead of a confident LGG or HGG.
 
-Writes JSON with the figures, the weights' versions and the time per case.
+Writes JSON with the figures, the weights' versions and SHA-256 (which
+``scripts/write_reference_cards.py`` checks) and the time per case.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def main() -> None:
     parser.add_argument("--out", default="reference.json")
     args = parser.parse_args()
     spec = disease_spec(args.disease)
-    results: dict = {"disease": args.disease, "bundles": spec.versions, "seed": args.seed}
+    results: dict = {"disease": args.disease, "bundles": spec.versions, "weights_sha256": spec.weights_sha256,
+                     "seed": args.seed}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         balance = dict.fromkeys(MODELS[args.disease].CLASSES, 1.0)
         results["test"], results["seconds_per_case"] = _run(args.disease, args.cases, Path(tmp) / "test", args.seed,

@@ -14,12 +14,12 @@ figures). Weights are committed only for a released version, with its model card
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 from pathlib import Path
 
 from mednet.bundles import bundle_path
 from mednet.io.atomic import atomic_path, write_json_atomic
+from mednet.io.checksum import file_sha256
 from mednet.training.reference import RECIPES, STAGES, train_reference
 
 
@@ -31,8 +31,8 @@ def install(recipe: dict, models: Path, record: dict) -> Path:
         if source.is_file():
             with atomic_path(target / name) as tmp:
                 shutil.copyfile(source, tmp)
-    sha256 = hashlib.sha256((target / "model.pt").read_bytes()).hexdigest()
-    write_json_atomic(target / "reference.json", {**record, "weights_sha256": sha256}, indent=2, default=float)
+    write_json_atomic(target / "reference.json", {**record, "weights_sha256": file_sha256(target / "model.pt")},
+                      indent=2, default=float)  # fmt: skip
     return target / "model.pt"
 
 

@@ -11,7 +11,9 @@ held-out synthetic test patients through ``mednet predict``) and
 ``docs/benchmarks/realdata.json`` (``scripts/benchmark_realdata.py``: the real scans, as
 anecdotes). Writes the section between ``<!-- reference -->`` and ``<!-- /reference -->`` in
 ``docs/README.md`` (inserted before "## Commands" the first time) and sets ``version`` and
-a changelog entry in ``configs/metadata.json``.
+a changelog entry in ``configs/metadata.json``. The figures must come from the weights
+being released: each JSON names the weights it measured (SHA-256), and a card is not
+written from figures of other weights (run the benchmark again after ``--install``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 from pathlib import Path
 
 from mednet.bundles import BUNDLES_DIR, list_bundles
+from mednet.io.checksum import file_sha256
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 START, END = "<!-- reference -->", "<!-- /reference -->"
@@ -136,7 +139,7 @@ def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | N
         lines += _confidence_lines(confidence)
     scans = []
     for name, result in (realdata or {}).items():
-        if not isinstance(result, dict) or name == "bundles":
+        if not isinstance(result, dict) or name in ("bundles", "weights_sha256"):
             continue
         if task == "segmentation":
             if "whole_tumour_dice" in result:
@@ -160,31 +163,58 @@ def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | N
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", required=True)
-    parser.add_argument("--changelog", required=True)
-    parser.add_argument("--disease", action="append", default=None,
-                        help="only this disease's bundles (repeatable; default: all with a record)")  # fmt: skip
-    parser.add_argument("--bundle", action="append", default=None,
-                        help="only this bundle (repeatable): a release of one stage's weights")  # fmt: skip
-    args = parser.parse_args()
-    realdata = json.loads((BENCHMARKS / "realdata.json").read_text()) if (BENCHMARKS / "realdata.json").is_file() \
+def check_same_weights(bundle: str, record: dict, figures: dict | None, source: str, weights: Path) -> None:
+    """Refuse a card built from figures measured on other weights than the ones released.
+
+    ``record`` is the bundle's ``models/reference.json`` (the installed weights' SHA-256),
+    ``figures`` a benchmark's JSON for the disease (``weights_sha256``: bundle -> SHA-256 of
+    the weights it measured), ``source`` its name for the message.
+
+    Raises:
+        SystemExit: the installed weights are not the ones the record names, or the figures
+            name other weights (or none: written before benchmarks recorded them).
+    """
+    installed = file_sha256(weights)
+    if record.get("weights_sha256") != installed:
+        raise SystemExit(f"{bundle}: models/reference.json names weights {record.get('weights_sha256')}, "
+                         f"models/model.pt is {installed}: install with scripts/train_reference.py --install")
+    if figures is None:
+        return
+    measured = (figures.get("weights_sha256") or {}).get(bundle)
+    if measured != installed:
+        raise SystemExit(f"{bundle}: {source} measured weights {measured or '(not recorded)'}, expected the "
+                         f"installed {installed}: run its script again with these weights")  # fmt: skip
+
+
+def write_cards(version: str, changelog: str, diseases: list[str] | None = None, bundles: list[str] | None = None,
+                bundles_dir: Path = BUNDLES_DIR, benchmarks: Path = BENCHMARKS) -> list[str]:
+    """Write the cards and bump the versions of the bundles with a record; returns the bundles written.
+
+    Every card's figures must come from the installed weights (:func:`check_same_weights`);
+    nothing is written unless all of them do.
+    """
+    realdata = json.loads((benchmarks / "realdata.json").read_text()) if (benchmarks / "realdata.json").is_file() \
         else {}  # fmt: skip
-    for bundle in list_bundles():
-        path = BUNDLES_DIR / bundle
+    cards = {}
+    for bundle in list_bundles(bundles_dir):
+        path = bundles_dir / bundle
         reference = path / "models" / "reference.json"
+        disease = bundle.split("_mri_")[0]
+        if (diseases and disease not in diseases) or (bundles and bundle not in bundles):
+            continue
         if not reference.is_file():
             print(f"{bundle}: no models/reference.json, skipped")
             continue
-        disease = bundle.split("_mri_")[0]
-        if (args.disease and disease not in args.disease) or (args.bundle and bundle not in args.bundle):
-            continue
-        held = BENCHMARKS / f"reference_{disease}.json"
-        calibrated = BENCHMARKS / f"confidence_{disease}.json"
-        text = section(bundle, json.loads(reference.read_text()), json.loads(held.read_text()) if held.is_file()
-                       else None, realdata.get(disease),
-                       json.loads(calibrated.read_text()) if calibrated.is_file() else None)  # fmt: skip
+        record = json.loads(reference.read_text())
+        held = benchmarks / f"reference_{disease}.json"
+        held_out = json.loads(held.read_text()) if held.is_file() else None
+        calibrated = benchmarks / f"confidence_{disease}.json"
+        check_same_weights(bundle, record, held_out, held.name, path / "models" / "model.pt")
+        check_same_weights(bundle, record, realdata.get(disease), "realdata.json", path / "models" / "model.pt")
+        cards[bundle] = section(bundle, record, held_out, realdata.get(disease),
+                                json.loads(calibrated.read_text()) if calibrated.is_file() else None)  # fmt: skip
+    for bundle, text in cards.items():
+        path = bundles_dir / bundle
         card = path / "docs" / "README.md"
         content = card.read_text()
         if START in content:
@@ -196,10 +226,23 @@ def main() -> None:
         card.write_text(content)
         meta_file = path / "configs" / "metadata.json"
         meta = json.loads(meta_file.read_text())
-        meta["version"] = args.version
-        meta["changelog"] = {args.version: args.changelog, **meta["changelog"]}
+        meta["version"] = version
+        meta["changelog"] = {version: changelog, **meta["changelog"]}
         meta_file.write_text(json.dumps(meta, indent=4) + "\n")
-        print(f"{bundle}: {card}, version {args.version}")
+        print(f"{bundle}: {card}, version {version}")
+    return list(cards)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--changelog", required=True)
+    parser.add_argument("--disease", action="append", default=None,
+                        help="only this disease's bundles (repeatable; default: all with a record)")  # fmt: skip
+    parser.add_argument("--bundle", action="append", default=None,
+                        help="only this bundle (repeatable): a release of one stage's weights")  # fmt: skip
+    args = parser.parse_args()
+    write_cards(args.version, args.changelog, args.disease, args.bundle)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ maps); it is stored as ``models/ood.json`` next to the weights.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import warnings
@@ -30,8 +29,9 @@ import torch
 from torch import nn
 
 from mednet.io.atomic import write_json_atomic
+from mednet.io.checksum import file_sha256
 
-__all__ = ["FeatureOOD", "fit_feature_ood", "fitted_check", "keeping_features", "penultimate_features", "sha256"]
+__all__ = ["FeatureOOD", "fit_feature_ood", "fitted_check", "keeping_features", "penultimate_features"]
 
 
 def _last_linear(branch: nn.Module) -> nn.Linear:
@@ -103,7 +103,7 @@ def fitted_check(weights: os.PathLike | str, warn: bool = True) -> tuple[Feature
     if not fitted.is_file():
         return None, "no feature-distance check (no ood.json beside the weights)"
     ood = FeatureOOD.load(fitted)
-    if ood.weights_sha256 != sha256(weights):
+    if ood.weights_sha256 != file_sha256(weights):
         note = f"{fitted} was fitted for other weights: not applied"
         if warn:
             warnings.warn(note, stacklevel=2)
@@ -197,15 +197,6 @@ class FeatureOOD:
         return cls(doc["branches"], float(doc["quantile"]), int(doc["cases"]), doc.get("weights_sha256", ""))
 
 
-def sha256(path: os.PathLike | str) -> str:
-    """The SHA-256 of a file (e.g. a checkpoint), hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fit_feature_ood(
     predictor, cases: Iterable[Mapping], out: os.PathLike | str, quantile: float = 0.99
 ) -> FeatureOOD:
@@ -227,6 +218,6 @@ def fit_feature_ood(
         for name, value in features.items():
             collected.setdefault(name, []).append(value)
     ood = FeatureOOD.fit({name: np.stack(values) for name, values in collected.items()}, quantile,
-                         weights_sha256=sha256(predictor.weights))  # fmt: skip
+                         weights_sha256=file_sha256(predictor.weights))  # fmt: skip
     ood.save(out)
     return ood

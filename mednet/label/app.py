@@ -180,13 +180,13 @@ class MednetTrainTask(BundleTrainTask):
         the annotators' training has replaced them it would describe other weights, so it is
         moved into the training record (``started_from``).
         """
-        from mednet.grading.ood import sha256
+        from mednet.io.checksum import file_sha256
 
         weights = Path(self.bundle_path) / "models" / "model.pt"
-        before = sha256(weights) if weights.is_file() else None
+        before = file_sha256(weights) if weights.is_file() else None
         studies = len(datastore.datalist())
         result = super().__call__(request, datastore)
-        after = sha256(weights) if weights.is_file() else None
+        after = file_sha256(weights) if weights.is_file() else None
         if after != before:
             models = weights.parent
             record_path = models / "monailabel_training.json"

@@ -116,7 +116,7 @@ def prepare_app(
         TrainingRunError: ``models`` is not a finished training run of ``disease``.
     """
     from mednet.bundles.archive import install_weights
-    from mednet.grading.ood import sha256
+    from mednet.io.checksum import file_sha256
     from mednet.pipeline.diseases import disease_spec
 
     spec = disease_spec(disease)
@@ -124,7 +124,7 @@ def prepare_app(
     weights, settings, source = _weights_source(spec, models)
     wanted = {"disease": spec.name, "localisation": spec.localisation.name, "grading": spec.grading.name,
               "mednet_version": mednet.__version__, "source": source,
-              "weights_sha256": {name: sha256(path) for name, path in weights.items()}}  # fmt: skip
+              "weights_sha256": {name: file_sha256(path) for name, path in weights.items()}}  # fmt: skip
     record = app / APP_FILE
     made = json.loads(record.read_text()) if record.is_file() else None
     model_dir = app / "model"

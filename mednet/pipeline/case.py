@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from mednet.fusion import merge_readings
-from mednet.grading.ood import sha256
 from mednet.inference import GradingPredictor, LocalisationPredictor
 from mednet.io.cases import LoadedCase, load_case, present_sequences
+from mednet.io.checksum import file_sha256
 from mednet.localisation.outputs import LabelScheme, LocalisationResult, write_localisation
 from mednet.localisation.plausibility import plausibility_flags
 from mednet.metrics.localisation import map_labels, score_localisation
@@ -106,7 +106,7 @@ class Predictors:
 
         Recorded with every case: a resumed run redoes the cases that other weights made.
         """
-        return {p.bundle.name: sha256(p.weights) for p in (self.localise, self.grade)}
+        return {p.bundle.name: file_sha256(p.weights) for p in (self.localise, self.grade)}
 
 
 def case_record_path(out: os.PathLike | str, case_id: str) -> Path:

@@ -69,6 +69,18 @@ class DiseaseSpec:
         """Bundle name -> version."""
         return {b.name: b.version for b in (self.localisation, self.grading)}
 
+    @property
+    def weights_sha256(self) -> dict[str, str | None]:
+        """Bundle name -> SHA-256 of its shipped weights (``models/model.pt``; None where there are none).
+
+        Figures written with it (``scripts/evaluate_reference.py``, ``scripts/benchmark_realdata.py``)
+        name the weights they measured, whatever the version said then.
+        """
+        from mednet.io.checksum import file_sha256
+
+        bundles = (self.localisation, self.grading)
+        return {b.name: file_sha256(b.weights) if b.weights.is_file() else None for b in bundles}
+
 
 def disease_spec(disease: str, bundles: os.PathLike | str | None = None) -> DiseaseSpec:
     """The :class:`DiseaseSpec` of ``disease`` with bundles from ``bundles`` (default: mednet's).

@@ -25,20 +25,9 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from mednet.io.checksum import file_sha256
+
 __all__ = ["cohort_provenance", "file_sha256", "git_revision", "input_checksums", "run_provenance", "training_source"]
-
-#: Read in blocks of this many bytes (an input is never held twice in memory for its checksum).
-_BLOCK = 1 << 20
-
-
-def file_sha256(path: os.PathLike | str) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while block := stream.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _folder_sha256(folder: Path) -> tuple[str, int, int]:
     """A folder's (DICOM series') fingerprint: SHA-256 of its sorted file list (relative name and size).

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mednet.errors import DatalistError, MednetError, OutputExistsError
+from mednet.io.checksum import file_sha256
 
 __all__ = [
     "STAGES",
@@ -379,14 +380,6 @@ def _config_hash(bundle: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _inference_overrides(bundle: str, overrides: Mapping) -> dict:
     """The overrides that name an entry of the bundle's ``inference.json`` or ``evaluate.json`` (top level)."""
     keys = _config_keys(bundle, ("inference", "evaluate"))
@@ -406,7 +399,7 @@ def _train_stage(stage: str, settings: dict, datalist: Path, run: Path, data_sha
     weights = work / "models" / "model.pt"
     if done.is_file() and weights.is_file():
         record = json.loads(done.read_text())
-        if record.get("settings") == wanted and record.get("weights_sha256") == _sha256(weights):
+        if record.get("settings") == wanted and record.get("weights_sha256") == file_sha256(weights):
             echo(f"{stage}: trained earlier with the same settings and data: skipped ({weights})")
             return {**record, "skipped": True}
     echo(f"{stage}: training {settings['bundle']} for {settings['epochs']} epoch(s), seed {settings['seed']} "
@@ -424,7 +417,7 @@ def _train_stage(stage: str, settings: dict, datalist: Path, run: Path, data_sha
                                **overrides)  # fmt: skip
     if not weights.is_file():
         raise MednetError(f"{stage}: training ended without weights in {weights.parent}; see {log}")
-    record = {"settings": wanted, "weights": str(weights), "weights_sha256": _sha256(weights),
+    record = {"settings": wanted, "weights": str(weights), "weights_sha256": file_sha256(weights),
               "train_seconds": round(seconds, 1), "log": str(log), "tensorboard": str(work / "train_log"),
               "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
     _save(done, record)

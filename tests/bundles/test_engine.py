@@ -145,7 +145,7 @@ def test_bundle_spec_reads_each_bundle_once():
 
 def test_an_ood_fit_for_other_weights_is_not_applied(grading_checkpoints, tmp_path):
     from mednet.grading import FeatureOOD
-    from mednet.grading.ood import sha256
+    from mednet.io.checksum import file_sha256
 
     weights = tmp_path / "model.pt"
     shutil.copy(grading_checkpoints["cpa_mri_classification"] / "models" / "model.pt", weights)
@@ -158,7 +158,7 @@ def test_an_ood_fit_for_other_weights_is_not_applied(grading_checkpoints, tmp_pa
         predictor = GradingPredictor(spec, "cpu", weights, **GRADING_OVERRIDES)
     assert any("was fitted for other weights: not applied" in str(w.message) for w in caught)
     assert predictor.ood is None and "not applied" in predictor.ood_check
-    FeatureOOD.fit(fit, weights_sha256=sha256(weights)).save(tmp_path / "ood.json")
+    FeatureOOD.fit(fit, weights_sha256=file_sha256(weights)).save(tmp_path / "ood.json")
     predictor = GradingPredictor(spec, "cpu", weights, **GRADING_OVERRIDES)
     assert predictor.ood is not None and predictor.ood_check.startswith("feature-distance check fitted on 20")
 
@@ -178,7 +178,7 @@ def test_a_bundle_run_applies_the_feature_distance_check_as_predict_does(grading
     """``ood.json`` beside the weights: ``monai.bundle run`` calls the cases unlike the training cases
     indeterminate, with the predictor's ratios; a fit for other weights or none: it says that no check applied."""
     from mednet.grading import FeatureOOD
-    from mednet.grading.ood import sha256
+    from mednet.io.checksum import file_sha256
 
     bundle = "glioma_mri_classification"
     datalist = grading_cohorts[bundle]
@@ -193,7 +193,7 @@ def test_a_bundle_run_applies_the_feature_distance_check_as_predict_does(grading
             .features(*inputs[cases[0]["case_id"]]).items()}  # fmt: skip
     rng = np.random.default_rng(0)  # "training cases" far from anything these weights make of a phantom
     far = {s: 100.0 + rng.normal(0, 0.1, (20, d)) for s, d in dims.items()}
-    FeatureOOD.fit(far, weights_sha256=sha256(weights)).save(weights.parent / "ood.json")
+    FeatureOOD.fit(far, weights_sha256=file_sha256(weights)).save(weights.parent / "ood.json")
     predictor = GradingPredictor(spec, "cpu", weights, **GRADING_OVERRIDES)
     run_bundle(bundle, ["inference"], datalist=str(datalist), ckpt_path=str(weights), output_dir=str(tmp_path / "a"),
                **GRADING_OVERRIDES)  # fmt: skip

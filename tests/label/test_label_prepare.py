@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mednet.cli.main import main
-from mednet.grading.ood import sha256
+from mednet.io.checksum import file_sha256
 from mednet.label.environment import REQUIREMENTS, LabelEnvironment, LabelEnvironmentError, default_environment
 from mednet.label.serve import APP_FILE, _set_entries, default_app, prepare_app, prepare_studies
 from mednet.pipeline.diseases import disease_spec
@@ -60,7 +60,7 @@ def test_app_serves_the_shipped_weights_and_keeps_retrained_ones(tmp_path):
     assert record["disease"] == "glioma" and record["localisation"] == spec.localisation.name
     for bundle in (spec.localisation, spec.grading):
         served = app / "model" / bundle.name / "models" / "model.pt"
-        assert sha256(served) == sha256(bundle.weights) == record["weights_sha256"][bundle.name]
+        assert file_sha256(served) == file_sha256(bundle.weights) == record["weights_sha256"][bundle.name]
         assert (app / "model" / bundle.name / "configs" / "train.json").is_file()
     assert "mednet.label.app" in (app / "main.py").read_text()
     # weights the annotators retrained there are served again ...
@@ -71,7 +71,7 @@ def test_app_serves_the_shipped_weights_and_keeps_retrained_ones(tmp_path):
     assert served.read_bytes() == b"retrained" and "reused" in lines[0]
     # ... unless a fresh copy is asked for
     prepare_app("glioma", app, fresh=True, echo=lines.append)
-    assert sha256(served) == sha256(spec.localisation.weights) and "--fresh" in lines[-2]
+    assert file_sha256(served) == file_sha256(spec.localisation.weights) and "--fresh" in lines[-2]
 
 
 def test_settings_of_a_run_are_written_into_the_copied_configs(tmp_path):

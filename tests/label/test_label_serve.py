@@ -23,7 +23,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from mednet.grading.ood import sha256
+from mednet.io.checksum import file_sha256
 from mednet.label.environment import LabelEnvironment
 from mednet.label.serve import free_port, stop_server, wait_until_ready
 from mednet.pipeline.diseases import disease_spec
@@ -118,7 +118,7 @@ def test_pipeline_returns_the_label_map_on_the_study_grid_and_the_grading(server
     assert params["case_id"] == case_id and params["disease"] == "glioma"
     assert params["sequences_used"]["localisation"] == list(SPEC.localisation.sequences)
     assert params["label_names"] == {"background": 0, **{r["name"]: r["value"] for r in SPEC.localisation.label_table}}
-    assert params["weights"][SEGMENTATION] == sha256(app / "model" / SEGMENTATION / "models" / "model.pt")
+    assert params["weights"][SEGMENTATION] == file_sha256(app / "model" / SEGMENTATION / "models" / "model.pt")
     if params["lesions"]:
         assert params["call"] in {*SPEC.classes, "indeterminate"}
         assert abs(sum(params["fused"].values()) - 1) < 1e-4
@@ -129,7 +129,7 @@ def test_pipeline_returns_the_label_map_on_the_study_grid_and_the_grading(server
 def test_training_from_saved_labels_replaces_the_served_weights(server, tmp_path):
     url, cases, app, _ = server
     served = app / "model" / SEGMENTATION / "models" / "model.pt"
-    before = sha256(served)
+    before = file_sha256(served)
     for case in sorted(p for p in cases.iterdir() if p.is_dir())[:2]:
         truth = nib.load(next(case.glob("*_seg.nii.gz")))
         label = tmp_path / f"{case.name}.nii.gz"  # the truth in the bundle's own values, as an annotator saves it
@@ -137,7 +137,7 @@ def test_training_from_saved_labels_replaces_the_served_weights(server, tmp_path
         _put_label(url, case.name, label)
     request = json.dumps({"max_epochs": 1, "val_split": 0.5, "device": "cpu"}).encode()
     _request(f"{url}/train/{SEGMENTATION}?run_sync=true", "POST", request, {"Content-Type": "application/json"})
-    after = sha256(served)
+    after = file_sha256(served)
     assert after != before
     history = json.loads((served.parent / "monailabel_training.json").read_text())
     assert history[-1]["started_from_sha256"] == before and history[-1]["weights_sha256"] == after

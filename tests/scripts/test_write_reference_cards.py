@@ -1,0 +1,65 @@
+"""scripts/write_reference_cards.py: a card is written only from figures of the weights it ships."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from mednet.bundles import BUNDLES_DIR
+from mednet.io.checksum import file_sha256
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
+import write_reference_cards  # scripts/ is not a package: from its folder
+
+BUNDLE = "cpa_mri_segmentation"
+REPO_BENCHMARKS = Path(__file__).parents[2] / "docs" / "benchmarks"
+
+
+@pytest.fixture
+def release(tmp_path):
+    """A copy of one bundle with its shipped weights, and a benchmarks folder with its held-out figures."""
+    bundles, benchmarks = tmp_path / "bundles", tmp_path / "benchmarks"
+    shutil.copytree(BUNDLES_DIR / BUNDLE, bundles / BUNDLE)
+    benchmarks.mkdir()
+    held_out = json.loads((REPO_BENCHMARKS / "reference_cpa.json").read_text())
+    return bundles, benchmarks, held_out
+
+
+def _write(benchmarks: Path, held_out: dict) -> None:
+    (benchmarks / "reference_cpa.json").write_text(json.dumps(held_out))
+
+
+def test_figures_of_the_installed_weights_make_the_card_and_the_version(release):
+    bundles, benchmarks, held_out = release
+    _write(benchmarks, {**held_out, "weights_sha256": {BUNDLE: file_sha256(bundles / BUNDLE / "models" / "model.pt")}})
+    written = write_reference_cards.write_cards("9.9.9", "test release", bundles=[BUNDLE], bundles_dir=bundles,
+                                                benchmarks=benchmarks)  # fmt: skip
+    assert written == [BUNDLE]
+    meta = json.loads((bundles / BUNDLE / "configs" / "metadata.json").read_text())
+    assert meta["version"] == "9.9.9" and meta["changelog"]["9.9.9"] == "test release"
+    card = (bundles / BUNDLE / "docs" / "README.md").read_text()
+    lesion_dice = held_out["test"]["localisation"]["dice_lesions"]["value"]
+    assert card.count(write_reference_cards.START) == 1 and f"{lesion_dice:.3f}" in card
+
+
+@pytest.mark.parametrize("recorded", [None, "0" * 64], ids=["not recorded", "other weights"])
+def test_figures_of_other_weights_are_refused_and_nothing_is_written(release, recorded):
+    bundles, benchmarks, held_out = release
+    before = {p: p.read_bytes() for p in (bundles / BUNDLE).rglob("*") if p.is_file()}
+    _write(benchmarks, {**held_out, "weights_sha256": {BUNDLE: recorded}} if recorded else held_out)
+    with pytest.raises(SystemExit, match=r"reference_cpa.json measured weights .*run its script again"):
+        write_reference_cards.write_cards("9.9.9", "x", bundles=[BUNDLE], bundles_dir=bundles, benchmarks=benchmarks)
+    assert {p: p.read_bytes() for p in (bundles / BUNDLE).rglob("*") if p.is_file()} == before
+
+
+def test_weights_changed_after_install_are_refused(release):
+    bundles, benchmarks, held_out = release
+    weights = bundles / BUNDLE / "models" / "model.pt"
+    weights.write_bytes(weights.read_bytes() + b"\0")  # not the weights reference.json names
+    _write(benchmarks, {**held_out, "weights_sha256": {BUNDLE: file_sha256(weights)}})
+    with pytest.raises(SystemExit, match=r"models/reference\.json names weights"):
+        write_reference_cards.write_cards("9.9.9", "x", bundles=[BUNDLE], bundles_dir=bundles, benchmarks=benchmarks)
