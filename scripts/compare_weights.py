@@ -22,6 +22,10 @@ intervals) and, per case, candidate minus shipped for the lesion Dice (and the m
 Dice where the disease has organs), with the mean difference and its bootstrap interval:
 a release needs the candidate no worse where the shipped weights are good and better
 where they fail, on the same patients.
+
+``--work DIR`` keeps the cohorts and the predictions: run again (a later checkpoint of the
+same candidate), the same cohorts are reused and only the cases whose weights changed are
+predicted again.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ from mednet.metrics.bootstrap import mean_ci
 from mednet.pipeline import predict_cohort
 from mednet.pipeline.case import Predictors
 from mednet.pipeline.diseases import disease_spec
-from mednet.synthetic import generate_cohort
 from mednet.synthetic.cohort import DISEASES as MODELS
+from mednet.synthetic.cohort import reuse_or_generate_cohort
 from mednet.synthetic.randomise import PRESETS
 
 #: Per-case figures compared (when the records hold them).
@@ -54,16 +58,17 @@ def _cohorts(disease: str, cases: int, seed: int, preset: str, flags: list[str],
     """The two held-out phantom sets; their datalists."""
     balance = dict.fromkeys(MODELS[disease].CLASSES, 1.0)
     name = "+".join([preset, *flags])
-    default = generate_cohort(disease, cases, root / "default", size=size, seed=seed, balance=balance, workers=2)
+    default = reuse_or_generate_cohort(disease, cases, root / "default", size=size, seed=seed, balance=balance,
+                                       workers=2)  # fmt: skip
     # generate_cohort takes a preset's name: this one is registered only while its cohort is drawn
     PRESETS[name] = dataclasses.replace(PRESETS[preset], name=name, **dict.fromkeys(flags, True))
     try:
-        randomised = generate_cohort(disease, cases, root / "randomised", size=size, seed=seed + 2, balance=balance,
-                                     randomise=name, workers=2)  # fmt: skip
+        randomised = reuse_or_generate_cohort(disease, cases, root / "randomised", size=size, seed=seed + 2,
+                                              balance=balance, randomise=name, workers=2)  # fmt: skip
     finally:
         if name != preset:
             del PRESETS[name]
-    return {"default": default.datalist, f"randomised ({name})": randomised.datalist}
+    return {"default": default, f"randomised ({name})": randomised}
 
 
 def _per_case(out: Path) -> dict[str, dict]:
@@ -120,6 +125,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-real", action="store_true", help="leave out the real scans")
     parser.add_argument("--out", default="compare.json")
+    parser.add_argument("--work", default=None, metavar="DIR",
+                        help="keep cohorts and predictions here (default: a temporary folder): a run again reuses "
+                             "the same cohorts and the cases already predicted with the same weights")  # fmt: skip
     args = parser.parse_args()
     candidate = dict(item.split("=", 1) for item in args.candidate)
     spec = disease_spec(args.disease)
@@ -130,7 +138,7 @@ def main() -> None:
                          else f"not a Randomisation flag: {sorted(set(args.turn_on) - flags)} (flags: {sorted(flags)})")
     with tempfile.TemporaryDirectory() as tmp:
         result = compare(args.disease, candidate, args.cases, args.seed, args.randomise, args.turn_on, args.device,
-                         Path(tmp), real=not args.no_real)  # fmt: skip
+                         Path(args.work or tmp), real=not args.no_real)  # fmt: skip
     result["command"] = "python scripts/compare_weights.py " + " ".join(sys.argv[1:])
     Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(f"wrote {args.out}")

@@ -21,6 +21,8 @@ the BraTS look) and its lesion's kind.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -39,7 +41,7 @@ from mednet.synthetic import cpa, glioma, neuroblastoma
 from mednet.synthetic.phantom import PLANE_AXES, Phantom, acquisition_grid, render
 from mednet.synthetic.randomise import PRESETS, CaseStyle, Randomisation, atlas_grid, draw_style
 
-__all__ = ["DISEASES", "SIZES", "Cohort", "generate_cohort"]
+__all__ = ["DISEASES", "SIZES", "Cohort", "cohort_settings", "generate_cohort", "reuse_or_generate_cohort"]
 
 DISEASES: dict[str, ModuleType] = {"glioma": glioma, "cpa": cpa, "neuroblastoma": neuroblastoma}
 #: In-plane matrix of each size.
@@ -238,7 +240,7 @@ def generate_cohort(
             f"optional sequences for {disease}: expected some of "
             f"{', '.join(getattr(model, 'OPTIONAL_SEQUENCES', ())) or 'none'}, found {', '.join(sorted(unknown))}"
         )
-    balance = dict(balance or model.DEFAULT_BALANCE)
+    balance = _balance(disease, balance)
     known = (*model.CLASSES, *getattr(model, "OTHER_CLASSES", ()))
     if set(balance) - set(known) or not any(balance.values()):
         raise ValueError(f"balance for {disease}: expected weights for {', '.join(known)}, found {balance}")
@@ -274,12 +276,56 @@ def generate_cohort(
     labels_path = root / "labels.json"
     write_json_atomic(labels_path, label_table, indent=2)
     write_json_atomic(root / "cases.json", records, indent=2)
-    made_how = {"generator": "mednet.synthetic", "mednet_version": __version__, "disease": disease, "cases": n_cases,
-                "seed": seed, "size": size, "randomise": randomise, "balance": balance, "mixed_grids": mixed_grids,
-                "optional": list(optional)}  # fmt: skip
+    made_how = {"generator": "mednet.synthetic", "mednet_version": __version__,
+                **cohort_settings(disease, n_cases, size=size, seed=seed, balance=balance, randomise=randomise,
+                                  mixed_grids=mixed_grids, optional=optional)}  # fmt: skip
     datalist = build_datalist(read_manifest(manifest), seed=seed)
     datalist["created"] = None  # keep the cohort byte-identical for a given seed
     datalist["source"] = {"kind": "manifest", "path": "manifest.csv"}
     path = save_datalist(datalist, root / "datalist.json")
     write_json_atomic(root / "cohort.json", made_how, indent=2)  # last: a cohort.json means a complete cohort
     return Cohort(root=root, manifest=manifest, datalist=path, labels=labels_path, cases=records)
+
+
+def _balance(disease: str, balance: dict[str, float] | None) -> dict[str, float]:
+    return dict(balance or DISEASES[disease].DEFAULT_BALANCE)
+
+
+def cohort_settings(
+    disease: str,
+    n_cases: int,
+    *,
+    size: str = "small",
+    seed: int = 0,
+    balance: dict[str, float] | None = None,
+    randomise: str | None = None,
+    mixed_grids: bool = False,
+    optional: tuple[str, ...] = (),
+) -> dict:
+    """What makes a cohort what it is, as ``cohort.json`` records it (JSON types).
+
+    ``randomisation`` is the preset's every setting, not only its name: a preset changed
+    by a release (e.g. ``abdomen`` turned on in ``moderate``) makes another cohort.
+    """
+    preset = dataclasses.asdict(PRESETS[randomise]) if randomise is not None else None
+    settings = {"disease": disease, "cases": n_cases, "seed": seed, "size": size, "randomise": randomise,
+                "randomisation": preset, "balance": _balance(disease, balance), "mixed_grids": mixed_grids,
+                "optional": list(optional)}  # fmt: skip
+    return json.loads(json.dumps(settings))
+
+
+def reuse_or_generate_cohort(disease: str, n_cases: int, out: os.PathLike | str, **options) -> Path:
+    """The cohort in ``out`` if the same one (:func:`cohort_settings`) is complete there, else a new one; its datalist.
+
+    ``options``: as :func:`generate_cohort`'s. A cohort made with other settings, or by a
+    run that did not finish (no ``cohort.json``), is generated again.
+    """
+    root = Path(out)
+    made = root / "cohort.json"
+    settings = cohort_settings(disease, n_cases, **{k: v for k, v in options.items() if k not in ("workers",
+                                                                                               "reader_accuracy")})
+    if made.is_file() and (root / "datalist.json").is_file():
+        recorded = json.loads(made.read_text())
+        if {k: recorded.get(k) for k in settings} == settings:
+            return root / "datalist.json"
+    return generate_cohort(disease, n_cases, root, **options).datalist

@@ -52,7 +52,7 @@ from mednet.bundles import (
     train_bundle,
 )
 from mednet.io.atomic import atomic_path, write_json_atomic
-from mednet.synthetic import generate_cohort
+from mednet.synthetic.cohort import reuse_or_generate_cohort
 
 __all__ = ["RECIPES", "STAGES", "reference_cohort", "reference_models", "train_reference"]
 
@@ -86,17 +86,10 @@ STAGES = ("localisation", "grading")
 
 
 def reference_cohort(recipe: dict, disease: str, root: Path) -> Path:
-    """The stage's cohort (generated unless the same one is there); its datalist."""
-    size = recipe.get("size", "demo")
-    wanted = {"disease": disease, "cases": recipe["cases"], "seed": recipe["seed"], "size": size,
-              "randomise": recipe["randomise"], "balance": recipe["balance"]}  # fmt: skip
-    made = root / "cohort.json"
-    if made.is_file() and {k: json.loads(made.read_text()).get(k) for k in wanted} == wanted:
-        return root / "datalist.json"
-    cohort = generate_cohort(disease, recipe["cases"], root, size=size, seed=recipe["seed"],
-                             balance=recipe["balance"], randomise=recipe["randomise"],
-                             workers=os.cpu_count() or 1)  # fmt: skip
-    return cohort.datalist
+    """The stage's cohort (generated unless the same one is there, its preset's settings included); its datalist."""
+    return reuse_or_generate_cohort(disease, recipe["cases"], root, size=recipe.get("size", "demo"),
+                                    seed=recipe["seed"], balance=recipe["balance"], randomise=recipe["randomise"],
+                                    workers=os.cpu_count() or 1)  # fmt: skip
 
 
 def _train(recipe: dict, datalist: Path, work: Path) -> dict:
