@@ -39,7 +39,7 @@ import torch
 from mednet.bundles import bundle_path, install_weights, run_bundle, train_bundle, write_benchmark_section
 from mednet.grading import lesion_slices
 from mednet.io import SliceSplitWarning, load_datalist, slice_split_partitions
-from mednet.synthetic import generate_cohort
+from mednet.synthetic.cohort import reuse_or_generate_cohort
 
 BUNDLE = {
     "glioma": "glioma_mri_classification",
@@ -196,8 +196,8 @@ def main() -> None:
         return
     work = Path(args.work) if args.work else Path(args.out).with_suffix("").parent / f"grading_{args.disease}"
     cohort = work / "cohort"
-    if not (cohort / "datalist.json").is_file():
-        generate_cohort(args.disease, args.cases, cohort, size=args.size, seed=args.seed, workers=os.cpu_count() or 1)
+    reuse_or_generate_cohort(args.disease, args.cases, cohort, size=args.size, seed=args.seed,
+                             workers=os.cpu_count() or 1)  # fmt: skip
     datalist = cohort / "datalist.json"
     doc = json.loads(datalist.read_text())
     results = {

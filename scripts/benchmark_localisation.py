@@ -35,7 +35,7 @@ import torch
 
 from mednet.bundles import bundle_path, run_bundle, write_benchmark_section
 from mednet.metrics import bootstrap_ci
-from mednet.synthetic import generate_cohort
+from mednet.synthetic.cohort import reuse_or_generate_cohort
 
 BUNDLE = {
     "glioma": "glioma_mri_segmentation",
@@ -230,8 +230,8 @@ def main() -> None:
         return
     work = Path(args.work) if args.work else Path(args.out).with_suffix("").parent / f"work_{args.disease}"
     cohort = work / "cohort"
-    if not (cohort / "datalist.json").is_file():
-        generate_cohort(args.disease, args.cases, cohort, size=args.size, seed=args.seed, workers=os.cpu_count() or 1)
+    reuse_or_generate_cohort(args.disease, args.cases, cohort, size=args.size, seed=args.seed,
+                             workers=os.cpu_count() or 1)  # fmt: skip
     datalist = json.loads((cohort / "datalist.json").read_text())
     split = {p: len(datalist[p]) for p in ("training", "validation", "testing")}
 

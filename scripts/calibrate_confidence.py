@@ -14,7 +14,8 @@ of the time, above a tie between the classes (1 / classes: a tie is never a call
 the bundle's version and changelog after).
 
 Writes JSON: the fitted threshold, the calls it makes on these cases against the
-threshold in the config now, the whole accuracy-coverage curve, the weights' versions.
+threshold in the config now, the whole accuracy-coverage curve, the weights' versions and
+SHA-256 (``scripts/write_reference_cards.py`` checks them).
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def main() -> None:
     called_now = [right for p, right in zip(confidence, correct, strict=True) if now is None or p >= now]
     result = {
         "command": "python scripts/calibrate_confidence.py " + " ".join(sys.argv[1:]),
-        "disease": args.disease, "bundles": spec.versions, "cohort": str(datalist), "partition": "validation",
+        "disease": args.disease, "bundles": spec.versions, "weights_sha256": spec.weights_sha256,
+        "cohort": str(datalist), "partition": "validation",
         "graded_cases": len(confidence), "floor": round(floor, 4),
         "fitted": {k: v for k, v in fit.items() if k != "curve"},
         "config_now": {"min_confidence": now, "called": len(called_now),

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from benchmark_realdata import REALDATA, abdomen, glioma
 
+from mednet.checksum import file_sha256
 from mednet.metrics.bootstrap import mean_ci
 from mednet.pipeline import predict_cohort
 from mednet.pipeline.case import Predictors
@@ -71,6 +72,15 @@ def _cohorts(disease: str, cases: int, seed: int, preset: str, flags: list[str],
     return {"default": default, f"randomised ({name})": randomised}
 
 
+def _predictions(root: Path, label: str, set_name: str, datalist: Path) -> Path:
+    """Where one set's predictions with one set of weights go: named after the cohort they are of.
+
+    With ``--work``, a cohort drawn again with other settings (its ``cohort.json`` changes)
+    gets a new folder: cases are matched by id, which a new cohort reuses.
+    """
+    return root / label / f"{set_name.split(' ')[0]}-{file_sha256(datalist.parent / 'cohort.json')[:12]}"
+
+
 def _per_case(out: Path) -> dict[str, dict]:
     """case id -> its localisation figures, from the case records of a predict_cohort output."""
     records = (json.loads(p.read_text()) for p in sorted(out.glob("*/*.json")) if p.stem == p.parent.name)
@@ -87,11 +97,13 @@ def compare(disease: str, candidate: dict[str, str], cases: int, seed: int, pres
     spec = disease_spec(disease)
     sets = _cohorts(disease, cases, seed, preset, flags, root / "data", size)
     weights = {"shipped": None, "candidate": candidate}
-    result: dict = {"bundles": spec.versions, "candidate": candidate, "sets": {}, "real": {}}
+    described = {bundle: {"weights": path, "sha256": file_sha256(path)} for bundle, path in candidate.items()}
+    result: dict = {"bundles": spec.versions, "weights_sha256": spec.weights_sha256, "candidate": described,
+                    "sets": {}, "real": {}}  # fmt: skip
     for set_name, datalist in sets.items():
         figures, per_case = {}, {}
         for label, models in weights.items():
-            out = root / label / set_name.split(" ")[0]
+            out = _predictions(root, label, set_name, datalist)
             run = predict_cohort(datalist, disease, out, device=device, partition="all", models=models,
                                  progress=lambda line: None)  # fmt: skip
             figures[label] = {"failed": run["failed"], **json.loads(run["metrics"].read_text())["headline"]}

@@ -18,8 +18,8 @@ import shutil
 from pathlib import Path
 
 from mednet.bundles import bundle_path
+from mednet.checksum import file_sha256
 from mednet.io.atomic import atomic_path, write_json_atomic
-from mednet.io.checksum import file_sha256
 from mednet.training.reference import RECIPES, STAGES, train_reference
 
 

@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 from mednet.bundles import BUNDLES_DIR, list_bundles
-from mednet.io.checksum import file_sha256
+from mednet.checksum import file_sha256
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 START, END = "<!-- reference -->", "<!-- /reference -->"
@@ -163,27 +163,32 @@ def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | N
     return "\n".join(lines)
 
 
-def check_same_weights(bundle: str, record: dict, figures: dict | None, source: str, weights: Path) -> None:
-    """Refuse a card built from figures measured on other weights than the ones released.
+def check_same_weights(bundle: str, record: dict, figures: dict | None, source: str, bundles_dir: Path) -> None:
+    """Refuse a card built from figures measured on other weights than the installed ones.
 
     ``record`` is the bundle's ``models/reference.json`` (the installed weights' SHA-256),
     ``figures`` a benchmark's JSON for the disease (``weights_sha256``: bundle -> SHA-256 of
-    the weights it measured), ``source`` its name for the message.
+    the weights it measured), ``source`` its name for the message. The figures run the
+    disease's whole pipeline, so every bundle they name must have the weights they measured
+    (a grading card's figures depend on the localiser's weights too).
 
     Raises:
         SystemExit: the installed weights are not the ones the record names, or the figures
             name other weights (or none: written before benchmarks recorded them).
     """
-    installed = file_sha256(weights)
+    installed = file_sha256(bundles_dir / bundle / "models" / "model.pt")
     if record.get("weights_sha256") != installed:
         raise SystemExit(f"{bundle}: models/reference.json names weights {record.get('weights_sha256')}, "
                          f"models/model.pt is {installed}: install with scripts/train_reference.py --install")
     if figures is None:
         return
-    measured = (figures.get("weights_sha256") or {}).get(bundle)
-    if measured != installed:
-        raise SystemExit(f"{bundle}: {source} measured weights {measured or '(not recorded)'}, expected the "
-                         f"installed {installed}: run its script again with these weights")  # fmt: skip
+    measured = dict(figures.get("weights_sha256") or {})
+    for name in sorted({bundle, *measured}):
+        weights = bundles_dir / name / "models" / "model.pt"
+        now = file_sha256(weights) if weights.is_file() else None
+        if measured.get(name) != now:
+            raise SystemExit(f"{bundle}: {source} measured {name}'s weights {measured.get(name) or '(not recorded)'}, "
+                             f"expected the installed {now}: run its script again with these weights")  # fmt: skip
 
 
 def write_cards(version: str, changelog: str, diseases: list[str] | None = None, bundles: list[str] | None = None,
@@ -209,8 +214,10 @@ def write_cards(version: str, changelog: str, diseases: list[str] | None = None,
         held = benchmarks / f"reference_{disease}.json"
         held_out = json.loads(held.read_text()) if held.is_file() else None
         calibrated = benchmarks / f"confidence_{disease}.json"
-        check_same_weights(bundle, record, held_out, held.name, path / "models" / "model.pt")
-        check_same_weights(bundle, record, realdata.get(disease), "realdata.json", path / "models" / "model.pt")
+        check_same_weights(bundle, record, held_out, held.name, bundles_dir)
+        check_same_weights(bundle, record, realdata.get(disease), "realdata.json", bundles_dir)
+        if calibrated.is_file() and "classification" in bundle:
+            check_same_weights(bundle, record, json.loads(calibrated.read_text()), calibrated.name, bundles_dir)
         cards[bundle] = section(bundle, record, held_out, realdata.get(disease),
                                 json.loads(calibrated.read_text()) if calibrated.is_file() else None)  # fmt: skip
     for bundle, text in cards.items():

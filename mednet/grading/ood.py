@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mednet.checksum import file_sha256
 from mednet.io.atomic import write_json_atomic
-from mednet.io.checksum import file_sha256
 
 __all__ = ["FeatureOOD", "fit_feature_ood", "fitted_check", "keeping_features", "penultimate_features"]
 

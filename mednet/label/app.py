@@ -180,7 +180,7 @@ class MednetTrainTask(BundleTrainTask):
         the annotators' training has replaced them it would describe other weights, so it is
         moved into the training record (``started_from``).
         """
-        from mednet.io.checksum import file_sha256
+        from mednet.checksum import file_sha256
 
         weights = Path(self.bundle_path) / "models" / "model.pt"
         before = file_sha256(weights) if weights.is_file() else None

@@ -116,7 +116,7 @@ def prepare_app(
         TrainingRunError: ``models`` is not a finished training run of ``disease``.
     """
     from mednet.bundles.archive import install_weights
-    from mednet.io.checksum import file_sha256
+    from mednet.checksum import file_sha256
     from mednet.pipeline.diseases import disease_spec
 
     spec = disease_spec(disease)

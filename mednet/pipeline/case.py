@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mednet.checksum import file_sha256
 from mednet.fusion import merge_readings
 from mednet.inference import GradingPredictor, LocalisationPredictor
 from mednet.io.cases import LoadedCase, load_case, present_sequences
-from mednet.io.checksum import file_sha256
 from mednet.localisation.outputs import LabelScheme, LocalisationResult, write_localisation
 from mednet.localisation.plausibility import plausibility_flags
 from mednet.metrics.localisation import map_labels, score_localisation

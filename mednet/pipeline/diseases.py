@@ -76,7 +76,7 @@ class DiseaseSpec:
         Figures written with it (``scripts/evaluate_reference.py``, ``scripts/benchmark_realdata.py``)
         name the weights they measured, whatever the version said then.
         """
-        from mednet.io.checksum import file_sha256
+        from mednet.checksum import file_sha256
 
         bundles = (self.localisation, self.grading)
         return {b.name: file_sha256(b.weights) if b.weights.is_file() else None for b in bundles}

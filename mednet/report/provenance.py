@@ -25,9 +25,10 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from mednet.io.checksum import file_sha256
+from mednet.checksum import file_sha256
 
-__all__ = ["cohort_provenance", "file_sha256", "git_revision", "input_checksums", "run_provenance", "training_source"]
+__all__ = ["cohort_provenance", "git_revision", "input_checksums", "run_provenance", "training_source"]
+
 
 def _folder_sha256(folder: Path) -> tuple[str, int, int]:
     """A folder's (DICOM series') fingerprint: SHA-256 of its sorted file list (relative name and size).

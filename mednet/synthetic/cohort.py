@@ -251,6 +251,7 @@ def generate_cohort(
     sequences = list(model.SEQUENCES) + list(optional)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
+    (root / "cohort.json").unlink(missing_ok=True)  # written last: until then, not a complete cohort
     classes = _class_list(np.random.default_rng([seed, 2**20]), balance, n_cases)
 
     jobs = [
@@ -277,8 +278,8 @@ def generate_cohort(
     write_json_atomic(labels_path, label_table, indent=2)
     write_json_atomic(root / "cases.json", records, indent=2)
     made_how = {"generator": "mednet.synthetic", "mednet_version": __version__,
-                **cohort_settings(disease, n_cases, size=size, seed=seed, balance=balance, randomise=randomise,
-                                  mixed_grids=mixed_grids, optional=optional)}  # fmt: skip
+                **cohort_settings(disease, n_cases, size=size, seed=seed, balance=balance, mixed_grids=mixed_grids,
+                                  optional=optional, reader_accuracy=reader_accuracy, randomise=randomise)}  # fmt: skip
     datalist = build_datalist(read_manifest(manifest), seed=seed)
     datalist["created"] = None  # keep the cohort byte-identical for a given seed
     datalist["source"] = {"kind": "manifest", "path": "manifest.csv"}
@@ -298,19 +299,27 @@ def cohort_settings(
     size: str = "small",
     seed: int = 0,
     balance: dict[str, float] | None = None,
-    randomise: str | None = None,
     mixed_grids: bool = False,
     optional: tuple[str, ...] = (),
+    reader_accuracy: float = 0.85,
+    randomise: str | None = None,
 ) -> dict:
     """What makes a cohort what it is, as ``cohort.json`` records it (JSON types).
 
-    ``randomisation`` is the preset's every setting, not only its name: a preset changed
-    by a release (e.g. ``abdomen`` turned on in ``moderate``) makes another cohort.
+    Arguments as :func:`generate_cohort`'s (``workers`` changes nothing). ``randomisation``
+    is the preset's every setting, not only its name: a preset changed by a release (e.g.
+    ``abdomen`` turned on in ``moderate``) makes another cohort.
+
+    Raises:
+        ValueError: an unknown disease or preset.
     """
-    preset = dataclasses.asdict(PRESETS[randomise]) if randomise is not None else None
+    from monai.utils import look_up_option
+
+    disease = look_up_option(disease, list(DISEASES))
+    preset = dataclasses.asdict(PRESETS[look_up_option(randomise, list(PRESETS))]) if randomise is not None else None
     settings = {"disease": disease, "cases": n_cases, "seed": seed, "size": size, "randomise": randomise,
                 "randomisation": preset, "balance": _balance(disease, balance), "mixed_grids": mixed_grids,
-                "optional": list(optional)}  # fmt: skip
+                "optional": list(optional), "reader_accuracy": reader_accuracy}  # fmt: skip
     return json.loads(json.dumps(settings))
 
 
@@ -318,12 +327,12 @@ def reuse_or_generate_cohort(disease: str, n_cases: int, out: os.PathLike | str,
     """The cohort in ``out`` if the same one (:func:`cohort_settings`) is complete there, else a new one; its datalist.
 
     ``options``: as :func:`generate_cohort`'s. A cohort made with other settings, or by a
-    run that did not finish (no ``cohort.json``), is generated again.
+    run that did not finish (``cohort.json`` is removed first and written last), is
+    generated again.
     """
     root = Path(out)
     made = root / "cohort.json"
-    settings = cohort_settings(disease, n_cases, **{k: v for k, v in options.items() if k not in ("workers",
-                                                                                               "reader_accuracy")})
+    settings = cohort_settings(disease, n_cases, **{k: v for k, v in options.items() if k != "workers"})
     if made.is_file() and (root / "datalist.json").is_file():
         recorded = json.loads(made.read_text())
         if {k: recorded.get(k) for k in settings} == settings:

@@ -46,8 +46,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from mednet.checksum import file_sha256
 from mednet.errors import DatalistError, MednetError, OutputExistsError
-from mednet.io.checksum import file_sha256
 
 __all__ = [
     "STAGES",

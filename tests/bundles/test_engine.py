@@ -144,8 +144,8 @@ def test_bundle_spec_reads_each_bundle_once():
 
 
 def test_an_ood_fit_for_other_weights_is_not_applied(grading_checkpoints, tmp_path):
+    from mednet.checksum import file_sha256
     from mednet.grading import FeatureOOD
-    from mednet.io.checksum import file_sha256
 
     weights = tmp_path / "model.pt"
     shutil.copy(grading_checkpoints["cpa_mri_classification"] / "models" / "model.pt", weights)
@@ -177,8 +177,8 @@ def test_corrupt_checkpoints_and_weights_of_another_network_are_named(tmp_path, 
 def test_a_bundle_run_applies_the_feature_distance_check_as_predict_does(grading_cohorts, grading_checkpoints, tmp_path):
     """``ood.json`` beside the weights: ``monai.bundle run`` calls the cases unlike the training cases
     indeterminate, with the predictor's ratios; a fit for other weights or none: it says that no check applied."""
+    from mednet.checksum import file_sha256
     from mednet.grading import FeatureOOD
-    from mednet.io.checksum import file_sha256
 
     bundle = "glioma_mri_classification"
     datalist = grading_cohorts[bundle]

@@ -12,8 +12,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from mednet.checksum import file_sha256
 from mednet.cli.main import main
-from mednet.io.checksum import file_sha256
 from mednet.label.environment import REQUIREMENTS, LabelEnvironment, LabelEnvironmentError, default_environment
 from mednet.label.serve import APP_FILE, _set_entries, default_app, prepare_app, prepare_studies
 from mednet.pipeline.diseases import disease_spec

@@ -23,7 +23,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from mednet.io.checksum import file_sha256
+from mednet.checksum import file_sha256
 from mednet.label.environment import LabelEnvironment
 from mednet.label.serve import free_port, stop_server, wait_until_ready
 from mednet.pipeline.diseases import disease_spec

@@ -34,3 +34,16 @@ def test_the_shipped_weights_as_candidate_differ_by_nothing_and_a_changed_one_by
     changed = compare_weights.compare("glioma", {spec.localisation.name: str(noisy)}, 2, 5, "moderate", [], "cpu",
                                       tmp_path / "b", size="small", real=False)  # fmt: skip
     assert changed["sets"]["default"]["paired"]["dice_lesions: candidate - shipped"]["value"] != 0.0
+
+
+def test_kept_work_reuses_a_cohort_and_its_predictions_folder_only_for_the_same_settings(tmp_path):
+    """--work: the same settings find the same cohort and predictions folder; another seed gets new ones."""
+    first = compare_weights._cohorts("cpa", 2, 5, "moderate", [], tmp_path, "small")
+    folders = {name: compare_weights._predictions(tmp_path, "shipped", name, d) for name, d in first.items()}
+    stamp = (first["default"].parent / "cohort.json").stat().st_mtime_ns
+    again = compare_weights._cohorts("cpa", 2, 5, "moderate", [], tmp_path, "small")
+    assert again == first and (first["default"].parent / "cohort.json").stat().st_mtime_ns == stamp
+    assert {name: compare_weights._predictions(tmp_path, "shipped", name, d) for name, d in again.items()} == folders
+    other = compare_weights._cohorts("cpa", 2, 6, "moderate", [], tmp_path, "small")  # another seed, same folders
+    moved = {name: compare_weights._predictions(tmp_path, "shipped", name, d) for name, d in other.items()}
+    assert all(moved[name] != folders[name] for name in folders)

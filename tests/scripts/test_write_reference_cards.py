@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from mednet.bundles import BUNDLES_DIR
-from mednet.io.checksum import file_sha256
+from mednet.checksum import file_sha256
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
 import write_reference_cards  # scripts/ is not a package: from its folder
 
-BUNDLE = "cpa_mri_segmentation"
+BUNDLE, OTHER = "cpa_mri_segmentation", "cpa_mri_classification"
 REPO_BENCHMARKS = Path(__file__).parents[2] / "docs" / "benchmarks"
 
 
@@ -23,7 +23,8 @@ REPO_BENCHMARKS = Path(__file__).parents[2] / "docs" / "benchmarks"
 def release(tmp_path):
     """A copy of one bundle with its shipped weights, and a benchmarks folder with its held-out figures."""
     bundles, benchmarks = tmp_path / "bundles", tmp_path / "benchmarks"
-    shutil.copytree(BUNDLES_DIR / BUNDLE, bundles / BUNDLE)
+    for name in (BUNDLE, OTHER):
+        shutil.copytree(BUNDLES_DIR / name, bundles / name)
     benchmarks.mkdir()
     held_out = json.loads((REPO_BENCHMARKS / "reference_cpa.json").read_text())
     return bundles, benchmarks, held_out
@@ -51,7 +52,7 @@ def test_figures_of_other_weights_are_refused_and_nothing_is_written(release, re
     bundles, benchmarks, held_out = release
     before = {p: p.read_bytes() for p in (bundles / BUNDLE).rglob("*") if p.is_file()}
     _write(benchmarks, {**held_out, "weights_sha256": {BUNDLE: recorded}} if recorded else held_out)
-    with pytest.raises(SystemExit, match=r"reference_cpa.json measured weights .*run its script again"):
+    with pytest.raises(SystemExit, match=rf"reference_cpa\.json measured {BUNDLE}.s weights .*run its script again"):
         write_reference_cards.write_cards("9.9.9", "x", bundles=[BUNDLE], bundles_dir=bundles, benchmarks=benchmarks)
     assert {p: p.read_bytes() for p in (bundles / BUNDLE).rglob("*") if p.is_file()} == before
 
@@ -63,3 +64,16 @@ def test_weights_changed_after_install_are_refused(release):
     _write(benchmarks, {**held_out, "weights_sha256": {BUNDLE: file_sha256(weights)}})
     with pytest.raises(SystemExit, match=r"models/reference\.json names weights"):
         write_reference_cards.write_cards("9.9.9", "x", bundles=[BUNDLE], bundles_dir=bundles, benchmarks=benchmarks)
+
+
+def test_figures_of_the_whole_pipeline_need_every_bundle_they_name_as_installed(release):
+    """The held-out figures run both bundles: a localisation card is refused if the grading's weights changed."""
+    bundles, benchmarks, held_out = release
+    sums = {name: file_sha256(bundles / name / "models" / "model.pt") for name in (BUNDLE, OTHER)}
+    _write(benchmarks, {**held_out, "weights_sha256": sums})
+    assert write_reference_cards.write_cards("9.9.9", "x", bundles=[BUNDLE], bundles_dir=bundles,
+                                             benchmarks=benchmarks) == [BUNDLE]  # fmt: skip
+    other = bundles / OTHER / "models" / "model.pt"
+    other.write_bytes(other.read_bytes() + b"\0")
+    with pytest.raises(SystemExit, match=rf"reference_cpa\.json measured {OTHER}'s weights {sums[OTHER]}"):
+        write_reference_cards.write_cards("9.9.10", "x", bundles=[BUNDLE], bundles_dir=bundles, benchmarks=benchmarks)

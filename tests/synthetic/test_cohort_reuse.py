@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 from mednet.synthetic.cohort import cohort_settings, reuse_or_generate_cohort
 from mednet.synthetic.randomise import PRESETS
 
@@ -45,4 +47,14 @@ def test_an_unfinished_or_other_cohort_is_generated_again(tmp_path):
     second = _stamp(root)
     assert second.keys() == first.keys() and second != first
     reuse_or_generate_cohort("cpa", 2, root, **{**OPTIONS, "seed": 4})
-    assert _stamp(root) != second
+    third = _stamp(root)
+    assert third != second
+    reuse_or_generate_cohort("cpa", 2, root, **{**OPTIONS, "seed": 4, "reader_accuracy": 0.5})  # other readings
+    assert _stamp(root) != third and json.loads((root / "cohort.json").read_text())["reader_accuracy"] == 0.5
+
+
+def test_an_unknown_preset_or_disease_is_named():
+    with pytest.raises(ValueError, match="moderate"):
+        cohort_settings("cpa", 2, randomise="moderat")
+    with pytest.raises(ValueError, match="glioma"):
+        cohort_settings("gliomas", 2)
