@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import inspect
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -279,7 +280,7 @@ def generate_cohort(
     write_json_atomic(root / "cases.json", records, indent=2)
     made_how = {"generator": "mednet.synthetic", "mednet_version": __version__,
                 **cohort_settings(disease, n_cases, size=size, seed=seed, balance=balance, mixed_grids=mixed_grids,
-                                  optional=optional, reader_accuracy=reader_accuracy, randomise=randomise)}  # fmt: skip
+                                  optional=optional, reader_accuracy=reader_accuracy, randomise=randomise)}
     datalist = build_datalist(read_manifest(manifest), seed=seed)
     datalist["created"] = None  # keep the cohort byte-identical for a given seed
     datalist["source"] = {"kind": "manifest", "path": "manifest.csv"}
@@ -292,34 +293,28 @@ def _balance(disease: str, balance: dict[str, float] | None) -> dict[str, float]
     return dict(balance or DISEASES[disease].DEFAULT_BALANCE)
 
 
-def cohort_settings(
-    disease: str,
-    n_cases: int,
-    *,
-    size: str = "small",
-    seed: int = 0,
-    balance: dict[str, float] | None = None,
-    mixed_grids: bool = False,
-    optional: tuple[str, ...] = (),
-    reader_accuracy: float = 0.85,
-    randomise: str | None = None,
-) -> dict:
+def cohort_settings(disease: str, n_cases: int, **options) -> dict:
     """What makes a cohort what it is, as ``cohort.json`` records it (JSON types).
 
-    Arguments as :func:`generate_cohort`'s (``workers`` changes nothing). ``randomisation``
-    is the preset's every setting, not only its name: a preset changed by a release (e.g.
-    ``abdomen`` turned on in ``moderate``) makes another cohort.
+    ``options``: :func:`generate_cohort`'s keyword arguments, its defaults for the others
+    (``workers`` changes nothing and is left out). ``randomisation`` is the preset's every
+    setting, not only its name: a preset changed by a release (e.g. ``abdomen`` turned on in
+    ``moderate``) makes another cohort.
 
     Raises:
         ValueError: an unknown disease or preset.
+        TypeError: an option :func:`generate_cohort` does not take.
     """
     from monai.utils import look_up_option
 
+    bound = inspect.signature(generate_cohort).bind(disease, n_cases, "", **options)
+    bound.apply_defaults()
+    chosen = {k: v for k, v in bound.arguments.items() if k not in ("disease", "n_cases", "out", "workers")}
     disease = look_up_option(disease, list(DISEASES))
+    randomise = chosen.pop("randomise")
     preset = dataclasses.asdict(PRESETS[look_up_option(randomise, list(PRESETS))]) if randomise is not None else None
-    settings = {"disease": disease, "cases": n_cases, "seed": seed, "size": size, "randomise": randomise,
-                "randomisation": preset, "balance": _balance(disease, balance), "mixed_grids": mixed_grids,
-                "optional": list(optional), "reader_accuracy": reader_accuracy}  # fmt: skip
+    settings = {"disease": disease, "cases": n_cases, **chosen, "balance": _balance(disease, chosen["balance"]),
+                "optional": list(chosen["optional"]), "randomise": randomise, "randomisation": preset}  # fmt: skip
     return json.loads(json.dumps(settings))
 
 
@@ -332,7 +327,7 @@ def reuse_or_generate_cohort(disease: str, n_cases: int, out: os.PathLike | str,
     """
     root = Path(out)
     made = root / "cohort.json"
-    settings = cohort_settings(disease, n_cases, **{k: v for k, v in options.items() if k != "workers"})
+    settings = cohort_settings(disease, n_cases, **options)
     if made.is_file() and (root / "datalist.json").is_file():
         recorded = json.loads(made.read_text())
         if {k: recorded.get(k) for k in settings} == settings:
