@@ -78,6 +78,12 @@ def _confidence_lines(confidence: dict) -> list[str]:
             f"the former {now['min_confidence']} called {now['called']} ({now['accuracy_of_calls']:.2f} right)."]
 
 
+def _preset(data: dict) -> str:
+    """The cohort's preset, with the anatomy flags it had on (recorded since cohort.json holds every setting)."""
+    flags = [name for name, value in (data.get("randomisation") or {}).items() if value is True]
+    return f"`{data['randomise']}`" + (f" ({', '.join(flags)} on)" if flags else "")
+
+
 def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | None,
             confidence: dict | None = None) -> str:  # fmt: skip
     """The model card's "Reference weights" section (Markdown)."""
@@ -94,7 +100,7 @@ def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | N
         "|---|---|",
         f"| data | {data['cases']} synthetic `{data['disease']}` phantoms from `{data['generator']}` "
         f"(mednet {data['mednet_version']}), seed {data['seed']}, size `{data['size']}`, domain randomisation "
-        f"`{data['randomise']}`, classes {', '.join(f'{k} {v:g}' for k, v in data['balance'].items())}; "
+        f"{_preset(data)}, classes {', '.join(f'{k} {v:g}' for k, v in data['balance'].items())}; "
         "split by patient 70 / 15 / 15 |",
         f"| training | {record['epochs']} epochs, seed {record['seed']}, overrides "
         f"`{json.dumps(record['overrides'])}`; {record['train_seconds'] / 60:.0f} min on {machine['cpu_cores']} CPU "

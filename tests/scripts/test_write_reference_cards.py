@@ -77,3 +77,10 @@ def test_figures_of_the_whole_pipeline_need_every_bundle_they_name_as_installed(
     other.write_bytes(other.read_bytes() + b"\0")
     with pytest.raises(SystemExit, match=rf"reference_cpa\.json measured {OTHER}'s weights {sums[OTHER]}"):
         write_reference_cards.write_cards("9.9.10", "x", bundles=[BUNDLE], bundles_dir=bundles, benchmarks=benchmarks)
+
+
+def test_the_card_names_the_presets_flags_that_were_on():
+    data = {"randomise": "moderate", "randomisation": {"name": "moderate", "csf_spaces": True, "abdomen": True,
+                                                       "head": False, "strip": 0.2}}  # fmt: skip
+    assert write_reference_cards._preset(data) == "`moderate` (csf_spaces, abdomen on)"
+    assert write_reference_cards._preset({"randomise": "moderate"}) == "`moderate`"  # recorded before the settings
