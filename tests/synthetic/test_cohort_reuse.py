@@ -3,54 +3,62 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 
 import pytest
 
+from mednet.synthetic import cohort
 from mednet.synthetic.cohort import cohort_settings, reuse_or_generate_cohort
 from mednet.synthetic.randomise import PRESETS
 
 OPTIONS = {"size": "small", "seed": 3, "balance": {"AN": 1.0, "MG": 1.0}, "randomise": "plausible"}
 
 
-def _stamp(root):
-    return {p.name: p.stat().st_mtime_ns for p in root.rglob("*.nii.gz")}
+@pytest.fixture
+def drawn(monkeypatch):
+    """The cohorts generate_cohort actually draws (their seeds), in order."""
+    calls, generate = [], cohort.generate_cohort
+
+    @functools.wraps(generate)  # its signature too: cohort_settings reads it
+    def counted(*args, **kwargs):
+        calls.append(kwargs["seed"])
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(cohort, "generate_cohort", counted)
+    return calls
 
 
-def test_the_same_cohort_is_reused_and_a_changed_preset_makes_a_new_one(tmp_path, monkeypatch):
+def test_the_same_cohort_is_reused_and_a_changed_preset_makes_a_new_one(tmp_path, monkeypatch, drawn):
     root = tmp_path / "cohort"
     datalist = reuse_or_generate_cohort("cpa", 2, root, **OPTIONS)
     made = json.loads((root / "cohort.json").read_text())
     assert made["randomisation"] == json.loads(json.dumps(dataclasses.asdict(PRESETS["plausible"])))
     assert {k: made[k] for k in cohort_settings("cpa", 2, **OPTIONS)} == cohort_settings("cpa", 2, **OPTIONS)
-    first = _stamp(root)
-    assert len(first) == 2 * 3  # two cases: t1c, t2, label
+    assert len(list(root.rglob("*.nii.gz"))) == 2 * 3 and drawn == [3]  # two cases: t1c, t2, label
 
     assert reuse_or_generate_cohort("cpa", 2, root, workers=2, **OPTIONS) == datalist
-    assert _stamp(root) == first  # reused: nothing written again
+    assert drawn == [3]  # reused: nothing drawn again
 
     # the preset's name is the same, one of its settings is not (as a release turning a flag on)
     field = next(f.name for f in dataclasses.fields(PRESETS["plausible"]) if isinstance(f.default, bool)
                  and not getattr(PRESETS["plausible"], f.name))  # fmt: skip
     monkeypatch.setitem(PRESETS, "plausible", dataclasses.replace(PRESETS["plausible"], **{field: True}))
     reuse_or_generate_cohort("cpa", 2, root, **OPTIONS)
-    assert _stamp(root) != first
+    assert drawn == [3, 3]
     assert json.loads((root / "cohort.json").read_text())["randomisation"][field] is True
 
 
-def test_an_unfinished_or_other_cohort_is_generated_again(tmp_path):
+def test_an_unfinished_or_other_cohort_is_generated_again(tmp_path, drawn):
     root = tmp_path / "cohort"
     reuse_or_generate_cohort("cpa", 2, root, **OPTIONS)
-    first = _stamp(root)
     (root / "cohort.json").unlink()  # written last: a run that did not finish
     reuse_or_generate_cohort("cpa", 2, root, **OPTIONS)
-    second = _stamp(root)
-    assert second.keys() == first.keys() and second != first
+    assert drawn == [3, 3]
     reuse_or_generate_cohort("cpa", 2, root, **{**OPTIONS, "seed": 4})
-    third = _stamp(root)
-    assert third != second
+    assert drawn == [3, 3, 4]
     reuse_or_generate_cohort("cpa", 2, root, **{**OPTIONS, "seed": 4, "reader_accuracy": 0.5})  # other readings
-    assert _stamp(root) != third and json.loads((root / "cohort.json").read_text())["reader_accuracy"] == 0.5
+    assert drawn == [3, 3, 4, 4] and json.loads((root / "cohort.json").read_text())["reader_accuracy"] == 0.5
 
 
 def test_an_unknown_preset_or_disease_is_named():
