@@ -109,8 +109,15 @@ def lesion_features(
 def _near(mask: np.ndarray, spacing: np.ndarray, mm: float) -> np.ndarray:
     """Voxels within ``mm`` of ``mask`` (an ellipsoidal dilation in voxel units), ``mask`` included."""
     radius = np.maximum(np.round(mm / spacing).astype(int), 0)
-    if not radius.any():
+    if not radius.any() or not mask.any():
         return mask
     grid = np.ogrid[tuple(slice(-r, r + 1) for r in radius)]
     ball = sum((g / max(r, 1)) ** 2 for g, r in zip(grid, radius, strict=True)) <= 1.0
-    return ndimage.binary_dilation(mask, structure=ball)
+    # dilate only the mask's bounding box grown by the radius: the same voxels, a fraction of the work
+    # (a whole torso volume took a second)
+    where = np.nonzero(mask)
+    box = tuple(slice(max(int(w.min()) - r, 0), min(int(w.max()) + r + 1, n))
+                for w, r, n in zip(where, radius, mask.shape, strict=True))  # fmt: skip
+    near = np.zeros_like(mask, dtype=bool)
+    near[box] = ndimage.binary_dilation(mask[box], structure=ball)
+    return near

@@ -47,6 +47,28 @@ def test_lesion_features_without_lesions_and_bad_input():
         lesion_features(np.zeros((5, 5)), (1, 1, 1), primary=1, metastasis=2)
 
 
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.7, 0.7, 3.0), (5.0, 1.0, 0.4)])
+def test_near_dilates_only_the_bounding_box_to_the_same_voxels(spacing):
+    """The dilation cropped to the mask's box grown by the radius equals the whole volume's, at the borders too."""
+    from scipy import ndimage
+
+    from mednet.grading.features import _near
+
+    rng = np.random.default_rng(3)
+    spacing = np.asarray(spacing)
+    for shape, box in [((40, 35, 20), (slice(12, 20), slice(5, 9), slice(8, 11))),
+                       ((30, 30, 12), (slice(0, 4), slice(26, 30), slice(0, 12)))]:  # fmt: skip
+        mask = np.zeros(shape, dtype=bool)
+        mask[box] = rng.random(mask[box].shape) < 0.4
+        radius = np.maximum(np.round(3.0 / spacing).astype(int), 0)
+        grid = np.ogrid[tuple(slice(-r, r + 1) for r in radius)]
+        ball = sum((g / max(r, 1)) ** 2 for g, r in zip(grid, radius, strict=True)) <= 1.0
+        whole = ndimage.binary_dilation(mask, structure=ball)
+        near = _near(mask, spacing, 3.0)
+        assert whole.sum() > mask.sum() and np.array_equal(near, whole)
+    assert not _near(np.zeros((5, 5, 5), bool), spacing, 3.0).any()
+
+
 CASES = [{"case_id": f"c{i}", "class": c} for i, c in enumerate(["HGG"] * 6 + ["LGG"] * 2)]
 
 
