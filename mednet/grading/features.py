@@ -87,7 +87,7 @@ def lesion_features(
     metastases = np.isin(labels, _values(metastasis))
     components, count = ndimage.label(metastases, structure=_CONNECTIVITY)
     if count:
-        sizes = ndimage.sum_labels(metastases, components, index=np.arange(1, count + 1)) * voxel_ml * 1000.0
+        sizes = np.bincount(components.ravel(), minlength=count + 1)[1:] * voxel_ml * 1000.0  # voxels per component
         kept = sizes >= min_lesion_mm3
         count, metastasis_ml = int(kept.sum()), float(sizes[kept].sum()) / 1000.0
     else:
