@@ -9,6 +9,8 @@ from mednet.localisation.organs import clean_organs
 from mednet.localisation.outputs import (
     LabelScheme,
     LocalisationResult,
+    decide_labels,
+    localise_from_labels,
     localise_from_probabilities,
     write_localisation,
 )
@@ -18,8 +20,10 @@ __all__ = [
     "LabelScheme",
     "LocalisationResult",
     "clean_organs",
+    "decide_labels",
     "find_lesions",
     "largest_diameter_mm",
+    "localise_from_labels",
     "localise_from_probabilities",
     "write_lesion_table",
     "write_localisation",

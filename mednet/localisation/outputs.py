@@ -41,6 +41,8 @@ __all__ = [
     "DicomSegWarning",
     "LabelScheme",
     "LocalisationResult",
+    "decide_labels",
+    "localise_from_labels",
     "localise_from_probabilities",
     "write_localisation",
 ]
@@ -140,6 +142,38 @@ def channel_argmax(probabilities: np.ndarray, channels: list[int] | None = None)
     return index
 
 
+def decide_labels(
+    probabilities: np.ndarray, lesion_classes, lesion_threshold: float | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The label each voxel's class probabilities decide, and its summed lesion probability.
+
+    The one home of the decision rule: the arg-max (the first class winning ties), except
+    where the lesion classes' summed probability reaches ``lesion_threshold``, which makes
+    the voxel a lesion of its likeliest lesion class. Both parts are preserved by linear
+    interpolation between voxels that decide alike (:class:`mednet.transforms.InvertLabelsd`
+    relies on this).
+
+    Args:
+        probabilities: ``(C, ...)`` softmax output, channel ``c`` is label value ``c``.
+        lesion_classes: the lesion label values (channels beyond ``C`` are ignored).
+        lesion_threshold: see :class:`LabelScheme`; None for the plain arg-max.
+
+    Returns:
+        ``(...)`` int16 labels, and the ``(...)`` float32 summed lesion probability (None
+        without lesion classes).
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    labels = channel_argmax(probabilities)
+    channels = [int(v) for v in lesion_classes if int(v) < probabilities.shape[0]]
+    if not channels:
+        return labels, None
+    lesion_probability = probabilities[channels].sum(axis=0)
+    if lesion_threshold is not None:
+        likeliest = np.asarray(channels, dtype=np.int16)[channel_argmax(probabilities, channels)]
+        labels = np.where(lesion_probability >= lesion_threshold, likeliest, labels)
+    return labels, lesion_probability
+
+
 def localise_from_probabilities(
     probabilities: np.ndarray, affine: np.ndarray, scheme: LabelScheme
 ) -> LocalisationResult:
@@ -160,15 +194,26 @@ def localise_from_probabilities(
     probabilities = np.asarray(probabilities, dtype=np.float32)
     if probabilities.ndim != 4:
         raise ValueError(f"probabilities: expected (C, x, y, z), found shape {probabilities.shape}")
-    labels = channel_argmax(probabilities)
-    lesion_probability = None
-    channels = [v for v in scheme.lesion_classes if v < probabilities.shape[0]]
-    if channels:
-        lesion_probability = probabilities[channels].sum(axis=0)
-        if scheme.lesion_threshold is not None:
-            likeliest = np.asarray(channels, dtype=np.int16)[channel_argmax(probabilities, channels)]
-            labels = np.where(lesion_probability >= scheme.lesion_threshold, likeliest, labels)
-    labels = clean_organs(labels, scheme.organ_components)
+    labels, lesion_probability = decide_labels(probabilities, scheme.lesion_classes, scheme.lesion_threshold)
+    return localise_from_labels(labels, lesion_probability, affine, scheme)
+
+
+def localise_from_labels(
+    labels: np.ndarray, lesion_probability: np.ndarray | None, affine: np.ndarray, scheme: LabelScheme
+) -> LocalisationResult:
+    """Clean decided labels (:func:`decide_labels`) into the final label map and its lesion table.
+
+    Args:
+        labels: ``(x, y, z)`` decided labels on the target grid.
+        lesion_probability: ``(x, y, z)`` summed lesion probability, needed at the lesion
+            voxels only (for each lesion's mean), or None.
+        affine: 4x4 voxel -> RAS mm of that grid.
+        scheme: label meanings and post-processing settings.
+
+    Returns:
+        As :func:`localise_from_probabilities`.
+    """
+    labels = clean_organs(np.asarray(labels), scheme.organ_components)
     kwargs = {
         "organs": scheme.organs, "compartments": scheme.compartments, "thorax_organs": scheme.thorax_organs,
         "compartment_priority": scheme.compartment_priority, "above_organs": scheme.above_organs,

@@ -11,11 +11,11 @@ from mednet.transforms.dictionary import (
     WriteLocalisationd,
 )
 from mednet.transforms.grading import ClassIndexd, LesionFeaturesd, LesionSlicesd
-from mednet.transforms.invert import InvertProbabilitiesd
+from mednet.transforms.invert import InvertLabelsd
 
 __all__ = [
     "ClassIndexd",
-    "InvertProbabilitiesd",
+    "InvertLabelsd",
     "LesionFeaturesd",
     "LesionSlicesd",
     "LoadCased",

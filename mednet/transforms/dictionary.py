@@ -25,6 +25,7 @@ from mednet.io.nifti_reader import NiftiReader
 from mednet.localisation.outputs import (
     LabelScheme,
     LocalisationResult,
+    localise_from_labels,
     localise_from_probabilities,
     write_localisation,
 )
@@ -266,12 +267,14 @@ class Localised(MapTransform):
 
     See :func:`mednet.localisation.localise_from_probabilities`.
 
-    ``data[key]``: the ``(C, x, y, z)`` softmax probabilities already inverted onto the
-    reference input's grid (``InvertProbabilitiesd`` or ``Invertd``), as a MetaTensor. It is replaced by the
-    ``(1, x, y, z)`` int16 label map (arg-max, organ clean-up, small lesions removed) with
-    the same metadata, and ``data[f"{key}_lesions"]`` gets the lesion table (a list of
-    rows). This is the label map that :class:`WriteLocalisationd` writes and that MONAI
-    Label returns.
+    ``data[key]``: on the reference input's grid, as a MetaTensor, either the ``(1, x, y, z)``
+    labels :class:`mednet.transforms.InvertLabelsd` decided (with
+    ``data[f"{key}_lesion_probability"]``; its decision settings must be this transform's),
+    or the ``(C, x, y, z)`` softmax probabilities inverted by MONAI's ``Invertd`` (decided
+    here: :func:`mednet.localisation.decide_labels`). It is replaced by the ``(1, x, y, z)``
+    int16 label map (organ clean-up, small lesions removed) with the same metadata, and
+    ``data[f"{key}_lesions"]`` gets the lesion table (a list of rows). This is the label
+    map that :class:`WriteLocalisationd` writes and that MONAI Label returns.
 
     Args:
         keys: the probability key, usually ``"pred"``.
@@ -312,11 +315,25 @@ class Localised(MapTransform):
         """Replace the probabilities by the label map; add the lesion table."""
         d = dict(data)
         for key in self.key_iterator(d):
-            probabilities = _on_grid(d[key], key, "Localised")
-            result = localise_from_probabilities(
-                probabilities.detach().cpu().numpy(), np.asarray(probabilities.affine, dtype=float), self.scheme
-            )
-            d[key] = MetaTensor(torch.as_tensor(result.labels[None]), meta=dict(probabilities.meta))
+            value = _on_grid(d[key], key, "Localised")
+            affine = np.asarray(value.affine, dtype=float)
+            lesion_probability = d.pop(f"{key}_lesion_probability", None)
+            if lesion_probability is None:  # probabilities (Invertd's)
+                result = localise_from_probabilities(value.detach().cpu().numpy(), affine, self.scheme)
+            else:  # labels InvertLabelsd decided
+                decision = value.meta.get("decision")
+                expected = {"lesion_classes": sorted(self.scheme.lesion_classes),
+                            "lesion_threshold": self.scheme.lesion_threshold}  # fmt: skip
+                if decision != expected:
+                    raise ValueError(
+                        f"Localised: {key!r} was decided with {decision}, expected this transform's {expected} "
+                        "(give InvertLabelsd the same lesion_classes and lesion_threshold)"
+                    )
+                labels = value.detach().cpu().numpy()[0]
+                probability = lesion_probability.detach().cpu().numpy()[0] if expected["lesion_classes"] else None
+                result = localise_from_labels(labels, probability, affine, self.scheme)
+            meta = {k: v for k, v in value.meta.items() if k != "decision"}
+            d[key] = MetaTensor(torch.as_tensor(result.labels[None]), meta=meta)
             d[f"{key}_lesions"] = result.lesions
         return d
 
@@ -374,7 +391,7 @@ class WriteLocalisationd(MapTransform):
 
 def _on_grid(value: object, key: Hashable, who: str) -> MetaTensor:
     if not isinstance(value, MetaTensor) or value.ndim != 4:
-        raise TypeError(f"{who}: {key!r} must be a (C, x, y, z) MetaTensor on the input grid (InvertProbabilitiesd)")
+        raise TypeError(f"{who}: {key!r} must be a (C, x, y, z) MetaTensor on the input grid (InvertLabelsd)")
     return value
 
 

@@ -1,4 +1,4 @@
-"""InvertProbabilitiesd gives MONAI Invertd's label map (and lesion probabilities), whatever the grid."""
+"""InvertLabelsd decides the label map that MONAI Invertd's probabilities decide (and their lesion probabilities), whatever the grid."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureTyped, Invertd, NormalizeIntensityd, Orientationd
 
-from mednet.transforms import InvertProbabilitiesd, Spacingd
+from mednet.localisation import decide_labels
+from mednet.transforms import InvertLabelsd, Spacingd
 
 
 def _affine(kind: str) -> np.ndarray:
@@ -53,18 +54,19 @@ def test_same_labels_and_lesion_probabilities_as_invertd(kind, classes, blobs, t
     data = preprocessing({"image": image})
     data["pred"] = MetaTensor(_probabilities(data["image"], classes, blobs, seed=len(kind) + classes))
     theirs = Invertd("pred", transform=preprocessing, orig_keys="image", nearest_interp=False)(dict(data))["pred"]
-    ours = InvertProbabilitiesd("pred", transform=preprocessing, orig_keys="image", lesion_threshold=threshold)(
-        dict(data)
-    )["pred"]
-    assert tuple(ours.shape) == (classes, *shape) and torch.allclose(ours.affine.double(), image.affine.double())
-    assert ours.applied_operations == []
-    labels, expected = ours.argmax(0), theirs.argmax(0)
-    assert torch.equal(labels, expected), f"{int((labels != expected).sum())} voxels differ"
-    if threshold is not None:  # the lesion threshold's decision too
-        assert torch.equal(ours[1:].sum(0) >= threshold, theirs[1:].sum(0) >= threshold)
+    lesions = list(range(1, classes))  # every foreground class a lesion: the threshold decides too
+    out = InvertLabelsd("pred", transform=preprocessing, orig_keys="image", lesion_classes=lesions,
+                        lesion_threshold=threshold)(dict(data))  # fmt: skip
+    ours, probability = out["pred"], out["pred_lesion_probability"]
+    assert tuple(ours.shape) == (1, *shape) and torch.allclose(ours.affine.double(), image.affine.double())
+    assert ours.dtype == torch.int16 and ours.applied_operations == [] and tuple(probability.shape) == (1, *shape)
+    expected, summed = decide_labels(theirs.numpy(), lesions, threshold)
+    labels = ours[0].numpy()
+    assert np.array_equal(labels, expected), f"{int((labels != expected).sum())} voxels differ"
     foreground = expected > 0
     if blobs:
         assert int(foreground.sum()) > 0  # the comparison is not vacuous
-        np.testing.assert_allclose(ours[:, foreground].numpy(), theirs[:, foreground].numpy(), atol=1e-5)
-    else:  # nothing open: background everywhere, no resampling at all
-        assert torch.equal(ours[0], torch.ones(shape))
+        np.testing.assert_allclose(probability[0].numpy()[foreground], summed[foreground], atol=1e-5)
+    else:  # nothing open: background everywhere
+        assert not labels.any()
+    assert not probability[0].numpy()[~foreground].any()  # lesion probability at the lesion voxels only
