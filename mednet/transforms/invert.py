@@ -199,7 +199,8 @@ def _decided_where_alike(
         )
         decided = alike[centre]
         if outside_open:
-            decided = decided & np.logical_and.reduce([(p >= 0) & (p <= n) for p, n in zip(points, last, strict=True)])
+            for p, n in zip(points, last, strict=True):
+                decided = decided & (p >= 0) & (p <= n)
         labels[x0 : x0 + step] = decision[centre]
         where = np.nonzero(~decided)
         opened.append((where[0] + x0, where[1], where[2]))
