@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "in six ('moderate'), or none ('plausible')",
     )
     parser.add_argument("--dwi", action="store_true", help="neuroblastoma: add a DWI sequence")
+    parser.add_argument(
+        "--t1", action="store_true", help="neuroblastoma: add a native (pre-contrast) T1-weighted sequence"
+    )
     parser.add_argument("--reader-accuracy", type=float, default=0.85, help="cpa: simulated clinicians' accuracy")
     parser.add_argument(
         "--workers",
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         balance=balance,
         mixed_grids=args.mixed_grids,
-        optional=("dwi",) if args.dwi else (),
+        optional=tuple(s for s, wanted in (("dwi", args.dwi), ("t1", args.t1)) if wanted),
         reader_accuracy=args.reader_accuracy,
         workers=args.workers,
         randomise=args.randomise,

@@ -36,7 +36,7 @@ SEQUENCES = ("t2w", "t1c")
 BRAIN = False
 #: Organs whose size, shape and position vary in randomised cohorts.
 VARIED_ORGANS = {"liver", "spleen", "kidney:right", "kidney:left", "adrenal:right", "adrenal:left", "lung", "heart"}
-OPTIONAL_SEQUENCES = ("dwi",)
+OPTIONAL_SEQUENCES = ("dwi", "t1")
 CLASSES = ("L1", "L2", "M")
 #: Roughly the INRG distribution of newly diagnosed patients.
 DEFAULT_BALANCE = {"L1": 0.3, "L2": 0.3, "M": 0.4}

@@ -151,3 +151,12 @@ def test_synth_command(tmp_path, capsys):
     rows = (out / "manifest.csv").read_text().splitlines()
     assert rows[0] == "case_id,patient_id,t1c,t2,label,class,radiology,radiotherapy"
     assert {r.split(",")[5] for r in rows[1:]} == {"AN", "MG"}
+
+
+def test_synth_optional_sequences(tmp_path, capsys):
+    out = tmp_path / "nb"
+    args = ["synth", "--disease", "neuroblastoma", "--cases", "1", "--size", "small", "--out", str(out), "--workers", "1"]
+    assert main([*args, "--t1", "--dwi"]) == 0
+    header = (out / "manifest.csv").read_text().splitlines()[0].split(",")
+    assert {"t2w", "t1c", "dwi", "t1"} <= set(header)
+    assert json.loads((out / "cohort.json").read_text())["optional"] == ["dwi", "t1"]

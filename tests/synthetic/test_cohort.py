@@ -133,6 +133,18 @@ def test_mixed_grids_and_optional_dwi(tmp_path):
     assert set(record["grids"]) == {"t2w", "t1c", "dwi"}
 
 
+def test_optional_native_t1_for_neuroblastoma(tmp_path):
+    """A native T1 abdomen (what many real examinations have): fat bright, liver above spleen and kidneys."""
+    result = generate_cohort("neuroblastoma", 1, tmp_path, size="small", seed=3, optional=("t1",))
+    row = manifest_rows(result)[0]
+    seg = np.asarray(nib.load(result.root / row["label"]).dataobj)
+    t1, t2 = (np.asarray(nib.load(result.root / row[k]).dataobj) for k in ("t1", "t2w"))
+    assert t1.shape == seg.shape
+    median = {name: float(np.median(t1[seg == value])) for name, value in [("liver", 1), ("spleen", 2), ("kidney", 3)]}
+    assert median["liver"] > 1.2 * max(median["spleen"], median["kidney"])  # native T1: liver brighter
+    assert float(np.median(t2[seg == 1])) < float(np.median(t2[seg == 2]))  # T2: the order inverted
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="glioma"):
         generate_cohort("gliomma", 1, tmp_path)
