@@ -25,6 +25,7 @@ import dataclasses
 import inspect
 import json
 import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,10 +96,36 @@ class _CaseJob:
     reader_accuracy: float
     root: Path
     randomise: str | None = None
+    #: the cohort's settings (:func:`cohort_settings` and the mednet version) as JSON text
+    settings: str = ""
+
+
+def _progress(root: Path) -> Path:
+    """Where a cohort being generated keeps its finished cases (removed when the cohort is complete)."""
+    return root / ".progress"
 
 
 def _make_case(job: _CaseJob) -> tuple[dict, dict]:
-    """Render and write one case; returns its manifest row and its record. Runs in a worker."""
+    """One case's manifest row and record: rendered and written, or kept from an interrupted run. Runs in a worker.
+
+    A case is kept when the run that wrote it had the same settings: its files were written
+    before its progress record (``.progress/<index>.json``), so a case cut off mid-way has
+    none and is rendered again; rendering is deterministic, so a kept case is the same.
+    """
+    done = _progress(job.root) / f"{job.index:04d}.json"
+    try:
+        kept = json.loads(done.read_text())
+        if kept["settings"] == job.settings:
+            return kept["row"], kept["record"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    made = json.loads(json.dumps(dict(zip(("row", "record"), _render_case(job), strict=True))))  # as kept
+    write_json_atomic(done, {"settings": job.settings, **made}, parents=True)
+    return made["row"], made["record"]
+
+
+def _render_case(job: _CaseJob) -> tuple[dict, dict]:
+    """Render and write one case; returns its manifest row and its record."""
     disease, i, label, seed, size = job.disease, job.index, job.label, job.seed, job.size
     sequences, mixed_grids, reader_accuracy, root = list(job.sequences), job.mixed_grids, job.reader_accuracy, job.root
     model = DISEASES[disease]
@@ -209,6 +236,11 @@ def generate_cohort(
 ) -> Cohort:
     """Generate ``n_cases`` phantoms of ``disease`` into ``out``.
 
+    Resumable: each finished case is recorded in ``out/.progress``; a run that was stopped
+    (killed, the machine restarted) and is started again with the same settings keeps
+    those cases (their files are the ones it would render) and renders the rest. The
+    folder goes when ``cohort.json``, written last, marks the cohort complete.
+
     Args:
         disease: ``"glioma"``, ``"cpa"`` or ``"neuroblastoma"``.
         n_cases: number of cases (one scan per patient).
@@ -254,11 +286,14 @@ def generate_cohort(
     root.mkdir(parents=True, exist_ok=True)
     (root / "cohort.json").unlink(missing_ok=True)  # written last: until then, not a complete cohort
     classes = _class_list(np.random.default_rng([seed, 2**20]), balance, n_cases)
+    made_how = {"generator": "mednet.synthetic", "mednet_version": __version__,
+                **cohort_settings(disease, n_cases, size=size, seed=seed, balance=balance, mixed_grids=mixed_grids,
+                                  optional=optional, reader_accuracy=reader_accuracy, randomise=randomise)}  # fmt: skip
+    settings = json.dumps(made_how, sort_keys=True)  # an interrupted run with these settings: its cases are kept
 
-    jobs = [
-        _CaseJob(disease, i, label, seed, size, tuple(sequences), mixed_grids, reader_accuracy, root, randomise)
-        for i, label in enumerate(classes)
-    ]
+    job = dict(seed=seed, size=size, sequences=tuple(sequences), mixed_grids=mixed_grids,
+               reader_accuracy=reader_accuracy, root=root, randomise=randomise, settings=settings)  # fmt: skip
+    jobs = [_CaseJob(disease, i, label, **job) for i, label in enumerate(classes)]
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=workers, initializer=_single_threaded) as pool:
             made = list(pool.map(_make_case, jobs))
@@ -278,14 +313,12 @@ def generate_cohort(
     labels_path = root / "labels.json"
     write_json_atomic(labels_path, label_table, indent=2)
     write_json_atomic(root / "cases.json", records, indent=2)
-    made_how = {"generator": "mednet.synthetic", "mednet_version": __version__,
-                **cohort_settings(disease, n_cases, size=size, seed=seed, balance=balance, mixed_grids=mixed_grids,
-                                  optional=optional, reader_accuracy=reader_accuracy, randomise=randomise)}
     datalist = build_datalist(read_manifest(manifest), seed=seed)
     datalist["created"] = None  # keep the cohort byte-identical for a given seed
     datalist["source"] = {"kind": "manifest", "path": "manifest.csv"}
     path = save_datalist(datalist, root / "datalist.json")
     write_json_atomic(root / "cohort.json", made_how, indent=2)  # last: a cohort.json means a complete cohort
+    shutil.rmtree(_progress(root), ignore_errors=True)
     return Cohort(root=root, manifest=manifest, datalist=path, labels=labels_path, cases=records)
 
 

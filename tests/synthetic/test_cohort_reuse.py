@@ -66,3 +66,40 @@ def test_an_unknown_preset_or_disease_is_named():
         cohort_settings("cpa", 2, randomise="moderat")
     with pytest.raises(ValueError, match="glioma"):
         cohort_settings("gliomas", 2)
+
+
+def _files(root) -> dict:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_an_interrupted_generation_keeps_its_finished_cases(tmp_path, monkeypatch):
+    """Killed mid-way, generated again with the same settings: only the unfinished cases are rendered, same files."""
+    fresh = _files(cohort.generate_cohort("cpa", 3, tmp_path / "fresh", **OPTIONS).root)
+    rendered, render = [], cohort._render_case
+
+    def failing_at_2(job):
+        if job.index == 2:
+            raise KeyboardInterrupt  # the run stops there
+        return render(job)
+
+    monkeypatch.setattr(cohort, "_render_case", failing_at_2)
+    with pytest.raises(KeyboardInterrupt):
+        cohort.generate_cohort("cpa", 3, tmp_path / "cut", **OPTIONS)
+    assert not (tmp_path / "cut" / "cohort.json").exists()
+    assert sorted(p.name for p in (tmp_path / "cut" / ".progress").iterdir()) == ["0000.json", "0001.json"]
+
+    def counted(job):
+        rendered.append(job.index)
+        return render(job)
+
+    monkeypatch.setattr(cohort, "_render_case", counted)
+    (tmp_path / "cut" / ".progress" / "0001.json").write_text('{"settings": ')  # cut while written: rendered again
+    resumed = cohort.generate_cohort("cpa", 3, tmp_path / "cut", **OPTIONS)
+    assert rendered == [1, 2] and _files(resumed.root) == fresh  # no .progress left, every file the same
+
+    (tmp_path / "cut" / "cohort.json").unlink()  # interrupted again at the end, then other settings: all rendered
+    (tmp_path / "cut" / ".progress").mkdir()
+    (tmp_path / "cut" / ".progress" / "0000.json").write_text(json.dumps({"settings": "other", "row": {}, "record": {}}))
+    rendered.clear()
+    cohort.generate_cohort("cpa", 3, tmp_path / "cut", **{**OPTIONS, "reader_accuracy": 0.7})
+    assert rendered == [0, 1, 2]
