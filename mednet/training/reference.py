@@ -56,8 +56,9 @@ from mednet.synthetic.cohort import reuse_or_generate_cohort
 
 __all__ = ["RECIPES", "STAGES", "reference_cohort", "reference_models", "train_reference"]
 
-#: Per disease and stage: bundle, cohort (cases, balance, randomisation, seed; ``size`` "demo" unless
-#: given), epochs, config overrides. Timed on 2 CPU cores: about 85 s per glioma localisation epoch.
+#: Per disease and stage: bundle, cohort (cases, balance, randomisation, seed; ``size`` "demo" and no
+#: ``optional`` sequences unless given), epochs, config overrides. Timed on 2 CPU cores: about 85 s per
+#: glioma localisation epoch.
 RECIPES: dict[str, dict[str, dict]] = {
     "glioma": {
         "localisation": {"bundle": "glioma_mri_segmentation", "cases": 160,
@@ -89,6 +90,7 @@ def reference_cohort(recipe: dict, disease: str, root: Path) -> Path:
     """The stage's cohort (generated unless the same one is there, its preset's settings included); its datalist."""
     return reuse_or_generate_cohort(disease, recipe["cases"], root, size=recipe.get("size", "demo"),
                                     seed=recipe["seed"], balance=recipe["balance"], randomise=recipe["randomise"],
+                                    optional=tuple(recipe.get("optional", ())),
                                     workers=os.cpu_count() or 1)  # fmt: skip
 
 
