@@ -120,13 +120,17 @@ def _newer(output: Path, *inputs: Path) -> bool:
 
 
 def _test(recipe: dict, datalist: Path, weights: Path, out: Path) -> dict:
-    """The bundle's ``inference`` + ``evaluate`` on the test partition: its metrics (kept if newer than the weights)."""
+    """The bundle's ``inference`` + ``evaluate`` on the test partition: its metrics (kept if newer than the weights).
+
+    The recipe's config overrides apply here too (e.g. ``image_keys``, which shapes the
+    network); those that only training reads are set and left unused.
+    """
     if _newer(out / "metrics.json", weights):
         return json.loads((out / "metrics.json").read_text())
     shutil.rmtree(out, ignore_errors=True)
     with console_to(out.parent / f"{out.name}.log"):
         run_bundle(recipe["bundle"], ["inference", "evaluate"], datalist=str(datalist), ckpt_path=str(weights),
-                   output_dir=str(out), overwrite=True)  # fmt: skip
+                   output_dir=str(out), overwrite=True, **recipe["overrides"])  # fmt: skip
     metrics = out / "metrics.json"
     return json.loads(metrics.read_text()) if metrics.is_file() else {}
 
