@@ -9,6 +9,7 @@ from mednet.engines.grading import (
     fused_probabilities,
 )
 from mednet.engines.handlers import TimeBudget, TrainingProgress, format_duration
+from mednet.engines.init import initialised
 from mednet.engines.metrics import per_class_dice
 from mednet.engines.resume import Resume, random_states
 
@@ -23,6 +24,7 @@ __all__ = [
     "branch_metrics",
     "format_duration",
     "fused_probabilities",
+    "initialised",
     "per_class_dice",
     "random_states",
 ]

@@ -188,3 +188,26 @@ def test_a_case_lacking_sequences_is_localised_by_the_bundle(tiny_cohorts, tiny_
     while causes[-1].__cause__ is not None:
         causes.append(causes[-1].__cause__)
     assert any("NO_SEQUENCE (no t1, t1c, t2 or flair)" in str(c) for c in causes), causes
+
+
+def test_fine_tuning_from_shipped_style_weights_with_a_new_sequence(tiny_checkpoints, tmp_path):
+    """train.json with init_ckpt: starts from a checkpoint, and reads a sequence it did not (native T1) from zero."""
+    from mednet.synthetic import generate_cohort
+
+    bundle = "neuroblastoma_mri_segmentation"
+    generate_cohort("neuroblastoma", 4, tmp_path / "data", size="small", seed=3, workers=1, optional=("t1",))
+    datalist = tmp_path / "data" / "datalist.json"
+    doc = json.loads(datalist.read_text())
+    cases = sorted((c for p in ("training", "validation", "testing") for c in doc[p]), key=lambda c: c["case_id"])
+    doc.update(training=cases[:2], validation=cases[2:3], testing=cases[3:])
+    datalist.write_text(json.dumps(doc))
+    start = torch.load(tiny_checkpoints[bundle] / "models" / "model.pt", weights_only=True)
+    run_bundle(bundle, ["train"], datalist=str(datalist), ckpt_dir=str(tmp_path / "models"),
+               output_dir=str(tmp_path / "eval"), init_ckpt=str(tiny_checkpoints[bundle] / "models" / "model.pt"),
+               image_keys=["t2w", "t1c", "t1"], init_keys=["t2w", "t1c"], **TINY)  # fmt: skip
+    tuned = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    first = "model.0.conv.unit0.conv.weight"
+    assert tuple(tuned[first].shape[:2]) == (start[first].shape[0], 3)
+    fresh = torch.nn.init.kaiming_uniform_(torch.empty_like(start[first]), a=5**0.5)  # a layer built anew
+    moved = float((tuned[first][:, :2] - start[first]).abs().mean())
+    assert moved < 0.5 * float((fresh - start[first]).abs().mean())  # it started from the checkpoint

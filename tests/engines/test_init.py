@@ -1,0 +1,43 @@
+"""initialised: fine-tuning from a checkpoint, a new input sequence starting at zero."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from monai.networks.nets import UNet
+
+from mednet.engines import initialised
+
+
+def _unet(channels: int) -> UNet:
+    torch.manual_seed(channels)
+    return UNet(3, channels, 3, channels=(4, 8), strides=(2,), num_res_units=1, norm="instance")
+
+
+def test_a_new_sequence_starts_at_zero_and_the_rest_is_the_checkpoint(tmp_path):
+    old = _unet(2).eval()
+    path = tmp_path / "model.pt"
+    torch.save({k: v.half() for k, v in old.state_dict().items()}, path)  # float16, as shipped
+    new = initialised(_unet(3), path, ["t2w", "t1c", "t1"], ["t2w", "t1c"]).eval()
+    x = torch.randn(1, 2, 16, 16, 8)
+    with torch.no_grad():
+        reference = initialised(_unet(2), path, ["t2w", "t1c"]).eval()(x)
+        assert torch.allclose(new(torch.cat([x, torch.zeros(1, 1, 16, 16, 8)], 1)), reference, atol=1e-6)
+    before = old.state_dict()
+    widened = [name for name, value in new.named_parameters() if value.shape != before[name].shape]
+    assert widened and all(not dict(new.named_parameters())[n][:, 2].any() for n in widened)  # zero filters at first
+    new(torch.cat([x, torch.randn(1, 1, 16, 16, 8)], 1)).square().mean().backward()
+    assert all(dict(new.named_parameters())[n].grad[:, 2].abs().sum() > 0 for n in widened)  # that training moves
+    assert initialised(_unet(2), "", ["t2w", "t1c"]).state_dict()["model.0.conv.unit0.conv.weight"].abs().sum() > 0
+
+
+def test_checkpoints_that_do_not_fit_are_refused(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save(_unet(2).state_dict(), path)
+    with pytest.raises(ValueError, match=r"begin with the checkpoint's sequences \['t2w', 't1c'\]"):
+        initialised(_unet(3), path, ["t1", "t2w", "t1c"], ["t2w", "t1c"])
+    with pytest.raises(ValueError, match="expected shape"):
+        initialised(UNet(3, 2, 5, channels=(4, 8), strides=(2,), num_res_units=1), path, ["t2w", "t1c"])
+    torch.save({**_unet(2).state_dict(), "extra": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match=r"unexpected \['extra'\]"):
+        initialised(_unet(2), path, ["t2w", "t1c"])
