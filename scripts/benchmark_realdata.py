@@ -78,12 +78,15 @@ def glioma(predictors: Predictors, work: Path) -> dict:
 
 
 def abdomen(predictors: Predictors, work: Path) -> dict:
-    """TotalSegmentator's MR example as T2w, then as T1c: organ Dice against its model map."""
+    """TotalSegmentator's MR example as each sequence the localisation reads (T2w, T1c): organ Dice against its map.
+
+    The scan is a native T1-weighted abdomen; a bundle that reads ``t1`` is given it as such too.
+    """
     folder = REALDATA / "totalsegmentator_examples"
     reference = np.asarray(read_image(folder / "example_seg_mr.nii.gz", "label")[0]).astype(int)
     table = {row["name"]: row["value"] for row in predictors.spec.localisation.label_table}
     result = {}
-    for as_sequence in ("t2w", "t1c"):
+    for as_sequence in predictors.spec.localisation.sequences:
         case = {"case_id": f"totalseg_mr_as_{as_sequence}", as_sequence: str(folder / "example_mr_sm.nii.gz")}
         predict_case(case, predictors, work)
         found = _labels(work, case["case_id"]).astype(int)
