@@ -10,9 +10,11 @@ network, transforms and inferer through :meth:`BundleSpec.parser`, so that medne
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,8 @@ from mednet.localisation.outputs import LabelScheme
 __all__ = ["BundleSpec", "UnsafeCheckpointError", "load_state_dict"]
 
 _TASKS = ("segmentation", "classification")
+#: The config entry that names a bundle's sequences, per task.
+SEQUENCES_KEY = {"segmentation": "image_keys", "classification": "sequences"}
 
 
 class UnsafeCheckpointError(MednetError, ValueError):
@@ -120,6 +124,16 @@ class BundleSpec:
     def weights(self) -> Path:
         """The bundle's ``models/model.pt``."""
         return self.path / "models" / "model.pt"
+
+    def with_overrides(self, overrides: Mapping | None) -> BundleSpec:
+        """This bundle as config ``overrides`` make it: the sequences they name, if any.
+
+        A network trained with other sequences (``image_keys`` of a segmentation bundle,
+        ``sequences`` of a classification one, e.g. a native T1 more) reads those: the
+        pipeline must read them from the case too.
+        """
+        keys = (overrides or {}).get(SEQUENCES_KEY[self.task])
+        return self if keys is None else dataclasses.replace(self, sequences=tuple(str(k) for k in keys))
 
     @classmethod
     def load(cls, path: os.PathLike | str) -> BundleSpec:

@@ -84,6 +84,7 @@ class Predictors:
             precision: the networks' arithmetic (:func:`mednet.inference.choose_precision`).
         """
         models, settings = dict(models or {}), dict(settings or {})
+        spec = spec.with_settings(settings)  # a network trained on other sequences reads those
         loc, grade = spec.localisation, spec.grading
         return cls(spec, LocalisationPredictor(loc, device, models.get(loc.name), precision,
                                                **settings.get(loc.name, {})),

@@ -203,7 +203,7 @@ def predict_cohort(
     from mednet.inference.device import choose_device, choose_precision
 
     choose_precision(choose_device(device), precision)  # a GPU asked for and absent: refused now, not case by case
-    spec = disease_spec(disease, bundles)
+    spec = disease_spec(disease, bundles).with_settings(settings)
     k, n = shard
     if not 1 <= k <= n:
         raise ValueError(f"shard: expected K/N with 1 <= K <= N, found {k}/{n}")

@@ -9,6 +9,7 @@ bundles cannot disagree.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,12 @@ class DiseaseSpec:
                 f"{self.name}: the bundles disagree on the reference sequence: {self.localisation.name} puts "
                 f"{first!r} first, {self.grading.name} {other!r}; the label map must be on the grading's grid"
             )
+
+    def with_settings(self, settings: Mapping[str, Mapping] | None) -> DiseaseSpec:
+        """This disease with the sequences that config overrides (bundle name -> overrides) give its bundles."""
+        settings = settings or {}
+        return DiseaseSpec(self.name, self.localisation.with_overrides(settings.get(self.localisation.name)),
+                           self.grading.with_overrides(settings.get(self.grading.name)))  # fmt: skip
 
     @property
     def sequences(self) -> tuple[str, ...]:

@@ -211,3 +211,14 @@ def test_fine_tuning_from_shipped_style_weights_with_a_new_sequence(tiny_checkpo
     fresh = torch.nn.init.kaiming_uniform_(torch.empty_like(start[first]), a=5**0.5)  # a layer built anew
     moved = float((tuned[first][:, :2] - start[first]).abs().mean())
     assert moved < 0.5 * float((fresh - start[first]).abs().mean())  # it started from the checkpoint
+
+    # mednet predict with the overrides it was trained with reads the native T1 from the case too
+    from mednet.pipeline import predict_cohort
+
+    settings = {bundle: {"image_keys": ["t2w", "t1c", "t1"], "roi_size": TINY["roi_size"]}}
+    run = predict_cohort(datalist, "neuroblastoma", tmp_path / "out", device="cpu", partition="testing",
+                         models={bundle: tmp_path / "models" / "model.pt"}, settings=settings,
+                         progress=lambda line: None)  # fmt: skip
+    record = json.loads((tmp_path / "out" / cases[3]["case_id"] / f"{cases[3]['case_id']}.json").read_text())
+    assert run["failed"] == 0 and record["sequences_used"]["localisation"] == ["t2w", "t1c", "t1"]
+    assert set(record["inputs"]) == {"t2w", "t1c", "t1"}
