@@ -23,6 +23,12 @@ Dice where the disease has organs), with the mean difference and its bootstrap i
 a release needs the candidate no worse where the shipped weights are good and better
 where they fail, on the same patients.
 
+``--set BUNDLE.KEY=VALUE`` (VALUE is JSON) gives the candidate the config overrides it was
+trained with, e.g. ``--set neuroblastoma_mri_segmentation.image_keys='["t2w","t1c","t1"]'``
+for a network that reads a native T1 more (the pipeline then reads that sequence from the
+cases); ``--optional t1`` draws both phantom sets with that optional sequence (the shipped
+weights leave it aside).
+
 ``--work DIR`` keeps the cohorts and the predictions: run again (a later checkpoint of the
 same candidate), the same cohorts are reused and only the cases whose weights changed are
 predicted again.
@@ -54,18 +60,19 @@ FIGURES = ("dice_lesions", "mean_organ_dice")
 REAL = {"glioma": glioma, "neuroblastoma": abdomen}
 
 
-def _cohorts(disease: str, cases: int, seed: int, preset: str, flags: list[str], root: Path, size: str
-             ) -> dict[str, Path]:
-    """The two held-out phantom sets; their datalists."""
+def _cohorts(disease: str, cases: int, seed: int, preset: str, flags: list[str], root: Path, size: str,
+             optional: tuple[str, ...] = ()) -> dict[str, Path]:  # fmt: skip
+    """The two held-out phantom sets (with the ``optional`` sequences); their datalists."""
     balance = dict.fromkeys(MODELS[disease].CLASSES, 1.0)
     name = "+".join([preset, *flags])
     default = reuse_or_generate_cohort(disease, cases, root / "default", size=size, seed=seed, balance=balance,
-                                       workers=2)  # fmt: skip
+                                       optional=optional, workers=2)  # fmt: skip
     # generate_cohort takes a preset's name: this one is registered only while its cohort is drawn
     PRESETS[name] = dataclasses.replace(PRESETS[preset], name=name, **dict.fromkeys(flags, True))
     try:
         randomised = reuse_or_generate_cohort(disease, cases, root / "randomised", size=size, seed=seed + 2,
-                                              balance=balance, randomise=name, workers=2)  # fmt: skip
+                                              balance=balance, randomise=name, optional=optional,
+                                              workers=2)  # fmt: skip
     finally:
         if name != preset:
             del PRESETS[name]
@@ -88,24 +95,30 @@ def _per_case(out: Path) -> dict[str, dict]:
 
 
 def compare(disease: str, candidate: dict[str, str], cases: int, seed: int, preset: str, flags: list[str],
-            device: str, root: Path, size: str = "demo", real: bool = True) -> dict:
+            device: str, root: Path, size: str = "demo", real: bool = True,
+            settings: dict[str, dict] | None = None, optional: tuple[str, ...] = ()) -> dict:  # fmt: skip
     """Shipped and candidate weights on the same cases; see the module's docstring.
+
+    ``settings``: bundle name -> the candidate's config overrides; ``optional``: optional
+    sequences drawn in both phantom sets.
 
     Returns:
         ``{"bundles", "candidate", "sets": {set: {"shipped", "candidate", "paired"}}, "real": {...}}``.
     """
     spec = disease_spec(disease)
-    sets = _cohorts(disease, cases, seed, preset, flags, root / "data", size)
+    sets = _cohorts(disease, cases, seed, preset, flags, root / "data", size, tuple(optional))
     weights = {"shipped": None, "candidate": candidate}
-    described = {bundle: {"weights": path, "sha256": file_sha256(path)} for bundle, path in candidate.items()}
+    overrides = {"shipped": None, "candidate": settings or None}
+    described = {bundle: {"weights": path, "sha256": file_sha256(path), "overrides": (settings or {}).get(bundle, {})}
+                 for bundle, path in candidate.items()}  # fmt: skip
     result: dict = {"bundles": spec.versions, "weights_sha256": spec.weights_sha256, "candidate": described,
-                    "sets": {}, "real": {}}  # fmt: skip
+                    "optional": list(optional), "sets": {}, "real": {}}  # fmt: skip
     for set_name, datalist in sets.items():
         figures, per_case = {}, {}
         for label, models in weights.items():
             out = _predictions(root, label, set_name, datalist)
             run = predict_cohort(datalist, disease, out, device=device, partition="all", models=models,
-                                 progress=lambda line: None)  # fmt: skip
+                                 settings=overrides[label], progress=lambda line: None)  # fmt: skip
             figures[label] = {"failed": run["failed"], **json.loads(run["metrics"].read_text())["headline"]}
             per_case[label] = _per_case(out)
         paired = {}
@@ -119,7 +132,7 @@ def compare(disease: str, candidate: dict[str, str], cases: int, seed: int, pres
         print(set_name, json.dumps(result["sets"][set_name]["paired"]), flush=True)
     if real and disease in REAL and REALDATA.is_dir():
         for label, models in weights.items():
-            predictors = Predictors.build(spec, device, models=models)
+            predictors = Predictors.build(spec, device, models=models, settings=overrides[label])
             result["real"][label] = REAL[disease](predictors, root / "real" / label)
     return result
 
@@ -134,6 +147,10 @@ def main() -> None:
     parser.add_argument("--randomise", default="moderate", choices=sorted(PRESETS))
     parser.add_argument("--turn-on", action="append", default=[], metavar="FLAG",
                         help="a Randomisation flag to set in the randomised set (abdomen, head, ...)")
+    parser.add_argument("--set", action="append", default=[], metavar="BUNDLE.KEY=VALUE",
+                        help="a config override the candidate was trained with (VALUE is JSON; repeatable)")
+    parser.add_argument("--optional", action="append", default=[], metavar="SEQUENCE",
+                        help="an optional sequence drawn in both phantom sets (e.g. t1)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-real", action="store_true", help="leave out the real scans")
     parser.add_argument("--out", default="compare.json")
@@ -148,9 +165,20 @@ def main() -> None:
     if unknown or not set(args.turn_on) <= flags:
         raise SystemExit(f"not a bundle of {args.disease}: {unknown}" if unknown
                          else f"not a Randomisation flag: {sorted(set(args.turn_on) - flags)} (flags: {sorted(flags)})")
+    settings: dict[str, dict] = {}
+    for item in args.set:
+        target, _, value = item.partition("=")
+        bundle, _, key = target.partition(".")
+        if bundle not in candidate or not key or not value:
+            raise SystemExit(f"--set {item}: expected BUNDLE.KEY=VALUE for a candidate bundle ({', '.join(candidate)})")
+        try:
+            settings.setdefault(bundle, {})[key] = json.loads(value)
+        except ValueError as error:
+            raise SystemExit(f"--set {item}: VALUE must be JSON ({error})") from None
     with tempfile.TemporaryDirectory() as tmp:
         result = compare(args.disease, candidate, args.cases, args.seed, args.randomise, args.turn_on, args.device,
-                         Path(args.work or tmp), real=not args.no_real)  # fmt: skip
+                         Path(args.work or tmp), real=not args.no_real, settings=settings,
+                         optional=tuple(args.optional))  # fmt: skip
     result["command"] = "python scripts/compare_weights.py " + " ".join(sys.argv[1:])
     Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(f"wrote {args.out}")

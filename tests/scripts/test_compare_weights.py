@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -47,3 +48,31 @@ def test_kept_work_reuses_a_cohort_and_its_predictions_folder_only_for_the_same_
     other = compare_weights._cohorts("cpa", 2, 6, "moderate", [], tmp_path, "small")  # another seed, same folders
     moved = {name: compare_weights._predictions(tmp_path, "shipped", name, d) for name, d in other.items()}
     assert all(moved[name] != folders[name] for name in folders)
+
+
+@pytest.mark.slow  # two small neuroblastoma cohorts through the pipeline twice
+def test_a_candidate_reading_a_sequence_more_is_given_it(tmp_path):
+    """--set image_keys and --optional t1: the shipped neuroblastoma localiser widened to read a native T1 with zero
+    filters (mednet.engines.initialised) predicts exactly as the shipped one, and the records say t1 was used."""
+    import torch
+
+    from mednet.bundles.spec import load_state_dict
+    from mednet.engines import initialised
+
+    spec = disease_spec("neuroblastoma")
+    bundle = spec.localisation.name
+    keys = ["t2w", "t1c", "t1"]
+    widened = spec.localisation.parser(device="cpu", image_keys=keys).get_parsed_content("network_def", instantiate=True)
+    initialised(widened, spec.localisation.weights, keys, ["t2w", "t1c"])
+    assert widened.state_dict().keys() == load_state_dict(spec.localisation.weights).keys()
+    path = tmp_path / "widened.pt"
+    torch.save(widened.state_dict(), path)
+    result = compare_weights.compare("neuroblastoma", {bundle: str(path)}, 2, 5, "moderate", [], "cpu", tmp_path / "w",
+                                     size="small", real=False, settings={bundle: {"image_keys": keys}},
+                                     optional=("t1",))  # fmt: skip
+    for figures in result["sets"].values():
+        assert figures["paired"]["dice_lesions: candidate - shipped"]["value"] == 0.0
+    records = [json.loads(p.read_text()) for p in (tmp_path / "w" / "candidate").glob("*/*/*.json")
+               if p.stem == p.parent.name]  # fmt: skip
+    assert len(records) == 4 and all(r["sequences_used"]["localisation"] == keys for r in records)
+    assert result["optional"] == ["t1"] and result["candidate"][bundle]["overrides"] == {"image_keys": keys}
