@@ -93,7 +93,8 @@ class InvertLabelsd(MapTransform):
         for key, orig_key in self.key_iterator(d, self.orig_keys):
             source = d[orig_key]
             pred = d[key].detach() if isinstance(d[key], torch.Tensor) else torch.as_tensor(d[key])
-            pred = MetaTensor(pred.as_tensor() if isinstance(pred, MetaTensor) else pred)
+            # on the CPU: the decision is numpy's (an evaluator on a GPU hands the output over on the GPU)
+            pred = MetaTensor((pred.as_tensor() if isinstance(pred, MetaTensor) else pred).cpu())
             pred.meta = copy.deepcopy(dict(source.meta))
             pred.applied_operations = copy.deepcopy(list(source.applied_operations))
             inputs, decided = {orig_key: pred}, False
