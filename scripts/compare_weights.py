@@ -23,8 +23,8 @@ Dice where the disease has organs), with the mean difference and its bootstrap i
 a release needs the candidate no worse where the shipped weights are good and better
 where they fail, on the same patients.
 
-``--set BUNDLE.KEY=VALUE`` (VALUE is JSON) gives the candidate the config overrides it was
-trained with, e.g. ``--set neuroblastoma_mri_segmentation.image_keys='["t2w","t1c","t1"]'``
+``--set STAGE.KEY=VALUE`` (as ``mednet train``'s; VALUE is JSON) gives the candidate the config
+overrides it was trained with, e.g. ``--set 'localisation.image_keys=["t2w","t1c","t1"]'``
 for a network that reads a native T1 more (the pipeline then reads that sequence from the
 cases); ``--optional t1`` draws both phantom sets with that optional sequence (the shipped
 weights leave it aside).
@@ -41,11 +41,13 @@ import dataclasses
 import json
 import sys
 import tempfile
+from hashlib import sha256
 from pathlib import Path
 
 from benchmark_realdata import REALDATA, abdomen, glioma
 
 from mednet.checksum import file_sha256
+from mednet.errors import MednetError
 from mednet.metrics.bootstrap import mean_ci
 from mednet.pipeline import predict_cohort
 from mednet.pipeline.case import Predictors
@@ -53,6 +55,7 @@ from mednet.pipeline.diseases import disease_spec
 from mednet.synthetic.cohort import DISEASES as MODELS
 from mednet.synthetic.cohort import reuse_or_generate_cohort
 from mednet.synthetic.randomise import PRESETS
+from mednet.training.train import parse_setting
 
 #: Per-case figures compared (when the records hold them).
 FIGURES = ("dice_lesions", "mean_organ_dice")
@@ -116,7 +119,9 @@ def compare(disease: str, candidate: dict[str, str], cases: int, seed: int, pres
     for set_name, datalist in sets.items():
         figures, per_case = {}, {}
         for label, models in weights.items():
-            out = _predictions(root, label, set_name, datalist)
+            # other overrides, other predictions: their own folder
+            named = f"{label}-{sha256(json.dumps(overrides[label], sort_keys=True).encode()).hexdigest()[:8]}"
+            out = _predictions(root, named if overrides[label] else label, set_name, datalist)
             run = predict_cohort(datalist, disease, out, device=device, partition="all", models=models,
                                  settings=overrides[label], progress=lambda line: None)  # fmt: skip
             figures[label] = {"failed": run["failed"], **json.loads(run["metrics"].read_text())["headline"]}
@@ -137,6 +142,25 @@ def compare(disease: str, candidate: dict[str, str], cases: int, seed: int, pres
     return result
 
 
+def candidate_settings(items: list[str], spec, candidate: dict[str, str]) -> dict[str, dict]:
+    """``--set STAGE.KEY=VALUE`` items (as ``mednet train``'s) -> bundle name -> the candidate's config overrides.
+
+    Raises:
+        SystemExit: an item not of that form, or for a stage without candidate weights.
+    """
+    settings: dict[str, dict] = {}
+    stages = {"localisation": spec.localisation.name, "grading": spec.grading.name}
+    for item in items:
+        try:
+            stage, key, value = parse_setting(item)
+        except MednetError as error:
+            raise SystemExit(str(error)) from None
+        if stages[stage] not in candidate:
+            raise SystemExit(f"--set {item}: the {stage} bundle ({stages[stage]}) has no candidate weights")
+        settings.setdefault(stages[stage], {})[key] = value
+    return settings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--disease", required=True, choices=sorted(MODELS))
@@ -147,8 +171,9 @@ def main() -> None:
     parser.add_argument("--randomise", default="moderate", choices=sorted(PRESETS))
     parser.add_argument("--turn-on", action="append", default=[], metavar="FLAG",
                         help="a Randomisation flag to set in the randomised set (abdomen, head, ...)")
-    parser.add_argument("--set", action="append", default=[], metavar="BUNDLE.KEY=VALUE",
-                        help="a config override the candidate was trained with (VALUE is JSON; repeatable)")
+    parser.add_argument("--set", action="append", default=[], metavar="STAGE.KEY=VALUE",
+                        help="a config override the candidate was trained with, as mednet train's --set "
+                             "(VALUE is JSON; repeatable)")  # fmt: skip
     parser.add_argument("--optional", action="append", default=[], metavar="SEQUENCE",
                         help="an optional sequence drawn in both phantom sets (e.g. t1)")
     parser.add_argument("--device", default="cpu")
@@ -165,16 +190,7 @@ def main() -> None:
     if unknown or not set(args.turn_on) <= flags:
         raise SystemExit(f"not a bundle of {args.disease}: {unknown}" if unknown
                          else f"not a Randomisation flag: {sorted(set(args.turn_on) - flags)} (flags: {sorted(flags)})")
-    settings: dict[str, dict] = {}
-    for item in args.set:
-        target, _, value = item.partition("=")
-        bundle, _, key = target.partition(".")
-        if bundle not in candidate or not key or not value:
-            raise SystemExit(f"--set {item}: expected BUNDLE.KEY=VALUE for a candidate bundle ({', '.join(candidate)})")
-        try:
-            settings.setdefault(bundle, {})[key] = json.loads(value)
-        except ValueError as error:
-            raise SystemExit(f"--set {item}: VALUE must be JSON ({error})") from None
+    settings = candidate_settings(args.set, spec, candidate)
     with tempfile.TemporaryDirectory() as tmp:
         result = compare(args.disease, candidate, args.cases, args.seed, args.randomise, args.turn_on, args.device,
                          Path(args.work or tmp), real=not args.no_real, settings=settings,

@@ -11,7 +11,7 @@ likeliest lesion class) are kept by convex combinations: where every neighbour d
 alike, so does the interpolated voxel.
 
 :class:`InvertLabelsd` therefore decides on the network's grid, and interpolates the
-class probabilities (with the mode and padding ``Spacingd`` recorded) only at the
+class probabilities (linearly, with the padding ``Spacingd`` recorded) only at the
 input-grid voxels whose low-resolution neighbourhood decides differently: the borders
 between classes. The summed lesion probability, which the lesion table averages, is
 interpolated at the lesion voxels. The other steps (orientation, crops, pads) are undone
@@ -133,8 +133,9 @@ class InvertLabelsd(MapTransform):
             raise RuntimeError(f"InvertLabelsd: expected Spacingd's resampling last, found {found}")
         info = op[TraceKeys.EXTRA_INFO]
         mode, padding = info.get("mode", "bilinear"), info.get("padding_mode", "border")
-        if mode not in ("bilinear", "nearest"):
-            raise ValueError(f"InvertLabelsd: expected Spacingd's mode bilinear or nearest, found {mode!r}")
+        if mode != "bilinear":  # the convex-combination argument is linear interpolation's
+            raise ValueError(f"InvertLabelsd: expected Spacingd's mode bilinear, found {mode!r} (invert with MONAI's "
+                             "Invertd, then Localised)")  # fmt: skip
         dtype = get_torch_dtype_from_string(info["dtype"]) if "dtype" in info else torch.float64
         probabilities = _with_background(pred.as_tensor()).float()
         low_labels, low_lesion = decide_labels(probabilities.numpy(), self.lesion_classes, self.lesion_threshold)
@@ -152,13 +153,13 @@ class InvertLabelsd(MapTransform):
         labels, opened = _decided_where_alike(alike, low // 2, to_low, full_size, padding != "border")
         low_grid = probabilities.to(dtype)
         if opened[0].size:  # the rest: interpolated and decided
-            sampled = _sample(low_grid, _points(to_low, opened), mode, padding)
+            sampled = _sample(low_grid, _points(to_low, opened), padding)
             labels[opened] = decide_labels(sampled.numpy(), self.lesion_classes, self.lesion_threshold)[0]
         lesion = np.zeros(full_size, dtype=np.float32)
         voxels = np.nonzero(np.isin(labels, self.lesion_classes))
         if voxels[0].size:
             summed = low_grid[[c for c in self.lesion_classes if c < low_grid.shape[0]]].sum(0, keepdim=True)
-            lesion[voxels] = _sample(summed, _points(to_low, voxels), mode, padding)[0].numpy()
+            lesion[voxels] = _sample(summed, _points(to_low, voxels), padding)[0].numpy()
         out = torch.stack([torch.as_tensor(labels).float(), torch.as_tensor(lesion)])
         meta = dict(pred.meta)
         meta["affine"] = full_affine
@@ -223,8 +224,8 @@ def _with_background(probabilities: torch.Tensor) -> torch.Tensor:
     return probabilities
 
 
-def _sample(grid: torch.Tensor, points: np.ndarray, mode: str, padding: str) -> torch.Tensor:
-    """``grid`` ``(C, x, y, z)`` interpolated at ``points`` ``(3, N)`` (voxel indices): ``(C, N)``.
+def _sample(grid: torch.Tensor, points: np.ndarray, padding: str) -> torch.Tensor:
+    """``grid`` ``(C, x, y, z)`` linearly interpolated at ``points`` ``(3, N)`` (voxel indices): ``(C, N)``.
 
     ``grid_sample`` with corners aligned, where normalised -1 and 1 are the centres of the
     first and last voxels, so that a point is a voxel index as MONAI's resampler maps it.
@@ -235,5 +236,6 @@ def _sample(grid: torch.Tensor, points: np.ndarray, mode: str, padding: str) -> 
     out = []
     for start in range(0, normalised.shape[0], _CHUNK):  # grid_sample takes (W, H, D) = (z, y, x) order
         part = normalised[start : start + _CHUNK].flip(-1).to(grid.dtype)[None, :, None, None, :]
-        out.append(F.grid_sample(grid[None], part, mode=mode, padding_mode=padding, align_corners=True)[0, :, :, 0, 0])
+        sampled = F.grid_sample(grid[None], part, mode="bilinear", padding_mode=padding, align_corners=True)
+        out.append(sampled[0, :, :, 0, 0])
     return torch.cat(out, dim=1) if out else torch.zeros((grid.shape[0], 0), dtype=grid.dtype)

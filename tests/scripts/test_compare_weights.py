@@ -52,7 +52,7 @@ def test_kept_work_reuses_a_cohort_and_its_predictions_folder_only_for_the_same_
 
 @pytest.mark.slow  # two small neuroblastoma cohorts through the pipeline twice
 def test_a_candidate_reading_a_sequence_more_is_given_it(tmp_path):
-    """--set image_keys and --optional t1: the shipped neuroblastoma localiser widened to read a native T1 with zero
+    """--set localisation.image_keys and --optional t1: the shipped neuroblastoma localiser widened to read a native T1 with zero
     filters (mednet.engines.initialised) predicts exactly as the shipped one, and the records say t1 was used."""
     import torch
 
@@ -72,7 +72,19 @@ def test_a_candidate_reading_a_sequence_more_is_given_it(tmp_path):
                                      optional=("t1",))  # fmt: skip
     for figures in result["sets"].values():
         assert figures["paired"]["dice_lesions: candidate - shipped"]["value"] == 0.0
-    records = [json.loads(p.read_text()) for p in (tmp_path / "w" / "candidate").glob("*/*/*.json")
+    records = [json.loads(p.read_text()) for p in next((tmp_path / "w").glob("candidate-*")).glob("*/*/*.json")
                if p.stem == p.parent.name]  # fmt: skip
     assert len(records) == 4 and all(r["sequences_used"]["localisation"] == keys for r in records)
     assert result["optional"] == ["t1"] and result["candidate"][bundle]["overrides"] == {"image_keys": keys}
+
+
+def test_set_takes_mednet_trains_form_for_a_stage_with_candidate_weights():
+    spec = disease_spec("neuroblastoma")
+    candidate = {spec.localisation.name: "model.pt"}
+    settings = compare_weights.candidate_settings(['localisation.image_keys=["t2w","t1c","t1"]',
+                                                   "localisation.sw_overlap=0.25"], spec, candidate)  # fmt: skip
+    assert settings == {spec.localisation.name: {"image_keys": ["t2w", "t1c", "t1"], "sw_overlap": 0.25}}
+    with pytest.raises(SystemExit, match=r"expected STAGE\.KEY=VALUE"):
+        compare_weights.candidate_settings(["image_keys=[1]"], spec, candidate)
+    with pytest.raises(SystemExit, match=r"the grading bundle .* has no candidate weights"):
+        compare_weights.candidate_settings(["grading.batch_size=2"], spec, candidate)

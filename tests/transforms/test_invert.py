@@ -136,3 +136,14 @@ def test_localised_refuses_labels_decided_otherwise():
     out = Localised("pred", labels=labels, lesion_classes={2: "lesion"}, lesion_threshold=0.3)(dict(decided))
     assert out["pred"].shape == (1, 21, 17, 9) and "decision" not in out["pred"].meta
     assert "pred_lesion_probability" not in out
+
+
+def test_a_resampling_other_than_linear_is_refused_by_name():
+    """The convex-combination argument holds for linear interpolation: nearest-neighbour Spacingd goes to Invertd."""
+    image = MetaTensor(torch.rand(1, 21, 17, 9) + 0.1, affine=torch.as_tensor(_affine("ras")))
+    preprocessing = Compose([Orientationd("image", axcodes="RAS"),
+                             Spacingd("image", pixdim=(2.0, 2.0, 3.0), mode="nearest"), EnsureTyped("image")])  # fmt: skip
+    data = preprocessing({"image": image})
+    data["pred"] = MetaTensor(_probabilities(data["image"], 3, 2, seed=1))
+    with pytest.raises(ValueError, match="expected Spacingd's mode bilinear, found 'nearest'"):
+        InvertLabelsd("pred", transform=preprocessing, orig_keys="image", lesion_classes=[2])(data)
