@@ -1,10 +1,11 @@
 """MONAI transforms: array classes in ``array``, dictionary classes (``...d``) in ``dictionary`` and ``grading``."""
 
-from mednet.transforms.array import RandSequenceDropout, ResampleToReference
+from mednet.transforms.array import RandFieldOfViewCut, RandSequenceDropout, ResampleToReference
 from mednet.transforms.dictionary import (
     LoadCased,
     LoadSequencesd,
     Localised,
+    RandFieldOfViewCutd,
     RandSequenceDropoutd,
     ResampleToReferenced,
     Spacingd,
@@ -21,6 +22,8 @@ __all__ = [
     "LoadCased",
     "LoadSequencesd",
     "Localised",
+    "RandFieldOfViewCut",
+    "RandFieldOfViewCutd",
     "RandSequenceDropout",
     "RandSequenceDropoutd",
     "ResampleToReference",

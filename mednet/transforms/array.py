@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -13,7 +14,7 @@ from monai.utils import TransformBackends
 
 from mednet.io.grid import resample_to_grid
 
-__all__ = ["RandSequenceDropout", "ResampleToReference"]
+__all__ = ["RandFieldOfViewCut", "RandSequenceDropout", "ResampleToReference"]
 
 
 def _probability(prob: object, who: str) -> float:
@@ -134,3 +135,72 @@ class RandSequenceDropout(RandomizableTransform):
             out = np.array(img, copy=True)
             out[drop] = 0
         return out
+
+
+class RandFieldOfViewCut(RandomizableTransform):
+    """Draw a random oblique plane that cuts a sample's field of view: the voxels a scan would not reach.
+
+    A scan acquired obliquely and then reformatted, or resampled onto an axis-aligned grid
+    (a PACS export, ``nibabel.processing.resample_to_output``), holds wedges of exact zeros
+    where the acquisition did not reach; ``NormalizeIntensityd(nonzero=True)`` leaves them
+    0. A network that has only seen field-of-view edges along its grid's axes can take such
+    a wedge's edge for a lesion. With probability ``prob`` this transform draws a plane with
+    a normal uniform on the sphere, placed so that it cuts off a fraction of the sample's
+    voxels drawn uniformly from ``fraction``; :meth:`__call__` gives the mask of the voxels
+    beyond it. :class:`mednet.transforms.RandFieldOfViewCutd` applies it to images and
+    labels.
+
+    With ``prob`` 0 nothing is drawn at all: a training run without it draws the same random
+    numbers as one before the transform existed.
+
+    Args:
+        prob: probability of cutting a sample, in [0, 1].
+        fraction: ``(low, high)``, the range of the fraction of voxels cut off, in (0, 1).
+
+    Raises:
+        ValueError: ``prob`` outside [0, 1]; ``fraction`` not ``0 < low <= high < 1``.
+
+    Example:
+        >>> cut = RandFieldOfViewCut(prob=1.0, fraction=(0.2, 0.2)).set_random_state(seed=0)
+        >>> mask = cut((16, 16, 8))
+        >>> mask.shape, round(float(mask.mean()), 1)
+        ((16, 16, 8), 0.2)
+    """
+
+    def __init__(self, prob: float = 0.0, fraction: Sequence[float] = (0.05, 0.35)):
+        super().__init__(_probability(prob, "RandFieldOfViewCut"))
+        low, high = (float(f) for f in fraction)
+        if not 0.0 < low <= high < 1.0:
+            raise ValueError(f"RandFieldOfViewCut: fraction: expected (low, high) with 0 < low <= high < 1, "
+                             f"found {tuple(fraction)!r}")  # fmt: skip
+        self.fraction = (low, high)
+        self._normal: np.ndarray | None = None
+        self._cut = 0.0
+
+    def randomize(self, data: int) -> None:
+        """Draw whether to cut a sample with ``data`` spatial dimensions, the plane's normal and the fraction cut."""
+        self._do_transform = False
+        if self.prob == 0.0:
+            return  # no draw at all
+        super().randomize(None)
+        if self._do_transform:
+            normal = self.R.normal(size=data)
+            self._normal = normal / max(float(np.linalg.norm(normal)), 1e-12)
+            self._cut = float(self.R.uniform(*self.fraction))
+
+    def __call__(self, spatial_shape: Sequence[int], randomize: bool = True) -> np.ndarray | None:
+        """The ``spatial_shape`` boolean mask of the voxels beyond the plane, or ``None`` when nothing is cut."""
+        shape = tuple(int(s) for s in spatial_shape)
+        if randomize:
+            self.randomize(len(shape))
+        if not self._do_transform or self._normal is None:
+            return None
+        grids = np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing="ij", sparse=True)
+        projection = sum(g * w for g, w in zip(grids, self._normal.astype(np.float32), strict=True))
+        projection = np.broadcast_to(projection, shape)
+        n_cut = round(self._cut * projection.size)
+        if n_cut < 1:
+            return None
+        # the n_cut voxels furthest along the normal
+        threshold = np.partition(projection, projection.size - n_cut, axis=None)[projection.size - n_cut]
+        return projection >= threshold

@@ -29,12 +29,13 @@ from mednet.localisation.outputs import (
     localise_from_probabilities,
     write_localisation,
 )
-from mednet.transforms.array import RandSequenceDropout, ResampleToReference, _probability
+from mednet.transforms.array import RandFieldOfViewCut, RandSequenceDropout, ResampleToReference, _probability
 
 __all__ = [
     "LoadCased",
     "LoadSequencesd",
     "Localised",
+    "RandFieldOfViewCutd",
     "RandSequenceDropoutd",
     "ResampleToReferenced",
     "Spacingd",
@@ -132,6 +133,79 @@ class RandSequenceDropoutd(RandomizableTransform, MapTransform):
         self.dropout.randomize(channels[keys[0]])
         for key in keys:
             d[key] = self.dropout(d[key], randomize=False)
+        return d
+
+
+class RandFieldOfViewCutd(RandomizableTransform, MapTransform):
+    """Cut a training sample's field of view with a random oblique plane (see :class:`RandFieldOfViewCut`).
+
+    With probability ``prob``, every voxel beyond the plane is set to 0 in each image key
+    (all channels: a wedge the scan did not reach, as a reformatted scan's zero-filled
+    corners after ``NormalizeIntensityd(nonzero=True)``) and to 0 (background) in each label
+    key: nothing can be seen there, so nothing is to be found there. One draw per call for
+    all keys, which must share their spatial shape; ``(C, *spatial)`` in, the same shape,
+    type and metadata out. Patch samples each get their own draw.
+
+    Args:
+        keys: the channel-first images, e.g. ``"image"``.
+        label_keys: the channel-first label maps cut with them, e.g. ``"label"``.
+        prob: probability of cutting a sample, in [0, 1]; 0 draws nothing and changes nothing.
+        fraction: the range of the fraction of voxels cut off.
+        allow_missing_keys: skip absent keys instead of raising.
+
+    Raises:
+        ValueError: ``prob`` or ``fraction`` out of range; keys with different spatial shapes.
+
+    Example:
+        ``{"_target_": "mednet.transforms.RandFieldOfViewCutd", "keys": "image", "label_keys": "label",
+        "prob": 0.2}`` at the end of ``train#random_transforms``, after the intensity shifts,
+        so that the cut voxels are exactly 0, as at inference.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        label_keys: KeysCollection = (),
+        prob: float = 0.0,
+        fraction: Sequence[float] = (0.05, 0.35),
+        allow_missing_keys: bool = False,
+    ):
+        labels = [label_keys] if isinstance(label_keys, str) else list(label_keys)
+        images = [keys] if isinstance(keys, str) else list(keys)
+        MapTransform.__init__(self, images + labels, allow_missing_keys)
+        RandomizableTransform.__init__(self, _probability(prob, "RandFieldOfViewCutd"))
+        self.label_keys = set(labels)
+        self.cut = RandFieldOfViewCut(prob=1.0, fraction=fraction)
+
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> RandFieldOfViewCutd:
+        """Seed this transform and the array transform it holds (as MONAI's dictionary transforms do)."""
+        super().set_random_state(seed, state)
+        self.cut.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        """Return ``data`` with the voxels beyond a random plane set to 0 (with probability ``prob``)."""
+        d = dict(data)
+        if self.prob == 0.0:
+            return d  # no draw: the run's random numbers are those of a run without this transform
+        self.randomize(None)
+        keys = list(self.key_iterator(d))
+        if not self._do_transform or not keys:
+            return d
+        shapes = {key: tuple(int(s) for s in d[key].shape[1:]) for key in keys}
+        if len(set(shapes.values())) > 1:
+            raise ValueError(f"RandFieldOfViewCutd: keys: expected the same spatial shape, found {shapes}")
+        mask = self.cut(shapes[keys[0]])
+        if mask is None:
+            return d
+        for key in keys:
+            value = d[key]
+            beyond = torch.as_tensor(mask, device=value.device) if isinstance(value, torch.Tensor) else mask
+            value = value.clone() if isinstance(value, torch.Tensor) else np.array(value, copy=True)
+            value[:, beyond] = 0
+            d[key] = value
         return d
 
 

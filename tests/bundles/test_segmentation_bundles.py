@@ -222,3 +222,29 @@ def test_fine_tuning_from_shipped_style_weights_with_a_new_sequence(tiny_checkpo
     record = json.loads((tmp_path / "out" / cases[3]["case_id"] / f"{cases[3]['case_id']}.json").read_text())
     assert run["failed"] == 0 and record["sequences_used"]["localisation"] == ["t2w", "t1c", "t1"]
     assert set(record["inputs"]) == {"t2w", "t1c", "t1"}
+
+
+@pytest.mark.parametrize("bundle", SEGMENTATION)
+def test_training_samples_cut_by_a_field_of_view_plane(bundle, tiny_cohorts):
+    """``fov_cut_prob``: training samples lose a wedge of the patch (image 0 in every sequence, label background).
+
+    The same seed with the cut off gives the same samples, the cut aside: nothing else changes.
+    """
+    from monai.bundle import ConfigParser
+
+    def samples(prob: float) -> list[dict]:
+        parser = ConfigParser()
+        parser.read_config(str(BUNDLES / bundle / "configs" / "train.json"))
+        parser.update({"bundle_root": str(BUNDLES / bundle), "datalist": str(tiny_cohorts[bundle]),
+                       "num_workers": 0, "cache_rate": 0.0, "roi_size": [24, 24, 12], "num_samples": 2})  # fmt: skip
+        assert parser["fov_cut_prob"] == 0.0  # the shipped weights were trained without it: a recipe turns it on
+        parser["fov_cut_prob"] = prob
+        dataset = parser.get_parsed_content("train#dataset")
+        dataset.transform.set_random_state(seed=0)
+        return dataset[0] + dataset[1]
+
+    for plain, cut in zip(samples(0.0), samples(1.0), strict=True):
+        changed = (plain["image"] != cut["image"]).any(dim=0) | (plain["label"][0] != cut["label"][0])
+        assert changed.float().mean() > 0.02  # a wedge of every patch
+        assert torch.all(cut["image"][:, changed] == 0) and torch.all(cut["label"][0][changed] == 0)
+        assert torch.equal(plain["image"][:, ~changed], cut["image"][:, ~changed])
