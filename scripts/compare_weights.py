@@ -37,7 +37,6 @@ predicted again.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import tempfile
@@ -54,7 +53,7 @@ from mednet.pipeline.case import Predictors
 from mednet.pipeline.diseases import disease_spec
 from mednet.synthetic.cohort import DISEASES as MODELS
 from mednet.synthetic.cohort import reuse_or_generate_cohort
-from mednet.synthetic.randomise import PRESETS
+from mednet.synthetic.randomise import PRESETS, flagged_preset
 from mednet.training.train import parse_setting
 
 #: Per-case figures compared (when the records hold them).
@@ -67,18 +66,12 @@ def _cohorts(disease: str, cases: int, seed: int, preset: str, flags: list[str],
              optional: tuple[str, ...] = ()) -> dict[str, Path]:  # fmt: skip
     """The two held-out phantom sets (with the ``optional`` sequences); their datalists."""
     balance = dict.fromkeys(MODELS[disease].CLASSES, 1.0)
-    name = "+".join([preset, *flags])
     default = reuse_or_generate_cohort(disease, cases, root / "default", size=size, seed=seed, balance=balance,
                                        optional=optional, workers=2)  # fmt: skip
-    # generate_cohort takes a preset's name: this one is registered only while its cohort is drawn
-    PRESETS[name] = dataclasses.replace(PRESETS[preset], name=name, **dict.fromkeys(flags, True))
-    try:
+    with flagged_preset(preset, flags) as name:  # registered only while its cohort is drawn
         randomised = reuse_or_generate_cohort(disease, cases, root / "randomised", size=size, seed=seed + 2,
                                               balance=balance, randomise=name, optional=optional,
                                               workers=2)  # fmt: skip
-    finally:
-        if name != preset:
-            del PRESETS[name]
     return {"default": default, f"randomised ({name})": randomised}
 
 
@@ -186,10 +179,13 @@ def main() -> None:
     candidate = dict(item.split("=", 1) for item in args.candidate)
     spec = disease_spec(args.disease)
     unknown = sorted(set(candidate) - {spec.localisation.name, spec.grading.name})
-    flags = {f.name for f in dataclasses.fields(PRESETS[args.randomise]) if isinstance(f.default, bool)}
-    if unknown or not set(args.turn_on) <= flags:
-        raise SystemExit(f"not a bundle of {args.disease}: {unknown}" if unknown
-                         else f"not a Randomisation flag: {sorted(set(args.turn_on) - flags)} (flags: {sorted(flags)})")
+    if unknown:
+        raise SystemExit(f"not a bundle of {args.disease}: {unknown}")
+    try:
+        with flagged_preset(args.randomise, args.turn_on):
+            pass
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     settings = candidate_settings(args.set, spec, candidate)
     with tempfile.TemporaryDirectory() as tmp:
         result = compare(args.disease, candidate, args.cases, args.seed, args.randomise, args.turn_on, args.device,

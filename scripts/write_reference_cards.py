@@ -84,6 +84,38 @@ def _preset(data: dict) -> str:
     return f"`{data['randomise']}`" + (f" ({', '.join(flags)} on)" if flags else "")
 
 
+def _cohort(data: dict) -> str:
+    """A training cohort in words: its phantoms, generator, seed, size, preset, optional sequences, classes.
+
+    A cohort merged from parts (``mednet.training.reference.merge_cohorts``) lists each part.
+    """
+    if "parts" in data:
+        return " + ".join(_cohort(part) for part in data["parts"]) + ", merged by partition"
+    optional = f", with the optional {', '.join(data['optional'])}" if data.get("optional") else ""
+    classes = ", ".join(f"{k} {v:g}" for k, v in data["balance"].items())
+    return (f"{data['cases']} synthetic `{data['disease']}` phantoms from `{data['generator']}` "
+            f"(mednet {data['mednet_version']}), seed {data['seed']}, size `{data['size']}`, domain randomisation "
+            f"{_preset(data)}{optional}, classes {classes}")  # fmt: skip
+
+
+def _disease(data: dict) -> str:
+    return data["parts"][0]["disease"] if "parts" in data else data["disease"]
+
+
+def _presets(data: dict) -> str:
+    return " and ".join(dict.fromkeys(p["randomise"] for p in data.get("parts", [data])))
+
+
+def _base_rows(base: dict | None) -> list[str]:
+    """The recipe's base (the weights the training started from), its own base first."""
+    if not base:
+        return []
+    return [*_base_rows(base.get("base")),
+            f"| starts from | the weights of its base recipe: {base['epochs']} epochs, seed {base['seed']}, overrides "
+            f"`{json.dumps(base['overrides'])}`, on {_cohort(base['data'])}; split by patient 70 / 15 / 15; "
+            f"{base['train_seconds'] / 60:.0f} min |"]  # fmt: skip
+
+
 def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | None,
             confidence: dict | None = None) -> str:  # fmt: skip
     """The model card's "Reference weights" section (Markdown)."""
@@ -98,20 +130,18 @@ def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | N
         "",
         "| | |",
         "|---|---|",
-        f"| data | {data['cases']} synthetic `{data['disease']}` phantoms from `{data['generator']}` "
-        f"(mednet {data['mednet_version']}), seed {data['seed']}, size `{data['size']}`, domain randomisation "
-        f"{_preset(data)}, classes {', '.join(f'{k} {v:g}' for k, v in data['balance'].items())}; "
-        "split by patient 70 / 15 / 15 |",
+        f"| data | {_cohort(data)}; split by patient 70 / 15 / 15 |",
+        *_base_rows(record.get("base")),
         f"| training | {record['epochs']} epochs, seed {record['seed']}, overrides "
         f"`{json.dumps(record['overrides'])}`; {record['train_seconds'] / 60:.0f} min on {machine['cpu_cores']} CPU "
         f"cores ({machine['platform']}, torch {machine['torch']}, {machine['torch_threads']} threads, "
         f"{'GPU ' + machine['cuda'] if machine['cuda'] else 'no GPU'}) |",
         f"| weights | float16, {record['weights_mb']['float16']} MB (float32: {record['weights_mb']['float32']} MB); "
         "the network loads them into float32 |",
-        f"| reproduce | `python scripts/train_reference.py --disease {data['disease']}` in a clone (resumable; "
+        f"| reproduce | `python scripts/train_reference.py --disease {_disease(data)}` in a clone (resumable; "
         f"`mednet demo --retrain` runs the same recipe) |",
         "",
-        f"Test partition of the training cohort ({data['randomise']}-randomised phantoms), patient level, "
+        f"Test partition of the training cohort ({_presets(data)}-randomised phantoms), patient level, "
         "95% bootstrap intervals; float32 and the shipped float16 weights:",
         "",
         "| figure | float32 | float16 (shipped) |",

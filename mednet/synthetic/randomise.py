@@ -32,6 +32,9 @@ bundles are trained on, since a sequence's classifier reads that sequence's cont
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -39,7 +42,7 @@ import numpy as np
 from mednet.io.grid import Grid
 from mednet.synthetic.shapes import Ellipsoid
 
-__all__ = ["PRESETS", "CaseStyle", "Randomisation", "draw_style", "ghosting", "jitter_anatomy"]
+__all__ = ["PRESETS", "CaseStyle", "Randomisation", "draw_style", "flagged_preset", "ghosting", "jitter_anatomy"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,35 @@ PRESETS: dict[str, Randomisation] = {
     "plausible": Randomisation("plausible", random_contrast=0.0, contrast_jitter=0.12, subclasses=2, gamma=(0.8, 1.25),
                                csf_spaces=False, abdomen=False, head=False),
 }
+
+
+
+@contextlib.contextmanager
+def flagged_preset(preset: str, flags: Sequence[str] = ()) -> Iterator[str]:
+    """A preset with boolean ``flags`` turned on (e.g. ``abdomen``), registered in :data:`PRESETS` while in use.
+
+    Yields its name, ``"<preset>+<flag>+..."`` (the preset's own name without flags), which
+    :func:`mednet.synthetic.generate_cohort` takes as ``randomise`` and ``cohort.json``
+    records with every setting. A name registered before is left as it was.
+
+    Raises:
+        KeyError: an unknown preset.
+        ValueError: a flag that is not a boolean setting of :class:`Randomisation`.
+    """
+    base = PRESETS[preset]
+    switches = {f.name for f in dataclasses.fields(Randomisation) if isinstance(getattr(base, f.name), bool)}
+    unknown = sorted(set(flags) - switches)
+    if unknown:
+        raise ValueError(f"not a Randomisation flag: {unknown} (flags: {sorted(switches)})")
+    name = "+".join([preset, *flags])
+    added = name not in PRESETS
+    if added:
+        PRESETS[name] = dataclasses.replace(base, name=name, **dict.fromkeys(flags, True))
+    try:
+        yield name
+    finally:
+        if added:
+            del PRESETS[name]
 
 
 @dataclass

@@ -25,7 +25,8 @@ runs it for a release and installs the weights into a clone's bundles.
 Layout of ``out/<disease>/``: ``localisation_data/``, ``grading_data/`` (the cohorts),
 ``localisation_train/``, ``grading_train/`` (log, TensorBoard curves, ``models/``),
 ``localisation_test/``, ``grading_test/`` (and ``*_fp16``: test predictions and metrics),
-``record.json``.
+``record.json``; for a recipe with a ``base``, ``<stage>_base_data/`` and ``<stage>_base_train/``
+too. A cohort in ``parts``: ``<stage>_data/part<i>/`` and the merged ``datalist.json``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -51,14 +53,18 @@ from mednet.bundles import (
     run_bundle,
     train_bundle,
 )
+from mednet.checksum import file_sha256
 from mednet.io.atomic import atomic_path, write_json_atomic
 from mednet.synthetic.cohort import reuse_or_generate_cohort
+from mednet.synthetic.randomise import flagged_preset
 
-__all__ = ["RECIPES", "STAGES", "reference_cohort", "reference_models", "train_reference"]
+__all__ = ["RECIPES", "STAGES", "merge_cohorts", "reference_cohort", "reference_models", "train_reference"]
 
 #: Per disease and stage: bundle, cohort (cases, balance, randomisation, seed; ``size`` "demo" and no
-#: ``optional`` sequences unless given), epochs, config overrides. Timed on 2 CPU cores: about 85 s per
-#: glioma localisation epoch.
+#: ``optional`` sequences unless given; or ``parts``, a list of such cohorts, each with ``turn_on`` flags
+#: of its preset if any, merged by partition), epochs, config overrides, and optionally a ``base``: the
+#: recipe whose weights this one starts from (fine-tuning; trained first). Timed on 2 CPU cores: about
+#: 85 s per glioma localisation epoch.
 RECIPES: dict[str, dict[str, dict]] = {
     "glioma": {
         "localisation": {"bundle": "glioma_mri_segmentation", "cases": 160,
@@ -87,11 +93,69 @@ STAGES = ("localisation", "grading")
 
 
 def reference_cohort(recipe: dict, disease: str, root: Path) -> Path:
-    """The stage's cohort (generated unless the same one is there, its preset's settings included); its datalist."""
-    return reuse_or_generate_cohort(disease, recipe["cases"], root, size=recipe.get("size", "demo"),
-                                    seed=recipe["seed"], balance=recipe["balance"], randomise=recipe["randomise"],
-                                    optional=tuple(recipe.get("optional", ())),
-                                    workers=os.cpu_count() or 1)  # fmt: skip
+    """The stage's cohort (generated unless the same one is there, its preset's settings included); its datalist.
+
+    A recipe with ``parts`` (a list of cohort settings: ``cases``, ``balance``, ``randomise``,
+    ``seed``, optionally ``turn_on``, ``optional``, ``size``) gets each part drawn into
+    ``root/part<i>/`` and merged (:func:`merge_cohorts`); else the recipe is its one part.
+    """
+    parts = recipe.get("parts")
+    if not parts:
+        return _cohort_part(recipe, disease, root)
+    return merge_cohorts([_cohort_part(part, disease, root / f"part{i}") for i, part in enumerate(parts)], root)
+
+
+def _cohort_part(part: Mapping, disease: str, root: Path) -> Path:
+    """One cohort of a recipe: its preset with the ``turn_on`` flags set (e.g. ``abdomen``)."""
+    with flagged_preset(part["randomise"], part.get("turn_on", ())) if part["randomise"] else nullcontext() as name:
+        return reuse_or_generate_cohort(disease, part["cases"], root, size=part.get("size", "demo"),
+                                        seed=part["seed"], balance=part["balance"], randomise=name,
+                                        optional=tuple(part.get("optional", ())),
+                                        workers=os.cpu_count() or 1)  # fmt: skip
+
+
+def _is_file_entry(key: str, value: object, folder: Path) -> bool:
+    """Whether a datalist case's entry is a path relative to its cohort's folder (a sequence, a label map)."""
+    return key not in ("case_id", "patient_id", "class") and isinstance(value, str) and (folder / value).exists()
+
+
+def merge_cohorts(datalists: Sequence[Path], root: Path) -> Path:
+    """One datalist in ``root`` over the cohorts of ``datalists`` (each in a folder under ``root``); its path.
+
+    Each partition keeps its cases (training stays training: the split stays by patient);
+    case and patient ids get the cohort's folder name as prefix (``part0_NB_0003``: ids
+    repeat across cohorts) and file paths are made relative to ``root``.
+    ``root/cohort.json`` lists the cohorts' own ``cohort.json`` contents; written last, and
+    the merge is skipped when it is there and the same.
+
+    Raises:
+        ValueError: a cohort not under ``root``.
+    """
+    root = Path(root).resolve()
+    made = {"parts": [json.loads((d.parent / "cohort.json").read_text()) for d in datalists]}
+    if (root / "cohort.json").is_file() and json.loads((root / "cohort.json").read_text()) == made:
+        return root / "datalist.json"
+    merged: dict = {"training": [], "validation": [], "testing": []}
+    for datalist in datalists:
+        folder = datalist.parent.resolve()
+        if not folder.is_relative_to(root):
+            raise ValueError(f"merge_cohorts: {folder} is not under {root}")
+        prefix = folder.relative_to(root).as_posix()
+        document = json.loads(datalist.read_text())
+        for key, value in document.items():
+            if key not in ("training", "validation", "testing"):
+                merged.setdefault(key, value)
+                continue
+            for case in value:
+                moved = {k: (f"{prefix}/{v}" if _is_file_entry(k, v, folder) else v) for k, v in case.items()}
+                moved["case_id"] = f"{folder.name}_{case['case_id']}"
+                moved["patient_id"] = f"{folder.name}_{case.get('patient_id', case['case_id'])}"
+                merged.setdefault(key, []).append(moved)
+    merged["source"] = {"kind": "merged cohorts", "paths": [d.parent.relative_to(root).as_posix() for d in datalists]}
+    merged.pop("split", None)  # each cohort's own split counts; the merged partitions are theirs together
+    write_json_atomic(root / "datalist.json", merged, indent=2)
+    write_json_atomic(root / "cohort.json", made, indent=2)
+    return root / "datalist.json"
 
 
 def _train(recipe: dict, datalist: Path, work: Path) -> dict:
@@ -100,6 +164,9 @@ def _train(recipe: dict, datalist: Path, work: Path) -> dict:
     cohort = json.loads((datalist.parent / "cohort.json").read_text())
     wanted = {"epochs": recipe["epochs"], "seed": recipe["seed"], "overrides": recipe["overrides"],
               "bundle": recipe["bundle"], "cohort": cohort}  # fmt: skip
+    start_from = recipe["overrides"].get("init_ckpt")
+    if start_from:  # fine-tuning: other starting weights, another run
+        wanted["init_sha256"] = file_sha256(start_from)
     if done.is_file() and json.loads(done.read_text()).get("recipe") == wanted:
         return json.loads(done.read_text())
     log = work.parent / f"{work.name}.log"
@@ -112,6 +179,37 @@ def _train(recipe: dict, datalist: Path, work: Path) -> dict:
               "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
     write_json_atomic(done, record, indent=2)
     return record
+
+
+def _trained(recipe: Mapping, disease: str, root: Path, name: str,
+             echo: Callable[[str], None]) -> tuple[Path, dict, dict | None]:  # fmt: skip
+    """Draw ``recipe``'s cohort into ``root/<name>_data`` and train into ``root/<name>_train``, its base first.
+
+    A recipe with a ``base`` (another recipe for the same bundle) starts from the weights
+    that one gives (``init_ckpt``, trained into ``<name>_base_*``): a fine-tuning recipe is
+    reproduced from scratch, its base included.
+
+    Returns:
+        ``(datalist, training record, base)``: ``base`` is ``None``, or what the base was
+        (bundle, cohort, epochs, seed, overrides, seconds, ``weights``: the path it gave) with
+        its own ``base``.
+    """
+    recipe = dict(recipe)
+    base = None
+    if "base" in recipe:
+        base_datalist, base_trained, base_base = _trained(recipe["base"], disease, root, f"{name}_base", echo)
+        weights = (root / f"{name}_base_train" / "models" / "model.pt").resolve()
+        cohort = json.loads((base_datalist.parent / "cohort.json").read_text())
+        base = {"data": {**cohort, "synthetic_only": True}, "epochs": recipe["base"]["epochs"],
+                "seed": recipe["base"]["seed"], "overrides": recipe["base"]["overrides"],
+                "train_seconds": base_trained["train_seconds"], "weights": str(weights), "base": base_base}  # fmt: skip
+        recipe["overrides"] = {**recipe["overrides"], "init_ckpt": str(weights)}
+    start = time.perf_counter()
+    datalist = reference_cohort(recipe, disease, root / f"{name}_data")
+    echo(f"{disease} {name}: cohort {datalist} ({time.perf_counter() - start:.0f} s)")
+    trained = _train(recipe, datalist, root / f"{name}_train")
+    echo(f"{disease} {name}: trained {recipe['epochs']} epochs in {trained['train_seconds']:.0f} s")
+    return datalist, trained, base
 
 
 def _newer(output: Path, *inputs: Path) -> bool:
@@ -188,11 +286,9 @@ def train_reference(
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     for stage in stages:
         recipe = dict((recipes or RECIPES)[disease][stage])
-        start = time.perf_counter()
-        datalist = reference_cohort(recipe, disease, root / f"{stage}_data")
-        echo(f"{disease} {stage}: cohort {datalist} ({time.perf_counter() - start:.0f} s)")
-        trained = _train(recipe, datalist, root / f"{stage}_train")
-        echo(f"{disease} {stage}: trained {recipe['epochs']} epochs in {trained['train_seconds']:.0f} s")
+        datalist, trained, base = _trained(recipe, disease, root, stage, echo)
+        if base is not None:
+            recipe["overrides"] = {**recipe["overrides"], "init_ckpt": base["weights"]}
         weights = root / f"{stage}_train" / "models" / "model.pt"
         shipped = _half(weights)
         if stage == "grading":
@@ -204,7 +300,7 @@ def train_reference(
             "bundle": recipe["bundle"], "data": {**cohort, "synthetic_only": True},
             "recipe": f"mednet.training.reference.RECIPES[{disease!r}][{stage!r}]",
             "epochs": recipe["epochs"], "seed": recipe["seed"], "overrides": recipe["overrides"],
-            "train_seconds": trained["train_seconds"], "finished": trained["finished"],
+            "train_seconds": trained["train_seconds"], "finished": trained["finished"], "base": base,
             "machine": {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                         "platform": platform.platform(), "torch": torch.__version__},

@@ -84,3 +84,23 @@ def test_the_card_names_the_presets_flags_that_were_on():
                                                        "head": False, "strip": 0.2}}  # fmt: skip
     assert write_reference_cards._preset(data) == "`moderate` (csf_spaces, abdomen on)"
     assert write_reference_cards._preset({"randomise": "moderate"}) == "`moderate`"  # recorded before the settings
+
+
+def test_a_cohort_in_parts_and_a_base_recipe_are_described():
+    def part(seed, preset, **more):
+        return {"cases": 80, "disease": "neuroblastoma", "generator": "mednet.synthetic", "mednet_version": "0.1.0",
+                "seed": seed, "size": "demo", "randomise": preset, "randomisation": {"abdomen": "abdomen" in preset},
+                "balance": {"L1": 1, "L2": 1, "M": 1}, "optional": [], **more}  # fmt: skip
+
+    merged = {"parts": [part(1, "moderate"), part(2, "moderate+abdomen", optional=["t1"])]}
+    text = write_reference_cards._cohort(merged)
+    assert text.count("80 synthetic `neuroblastoma` phantoms") == 2 and text.endswith("merged by partition")
+    assert "`moderate+abdomen` (abdomen on), with the optional t1" in text
+    assert write_reference_cards._presets(merged) == "moderate and moderate+abdomen"
+    assert write_reference_cards._disease(merged) == "neuroblastoma"
+    base = {"epochs": 48, "seed": 2026, "overrides": {"lr_anneal": "cosine"}, "data": part(2026, "moderate"),
+            "train_seconds": 600.0, "base": None}  # fmt: skip
+    rows = write_reference_cards._base_rows(base)
+    assert len(rows) == 1 and rows[0].startswith("| starts from | the weights of its base recipe: 48 epochs")
+    assert "seed 2026" in rows[0] and "10 min" in rows[0]
+    assert write_reference_cards._base_rows(None) == []

@@ -1,8 +1,9 @@
-"""reference_cohort: the recipe's cohort, optional sequences included when the recipe names them."""
+"""Reference recipes: their cohorts (optional sequences, parts merged) and a base trained first."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from mednet.training.reference import reference_cohort
 
@@ -21,3 +22,56 @@ def test_a_recipe_with_an_optional_sequence_draws_it(tmp_path):
 def _cases(datalist) -> list[dict]:
     parts = json.loads(datalist.read_text())
     return [c for p in ("training", "validation", "testing") for c in parts.get(p, [])]
+
+
+def test_a_recipe_in_parts_merges_its_cohorts_by_partition_with_prefixed_ids(tmp_path):
+    from mednet.io import datalist_cases
+    from mednet.synthetic.randomise import PRESETS
+
+    part = {"cases": 3, "size": "small", "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "moderate"}
+    recipe = {"parts": [{**part, "seed": 5}, {**part, "seed": 6, "turn_on": ["abdomen"], "optional": ["t1"]}]}
+    datalist = reference_cohort(recipe, "neuroblastoma", tmp_path / "mixed")
+    assert "moderate+abdomen" not in PRESETS  # registered only while its part was drawn
+    made = json.loads((datalist.parent / "cohort.json").read_text())
+    assert [p["randomisation"]["abdomen"] for p in made["parts"]] == [False, True]
+    assert [p["randomise"] for p in made["parts"]] == ["moderate", "moderate+abdomen"]
+    merged = json.loads(datalist.read_text())
+    for partition in ("training", "validation", "testing"):
+        own = [json.loads((tmp_path / "mixed" / f"part{i}" / "datalist.json").read_text())[partition] for i in (0, 1)]
+        assert [c["case_id"] for c in merged[partition]] == [f"part{i}_{c['case_id']}" for i in (0, 1) for c in own[i]]
+    cases = _cases(datalist)
+    assert len(cases) == 6 and len({c["patient_id"] for c in cases}) == 6
+    assert sum("t1" in c for c in cases) == 3  # the second part's optional sequence
+    # the bundles' reader takes it: every file found, absolute
+    for case in datalist_cases(datalist, "training", ["t2w", "t1c", "label"]):
+        assert all(Path(case[k]).is_file() for k in ("t2w", "t1c", "label"))
+    before = datalist.stat().st_mtime_ns
+    assert reference_cohort(recipe, "neuroblastoma", tmp_path / "mixed") == datalist
+    assert datalist.stat().st_mtime_ns == before  # the same cohorts: not merged again
+
+
+def test_a_recipe_with_a_base_trains_it_first_and_starts_from_its_weights(tmp_path):
+    import torch
+
+    from mednet.checksum import file_sha256
+    from mednet.training.reference import train_reference
+    from tests.bundles.helpers import TINY
+
+    tiny = {k: v for k, v in TINY.items() if k != "max_epochs"}
+    cohort = {"cases": 6, "size": "small", "balance": {"AN": 1, "MG": 1}, "randomise": "moderate"}
+    base = {"bundle": "cpa_mri_segmentation", **cohort, "seed": 1, "epochs": 1, "overrides": tiny}
+    # learning rate 0: the fine-tuned weights are exactly where they started
+    tuned = {"bundle": "cpa_mri_segmentation", **cohort, "seed": 2, "epochs": 1, "base": base,
+             "overrides": {**tiny, "learning_rate": 0.0, "fov_cut_prob": 0.5}}  # fmt: skip
+    record = train_reference("cpa", tmp_path, ["localisation"], echo=lambda line: None,
+                             recipes={"cpa": {"localisation": tuned}})["localisation"]  # fmt: skip
+    root = tmp_path / "cpa"
+    base_weights = root / "localisation_base_train" / "models" / "model.pt"
+    assert record["base"]["epochs"] == 1 and record["base"]["weights"] == str(base_weights.resolve())
+    assert record["base"]["data"]["synthetic_only"] and record["base"]["base"] is None
+    done = json.loads((root / "localisation_train" / "done.json").read_text())
+    assert done["recipe"]["init_sha256"] == file_sha256(base_weights)
+    start = torch.load(base_weights, weights_only=True)
+    end = torch.load(root / "localisation_train" / "models" / "model.pt", weights_only=True)
+    assert start.keys() == end.keys() and all(torch.equal(start[k], end[k]) for k in start)
+    assert record["test_metrics"]  # the fine-tuned weights tested as any recipe's
