@@ -185,9 +185,9 @@ def _trained(recipe: Mapping, disease: str, root: Path, name: str,
              echo: Callable[[str], None]) -> tuple[Path, dict, dict | None]:  # fmt: skip
     """Draw ``recipe``'s cohort into ``root/<name>_data`` and train into ``root/<name>_train``, its base first.
 
-    A recipe with a ``base`` (another recipe for the same bundle) starts from the weights
-    that one gives (``init_ckpt``, trained into ``<name>_base_*``): a fine-tuning recipe is
-    reproduced from scratch, its base included.
+    A recipe with a ``base`` (another recipe for the same bundle) starts from the float16
+    weights that one gives, as a release ships them (``init_ckpt``, trained into
+    ``<name>_base_*``): a fine-tuning recipe is reproduced from scratch, its base included.
 
     Returns:
         ``(datalist, training record, base)``: ``base`` is ``None``, or what the base was
@@ -198,7 +198,7 @@ def _trained(recipe: Mapping, disease: str, root: Path, name: str,
     base = None
     if "base" in recipe:
         base_datalist, base_trained, base_base = _trained(recipe["base"], disease, root, f"{name}_base", echo)
-        weights = (root / f"{name}_base_train" / "models" / "model.pt").resolve()
+        weights = _half(root / f"{name}_base_train" / "models" / "model.pt").resolve()  # as shipped
         cohort = json.loads((base_datalist.parent / "cohort.json").read_text())
         base = {"data": {**cohort, "synthetic_only": True}, "epochs": recipe["base"]["epochs"],
                 "seed": recipe["base"]["seed"], "overrides": recipe["base"]["overrides"],
