@@ -58,7 +58,16 @@ from mednet.io.atomic import atomic_path, write_json_atomic
 from mednet.synthetic.cohort import reuse_or_generate_cohort
 from mednet.synthetic.randomise import flagged_preset
 
-__all__ = ["RECIPES", "STAGES", "merge_cohorts", "reference_cohort", "reference_models", "train_reference"]
+__all__ = [
+    "FINE_TUNING_ONLY",
+    "RECIPES",
+    "STAGES",
+    "from_scratch",
+    "merge_cohorts",
+    "reference_cohort",
+    "reference_models",
+    "train_reference",
+]
 
 #: Per disease and stage: bundle, cohort (cases, balance, randomisation, seed; ``size`` "demo" and no
 #: ``optional`` sequences unless given; or ``parts``, a list of such cohorts, each with ``turn_on`` flags
@@ -90,6 +99,34 @@ RECIPES: dict[str, dict[str, dict]] = {
     },
 }  # fmt: skip
 STAGES = ("localisation", "grading")
+
+
+#: Overrides that only fine-tuning needs (its starting weights, their sequences, its learning rate).
+FINE_TUNING_ONLY = ("init_ckpt", "init_keys", "learning_rate")
+
+
+def from_scratch(recipe: Mapping) -> dict:
+    """``recipe`` as one training from scratch (what ``mednet train`` runs on a researcher's cases).
+
+    A recipe without a ``base`` is returned as it is. One with a base fine-tunes weights
+    that its base trained: from scratch, the run takes the length (epochs) and the
+    learning-rate settings of the first recipe of the chain, and the other overrides of the
+    recipe itself (its sequences, augmentation), those of :data:`FINE_TUNING_ONLY` aside.
+
+    Example:
+        >>> base = {"bundle": "b", "epochs": 48, "seed": 1, "overrides": {"lr_anneal": "cosine"}}
+        >>> tuned = {"bundle": "b", "epochs": 24, "seed": 2, "base": base,
+        ...          "overrides": {"learning_rate": 5e-4, "init_keys": ["t2w"], "image_keys": ["t2w", "t1"]}}
+        >>> scratch = from_scratch(tuned)
+        >>> scratch["epochs"], scratch["overrides"]
+        (48, {'lr_anneal': 'cosine', 'image_keys': ['t2w', 't1']})
+    """
+    if "base" not in recipe:
+        return dict(recipe)
+    first = from_scratch(recipe["base"])
+    own = {k: v for k, v in recipe["overrides"].items() if k not in FINE_TUNING_ONLY}
+    result = {k: v for k, v in recipe.items() if k != "base"}
+    return {**result, "epochs": first["epochs"], "overrides": {**first["overrides"], **own}}
 
 
 def reference_cohort(recipe: dict, disease: str, root: Path) -> Path:

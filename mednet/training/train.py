@@ -281,14 +281,14 @@ def parse_setting(text: str) -> tuple[str, str, Any]:
 
 def _stage_settings(disease: str, epochs: int | None, seed: int, overrides: Mapping) -> dict[str, dict]:
     """Per stage: bundle, epochs, seed, config overrides (the reference recipe's, then the caller's)."""
-    from mednet.training.reference import RECIPES
+    from mednet.training.reference import RECIPES, from_scratch
 
     unknown = set(overrides) - set(STAGES)
     if unknown:
         raise DatalistError(f"overrides: expected stages {', '.join(STAGES)}, found {', '.join(sorted(unknown))}")
     settings = {}
     for stage in STAGES:
-        recipe = RECIPES[disease][stage]
+        recipe = from_scratch(RECIPES[disease][stage])  # a fine-tuning recipe's settings for a run from scratch
         length = recipe["epochs"] if epochs is None else epochs
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
             raise DatalistError(f"--epochs: expected a whole number >= 1, found {length!r}")

@@ -75,3 +75,20 @@ def test_a_recipe_with_a_base_trains_it_first_and_starts_from_its_weights(tmp_pa
     end = torch.load(root / "localisation_train" / "models" / "model.pt", weights_only=True)
     assert start.keys() == end.keys() and all(torch.equal(start[k].to(end[k].dtype), end[k]) for k in start)
     assert record["test_metrics"]  # the fine-tuned weights tested as any recipe's
+
+
+def test_a_fine_tuning_recipe_from_scratch_takes_its_first_recipes_length_and_its_own_data_settings():
+    from mednet.training.reference import RECIPES, from_scratch
+
+    first = {"bundle": "b", "epochs": 48, "seed": 1, "overrides": {"lr_anneal": "cosine", "sequence_dropout": 0.3}}
+    middle = {"bundle": "b", "epochs": 10, "seed": 2, "base": first, "overrides": {"learning_rate": 1e-3}}
+    tuned = {"bundle": "b", "epochs": 24, "seed": 3, "base": middle, "parts": [{"cases": 2}],
+             "overrides": {"learning_rate": 5e-4, "init_keys": ["t2w"], "init_ckpt": "x.pt",
+                           "image_keys": ["t2w", "t1"], "sequence_dropout": 0.5}}  # fmt: skip
+    scratch = from_scratch(tuned)
+    assert scratch["epochs"] == 48 and scratch["seed"] == 3 and "base" not in scratch
+    assert scratch["overrides"] == {"lr_anneal": "cosine", "sequence_dropout": 0.5, "image_keys": ["t2w", "t1"]}
+    assert scratch["parts"] == [{"cases": 2}]
+    for stages in RECIPES.values():  # a recipe without a base is its own run from scratch
+        for recipe in stages.values():
+            assert "base" in recipe or from_scratch(recipe) == recipe
