@@ -225,26 +225,41 @@ def test_fine_tuning_from_shipped_style_weights_with_a_new_sequence(tiny_checkpo
 
 
 @pytest.mark.parametrize("bundle", SEGMENTATION)
-def test_training_samples_cut_by_a_field_of_view_plane(bundle, tiny_cohorts):
-    """``fov_cut_prob``: training samples lose a wedge of the patch (image 0 in every sequence, label background).
+def test_training_volumes_cut_by_a_field_of_view_plane(bundle, tiny_cohorts):
+    """``fov_cut_prob``: a training volume loses a wedge beyond an oblique plane before its normalisation.
 
-    The same seed with the cut off gives the same samples, the cut aside: nothing else changes.
+    As in a reformatted scan, the cut voxels are 0 in every sequence before and after
+    ``NormalizeIntensityd(nonzero=True)``, and background in the label; the rest of the
+    volume is as it was. At 0 (the shipped weights' recipe) the transform is not in the
+    pipeline at all: the same transforms, the same random draws as before it existed.
     """
     from monai.bundle import ConfigParser
+    from monai.transforms import Compose, NormalizeIntensityd, Spacingd
 
-    def samples(prob: float) -> list[dict]:
+    from mednet.transforms import RandFieldOfViewCutd
+
+    def transforms(prob: float) -> list:
         parser = ConfigParser()
         parser.read_config(str(BUNDLES / bundle / "configs" / "train.json"))
         parser.update({"bundle_root": str(BUNDLES / bundle), "datalist": str(tiny_cohorts[bundle]),
-                       "num_workers": 0, "cache_rate": 0.0, "roi_size": [24, 24, 12], "num_samples": 2})  # fmt: skip
+                       "num_workers": 0, "cache_rate": 0.0})  # fmt: skip
         assert parser["fov_cut_prob"] == 0.0  # the shipped weights were trained without it: a recipe turns it on
         parser["fov_cut_prob"] = prob
-        dataset = parser.get_parsed_content("train#dataset")
-        dataset.transform.set_random_state(seed=0)
-        return dataset[0] + dataset[1]
+        return list(parser.get_parsed_content("train#preprocessing").transforms)
 
-    for plain, cut in zip(samples(0.0), samples(1.0), strict=True):
-        changed = (plain["image"] != cut["image"]).any(dim=0) | (plain["label"][0] != cut["label"][0])
-        assert changed.float().mean() > 0.02  # a wedge of every patch
-        assert torch.all(cut["image"][:, changed] == 0) and torch.all(cut["label"][0][changed] == 0)
-        assert torch.equal(plain["image"][:, ~changed], cut["image"][:, ~changed])
+    plain, cut = transforms(0.0), transforms(1.0)
+    assert not any(isinstance(t, RandFieldOfViewCutd) for t in plain) and len(cut) == len(plain) + 1
+    at = next(i for i, t in enumerate(cut) if isinstance(t, RandFieldOfViewCutd))
+    assert isinstance(cut[at - 1], Spacingd) and isinstance(cut[at + 1], NormalizeIntensityd)
+    case = json.loads(tiny_cohorts[bundle].read_text())["training"][0]
+    case = {k: (str(tiny_cohorts[bundle].parent / v) if isinstance(v, str) and k not in ("case_id", "patient_id", "class")
+                else v) for k, v in case.items()}  # fmt: skip
+    before = Compose(plain[:at])(case)
+    pipeline = Compose(cut[: at + 2])
+    pipeline.set_random_state(seed=0)
+    after = pipeline(case)
+    gone = (after["image"] == 0).all(dim=0) & (before["image"] != 0).any(dim=0)
+    assert 0.02 <= float(gone.float().mean()) <= 0.3  # a wedge of the volume, normalised around it
+    assert not torch.any(after["label"][0][gone] > 0) and torch.all(after["image"][:, gone] == 0)
+    kept = ~(after["image"] == 0).all(dim=0)
+    assert torch.equal(after["label"][0][kept], before["label"][0][kept])
