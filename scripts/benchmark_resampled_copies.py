@@ -9,7 +9,10 @@ sequence interpolated trilinearly to ``--factor`` times its voxel size:
   gives at another resolution): the first voxel's corner stays where it was;
 - ``reformatted``: onto an axis-aligned RAS grid (``nibabel.processing.resample_to_output``,
   what a PACS export or a reformat of an oblique scan gives): the bounding box of the
-  rotated field of view, its corners filled with zeros.
+  rotated field of view, its corners filled with zeros;
+- ``reformatted_edge``: the same grid, its corners filled with the nearest edge values
+  instead (``mode="nearest"``): what the maps would be if the zero-filled corners were
+  recognised as not acquired.
 
 All three go through ``mednet predict`` (the shipped weights, or ``--candidate`` ones). Each
 copy's map is brought back onto the original's grid (nearest neighbour) and compared with
@@ -53,7 +56,7 @@ from mednet.pipeline import predict_cohort
 from mednet.pipeline.diseases import DISEASES, disease_spec
 from mednet.synthetic import generate_cohort
 
-COPIES = ("resampled", "reformatted")
+COPIES = ("resampled", "reformatted", "reformatted_edge")
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -86,11 +89,13 @@ def resampled_grid(image: nib.Nifti1Image, factor: float) -> tuple[tuple[int, ..
 
 
 def copy_image(image: nib.Nifti1Image, kind: str, factor: float) -> nib.Nifti1Image:
-    """One sequence's copy: ``resampled`` (same directions) or ``reformatted`` (axis-aligned, zero corners)."""
+    """One sequence's copy: ``resampled`` (same directions), ``reformatted`` (axis-aligned, zero corners) or
+    ``reformatted_edge`` (axis-aligned, corners filled with the nearest edge values)."""
     if kind == "resampled":
         return resample_from_to(image, resampled_grid(image, factor), order=1, mode="nearest")
     zooms = np.array(image.header.get_zooms()[:3], dtype=float)
-    return resample_to_output(image, voxel_sizes=tuple(zooms * factor), order=1)
+    fill = "nearest" if kind == "reformatted_edge" else "constant"
+    return resample_to_output(image, voxel_sizes=tuple(zooms * factor), order=1, mode=fill)
 
 
 def perfect_map(truth: nib.Nifti1Image, target: nib.Nifti1Image) -> np.ndarray:

@@ -41,6 +41,9 @@ def test_resampled_copy_keeps_directions_and_field_of_view_reformatted_one_does_
     np.testing.assert_allclose(np.abs(np.diag(reformatted.affine)[:3]), [1.2, 1.2, 2.4], atol=1e-6)
     zeros = np.asarray(reformatted.dataobj) == 0
     assert zeros[0, 0].all() and 0.05 < zeros.mean() < 0.5  # the rotated field of view's corners
+    edge = bench.copy_image(image, "reformatted_edge", 0.8)
+    np.testing.assert_array_equal(edge.affine, reformatted.affine)
+    np.testing.assert_allclose(np.asarray(edge.dataobj), 7.0, atol=1e-4)  # the corners hold the edge's values
 
 
 def test_perfect_map_is_the_truth_on_its_own_grid_and_loses_only_a_boundary_on_another():
