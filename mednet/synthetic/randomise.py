@@ -125,7 +125,6 @@ PRESETS: dict[str, Randomisation] = {
 }
 
 
-
 @contextlib.contextmanager
 def flagged_preset(preset: str, flags: Sequence[str] = ()) -> Iterator[str]:
     """A preset with boolean ``flags`` turned on (e.g. ``abdomen``), registered in :data:`PRESETS` while in use.

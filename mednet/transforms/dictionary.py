@@ -137,14 +137,13 @@ class RandSequenceDropoutd(RandomizableTransform, MapTransform):
 
 
 class RandFieldOfViewCutd(RandomizableTransform, MapTransform):
-    """Cut a training sample's field of view with a random oblique plane (see :class:`RandFieldOfViewCut`).
+    """Cut a training volume's field of view with a random oblique plane (see :class:`RandFieldOfViewCut`).
 
     With probability ``prob``, every voxel beyond the plane is set to 0 in each image key
     (all channels: a wedge the scan did not reach, as a reformatted scan's zero-filled
-    corners after ``NormalizeIntensityd(nonzero=True)``) and to 0 (background) in each label
-    key: nothing can be seen there, so nothing is to be found there. One draw per call for
-    all keys, which must share their spatial shape; ``(C, *spatial)`` in, the same shape,
-    type and metadata out. Patch samples each get their own draw.
+    corners) and to 0 (background) in each label key: nothing can be seen there, so nothing
+    is to be found there. One draw per call for all keys, which must share their spatial
+    shape; ``(C, *spatial)`` in, the same shape, type and metadata out.
 
     Args:
         keys: the channel-first images, e.g. ``"image"``.
@@ -158,8 +157,9 @@ class RandFieldOfViewCutd(RandomizableTransform, MapTransform):
 
     Example:
         ``{"_target_": "mednet.transforms.RandFieldOfViewCutd", "keys": "image", "label_keys": "label",
-        "prob": 0.2}`` at the end of ``train#random_transforms``, after the intensity shifts,
-        so that the cut voxels are exactly 0, as at inference.
+        "prob": 0.2}`` between ``Spacingd`` and ``NormalizeIntensityd(nonzero=True)``, which
+        leaves the cut voxels 0 as it leaves a reformatted scan's corners (the segmentation
+        bundles' ``train#field_of_view_cut``, in the pipeline when ``fov_cut_prob`` > 0).
     """
 
     def __init__(
@@ -172,9 +172,8 @@ class RandFieldOfViewCutd(RandomizableTransform, MapTransform):
     ):
         labels = [label_keys] if isinstance(label_keys, str) else list(label_keys)
         images = [keys] if isinstance(keys, str) else list(keys)
-        MapTransform.__init__(self, images + labels, allow_missing_keys)
+        MapTransform.__init__(self, images + labels, allow_missing_keys)  # both cut to 0 alike
         RandomizableTransform.__init__(self, _probability(prob, "RandFieldOfViewCutd"))
-        self.label_keys = set(labels)
         self.cut = RandFieldOfViewCut(prob=1.0, fraction=fraction)
 
     def set_random_state(
