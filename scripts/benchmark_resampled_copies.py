@@ -1,18 +1,20 @@
 """How much a case's label map moves when the same case comes on another grid.
 
-    python scripts/benchmark_resampled_copies.py --factor 0.8 --out docs/benchmarks/resampled_copies.json
+    python scripts/benchmark_resampled_copies.py --patients 6 --out docs/benchmarks/resampled_copies.json
 
-Per disease, ``--patients`` synthetic patients (``demo`` size, seeds 404, 405, ...) and two copies of each, each
+Per disease, ``--patients`` synthetic patients (``demo`` size, seeds 404, 405, ...) and three copies of each, each
 sequence interpolated trilinearly to ``--factor`` times its voxel size:
 
 - ``resampled``: the same directions and field of view, another matrix (what a scanner
   gives at another resolution): the first voxel's corner stays where it was;
 - ``reformatted``: onto an axis-aligned RAS grid (``nibabel.processing.resample_to_output``,
   what a PACS export or a reformat of an oblique scan gives): the bounding box of the
-  rotated field of view, its corners filled with zeros;
-- ``reformatted_edge``: the same grid, its corners filled with the nearest edge values
-  instead (``mode="nearest"``): what the maps would be if the zero-filled corners were
-  recognised as not acquired.
+  rotated field of view, its corners filled with zeros (which the segmentation bundles'
+  ``FieldOfViewFilld`` finds and fills for the network: ``outside_fov_fraction`` says how
+  much of the copy it filled);
+- ``reformatted_edge``: the same grid, its corners filled with the nearest edge values by
+  the resampling itself (``mode="nearest"``): what the maps are when the corners are known
+  as not acquired.
 
 All three go through ``mednet predict`` (the shipped weights, or ``--candidate`` ones). Each
 copy's map is brought back onto the original's grid (nearest neighbour) and compared with
@@ -118,6 +120,11 @@ def _lesion_volumes(record: Path) -> list[float]:
     return sorted((round(float(row["volume_ml"]), 3) for row in rows), reverse=True)
 
 
+def _outside_fraction(record: Path, shape: tuple[int, ...]) -> float:
+    """The fraction of the case's voxels found beyond a reformatted field of view (filled for the network)."""
+    return round(json.loads(record.read_text())["outside_field_of_view_voxels"] / float(np.prod(shape)), 4)
+
+
 def measure(disease: str, factor: float, root: Path, models: dict | None = None, settings: dict | None = None,
             seed: int = 404) -> dict:  # fmt: skip
     """One patient and its two copies through ``mednet predict``; the figures of each copy against the original."""
@@ -149,7 +156,9 @@ def measure(disease: str, factor: float, root: Path, models: dict | None = None,
     true_lesions = np.isin(np.asarray(truth.dataobj), lesions)
     out = {"seed": seed, "failed": result["failed"], "shape": list(original.shape), "tolerance_mm": max(spacing),
            "original": {"dice_lesions_truth": _dice(np.isin(a, lesions), true_lesions),
-                        "lesions_ml": _lesion_volumes(root / "out" / "original" / "original.json")}}  # fmt: skip
+                        "lesions_ml": _lesion_volumes(root / "out" / "original" / "original.json"),
+                        "outside_fov_fraction": _outside_fraction(root / "out" / "original" / "original.json",
+                                                                  original.shape)}}  # fmt: skip
     for kind in COPIES:
         copied = nib.load(root / "out" / kind / f"{kind}_labels.nii.gz")
         b = np.asarray(resample_from_to(copied, original, order=0).dataobj)
@@ -164,6 +173,7 @@ def measure(disease: str, factor: float, root: Path, models: dict | None = None,
             "surface_dice_lesions": _surface_dice(np.isin(a, lesions), np.isin(b, lesions), spacing),
             "dice_lesions_truth": _dice(np.isin(b, lesions), true_lesions),
             "lesions_ml": _lesion_volumes(root / "out" / kind / f"{kind}.json"),
+            "outside_fov_fraction": _outside_fraction(root / "out" / kind / f"{kind}.json", copied.shape),
             "floor_round_trip_dice_lesions": _dice(np.isin(a, lesions), np.isin(trip, lesions)),
             "floor_resolution_dice_lesions": _dice(true_lesions, np.isin(resolution, lesions)),
             "floor_resolution_surface_dice_lesions": _surface_dice(true_lesions, np.isin(resolution, lesions), spacing),

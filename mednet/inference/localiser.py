@@ -37,6 +37,9 @@ class Localisation:
         label_table: ``[{"value", "name", "colour"}, ...]`` without background.
         sequences_used: the sequences the network saw (a missing one was a zero channel).
         reference: the sequence whose grid the map is on.
+        outside_field_of_view: voxels found beyond the scan's acquired field of view
+            (:class:`mednet.transforms.FieldOfViewFilld`): filled for the network, background
+            in the map; 0 when the bundle's preprocessing does not look for them.
     """
 
     labels: MetaTensor
@@ -44,6 +47,7 @@ class Localisation:
     label_table: list[dict]
     sequences_used: list[str]
     reference: str
+    outside_field_of_view: int = 0
 
     @property
     def array(self) -> np.ndarray:
@@ -103,7 +107,9 @@ class LocalisationPredictor:
         data["pred"] = MetaTensor(pred.float().cpu(), meta=dict(image.meta))  # the input's metadata, as decollate gives
         data["pred"].applied_operations = list(image.applied_operations)
         data = self.postprocessing(data)
+        outside = data.get("outside_fov")
         return Localisation(
             labels=data["pred"], lesions=list(data["pred_lesions"]), label_table=self.label_table,
             sequences_used=list(data["sequences_used"]), reference=data["sequences_used"][0],
+            outside_field_of_view=int(outside.sum()) if outside is not None else 0,
         )  # fmt: skip

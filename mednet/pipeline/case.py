@@ -216,6 +216,11 @@ def predict_case(
                                     spec.localisation.lesion_classes, spec.localisation.min_reference_mm3)  # fmt: skip
 
     missing = loaded.missing
+    outside = found.outside_field_of_view
+    share = f"{outside} voxels ({100 * outside / found.array.size:.1f}%)"
+    notes = [note, f"missing sequence(s): {', '.join(missing)}" if missing else "",
+             f"{share} of zeros beyond the acquired field of view: filled for the network, background in the map"
+             if outside else ""]  # fmt: skip
     checked = time.perf_counter()
     read = {s: case[s] for s in [*present, *(["label"] if case.get("label") else [])]}
     checksums = input_checksums(read)  # what was read, cheaply (ms per file)
@@ -230,6 +235,7 @@ def predict_case(
         "sequences_used": {"localisation": found.sequences_used, "grading": branches if grading else []},
         "missing_sequences": missing,
         "resampling": loaded.resampling,
+        "outside_field_of_view_voxels": outside,
         "labels": None,  # file names: set by the writing below
         "labels_dicom_seg": None,  # DICOM input only
         "label_table": [{"value": 0, "name": "background", "colour": "#000000"}, *found.label_table],
@@ -247,7 +253,7 @@ def predict_case(
         "reference_label": str(case["label"]) if case.get("label") else None,
         "localisation_metrics": scores,
         "flags": flags,
-        "note": "; ".join(filter(None, [note, f"missing sequence(s): {', '.join(missing)}" if missing else ""])),
+        "note": "; ".join(filter(None, notes)),
         "bundles": spec.versions,
         "weights": predictors.weights,
         "device": predictors.device,

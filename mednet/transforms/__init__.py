@@ -1,7 +1,8 @@
 """MONAI transforms: array classes in ``array``, dictionary classes (``...d``) in ``dictionary`` and ``grading``."""
 
-from mednet.transforms.array import RandFieldOfViewCut, RandSequenceDropout, ResampleToReference
+from mednet.transforms.array import FieldOfViewFill, RandFieldOfViewCut, RandSequenceDropout, ResampleToReference
 from mednet.transforms.dictionary import (
+    FieldOfViewFilld,
     LoadCased,
     LoadSequencesd,
     Localised,
@@ -16,6 +17,8 @@ from mednet.transforms.invert import InvertLabelsd
 
 __all__ = [
     "ClassIndexd",
+    "FieldOfViewFill",
+    "FieldOfViewFilld",
     "InvertLabelsd",
     "LesionFeaturesd",
     "LesionSlicesd",

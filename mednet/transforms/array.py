@@ -12,9 +12,10 @@ from monai.data import MetaTensor
 from monai.transforms import RandomizableTransform, Transform
 from monai.utils import TransformBackends
 
+from mednet.io.field_of_view import MIN_WEDGE_FRACTION, fill_from_nearest, outside_field_of_view
 from mednet.io.grid import resample_to_grid
 
-__all__ = ["RandFieldOfViewCut", "RandSequenceDropout", "ResampleToReference"]
+__all__ = ["FieldOfViewFill", "RandFieldOfViewCut", "RandSequenceDropout", "ResampleToReference"]
 
 
 def _probability(prob: object, who: str) -> float:
@@ -204,3 +205,59 @@ class RandFieldOfViewCut(RandomizableTransform):
         # the n_cut voxels furthest along the normal
         threshold = np.partition(projection, projection.size - n_cut, axis=None)[projection.size - n_cut]
         return projection >= threshold
+
+
+class FieldOfViewFill(Transform):
+    """Fill the zeros beyond a scan's acquired field of view (a reformat's corners, bands at the edges) for the network.
+
+    The counterpart at inference of :class:`RandFieldOfViewCut`: a scan reformatted onto an
+    axis-aligned grid holds wedges of exact zeros where the scanner did not reach, and their
+    plane edges, cut through the anatomy, look like lesions to a network. :meth:`find`
+    recognises them (:func:`mednet.io.field_of_view.outside_field_of_view`: exactly 0 in
+    every present channel, connected to the border, meeting the content on at most six
+    planes); so are bands of zeros along the image's edges. A skull-stripped scan's zero
+    background and a body's masked air follow the anatomy, not planes, and are left alone.
+    :meth:`__call__` gives every voxel found, in every channel, the values of the nearest
+    acquired voxel (in mm), so that the network sees no edge there; an image without such
+    voxels comes back unchanged (the same object).
+
+    Args:
+        min_fraction: zero regions smaller than this fraction of the volume are left alone.
+
+    Example:
+        >>> filled = FieldOfViewFill()(image)  # doctest: +SKIP
+    """
+
+    backend: ClassVar = [TransformBackends.NUMPY, TransformBackends.TORCH]
+
+    def __init__(self, min_fraction: float = MIN_WEDGE_FRACTION):
+        self.min_fraction = float(min_fraction)
+
+    def find(self, img: NdarrayOrTensor, spacing: Sequence[float] | None = None) -> np.ndarray | None:
+        """The ``(x, y, z)`` mask of ``img``'s (``(C, x, y, z)``) voxels beyond its field of view, or ``None``.
+
+        ``spacing`` (mm) defaults to a MetaTensor's ``pixdim``, else 1 mm.
+        """
+        array = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+        if array.ndim != 4:
+            raise ValueError(f"FieldOfViewFill: expected a (C, x, y, z) image, found shape {tuple(array.shape)}")
+        if spacing is None:
+            spacing = [float(s) for s in img.pixdim] if isinstance(img, MetaTensor) else [1.0, 1.0, 1.0]
+        return outside_field_of_view(array, spacing, self.min_fraction)
+
+    def fill(self, img: NdarrayOrTensor, mask: np.ndarray | None, spacing: Sequence[float] | None = None):
+        """``img`` with each voxel of ``mask`` given the nearest outside voxel's values (``img`` if no mask)."""
+        if mask is None:
+            return img
+        if spacing is None:
+            spacing = [float(s) for s in img.pixdim] if isinstance(img, MetaTensor) else None
+        if isinstance(img, torch.Tensor):
+            filled = fill_from_nearest(img.detach().cpu().numpy(), mask, spacing)
+            out = img.clone()
+            out.copy_(torch.as_tensor(filled))
+            return out
+        return fill_from_nearest(np.asarray(img), mask, spacing)
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        """``img`` (``(C, x, y, z)``) filled beyond its field of view: the same shape, type and metadata."""
+        return self.fill(img, self.find(img))

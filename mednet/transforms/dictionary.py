@@ -29,9 +29,16 @@ from mednet.localisation.outputs import (
     localise_from_probabilities,
     write_localisation,
 )
-from mednet.transforms.array import RandFieldOfViewCut, RandSequenceDropout, ResampleToReference, _probability
+from mednet.transforms.array import (
+    FieldOfViewFill,
+    RandFieldOfViewCut,
+    RandSequenceDropout,
+    ResampleToReference,
+    _probability,
+)
 
 __all__ = [
+    "FieldOfViewFilld",
     "LoadCased",
     "LoadSequencesd",
     "Localised",
@@ -208,6 +215,45 @@ class RandFieldOfViewCutd(RandomizableTransform, MapTransform):
         return d
 
 
+class FieldOfViewFilld(MapTransform):
+    """Fill the zeros beyond a scan's field of view for the network and keep their mask (see :class:`FieldOfViewFill`).
+
+    ``data[key]``, the ``(C, x, y, z)`` stacked sequences on the reference grid as
+    :class:`LoadSequencesd` leaves them, gets its voxels beyond the field of view filled
+    with the nearest acquired values; ``data[mask_key]`` is set to the ``(1, x, y, z)`` bool
+    tensor of those voxels on that grid (all ``False`` for a scan without any), for :class:`Localised` to
+    label nothing there and for the case record to count. Place it right after
+    :class:`LoadSequencesd`, before any reorientation or resampling: the mask stays on the
+    input's grid, where the label map comes back.
+
+    Args:
+        keys: the stacked image, usually ``"image"``.
+        mask_key: where the mask goes (one key: a single image key is expected).
+        min_fraction: zero regions smaller than this fraction of the volume are left alone.
+
+    Example:
+        ``{"_target_": "mednet.transforms.FieldOfViewFilld", "keys": "image", "mask_key": "outside_fov"}``
+    """
+
+    def __init__(self, keys: KeysCollection, mask_key: str = "outside_fov", min_fraction: float = 0.005,
+                 allow_missing_keys: bool = False):  # fmt: skip
+        super().__init__(keys, allow_missing_keys)
+        if len(self.keys) != 1:
+            raise ValueError(f"FieldOfViewFilld: keys: expected one stacked image key, found {list(self.keys)}")
+        self.mask_key = mask_key
+        self.fill = FieldOfViewFill(min_fraction)
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        """Fill ``data[key]`` beyond its field of view and record the voxels' mask under ``mask_key``."""
+        d = dict(data)
+        for key in self.key_iterator(d):
+            mask = self.fill.find(d[key])
+            d[key] = self.fill.fill(d[key], mask)
+            shape = tuple(int(s) for s in d[key].shape[1:])
+            d[self.mask_key] = torch.as_tensor(mask if mask is not None else np.zeros(shape, dtype=bool))[None]
+        return d
+
+
 class LoadCased(MapTransform):
     """Read a case's sequences (and label maps) with :mod:`mednet.io`, on the first present sequence's grid.
 
@@ -361,6 +407,9 @@ class Localised(MapTransform):
         min_lesion_mm3: smaller lesions are removed.
         host_distance_mm: farthest organ that can host a lesion touching none.
         lesion_threshold: summed lesion probability that makes a voxel a lesion (None: arg-max).
+        outside_key: the data key of a ``(1, x, y, z)`` mask on the same grid of voxels beyond
+            the acquired field of view (:class:`FieldOfViewFilld`'s): they are background in
+            the map, whatever the network saw there. Absent from the data: nothing is masked.
     """
 
     def __init__(
@@ -376,9 +425,11 @@ class Localised(MapTransform):
         min_lesion_mm3: float = 0.0,
         host_distance_mm: float = 10.0,
         lesion_threshold: float | None = None,
+        outside_key: str | None = None,
         allow_missing_keys: bool = False,
     ):
         super().__init__(keys, allow_missing_keys)
+        self.outside_key = outside_key
         self.scheme = LabelScheme(
             labels, lesion_classes or {}, organ_components or {}, compartments or {}, thorax_organs,
             compartment_priority, above_organs or {}, min_lesion_mm3, host_distance_mm, lesion_threshold,
@@ -391,8 +442,14 @@ class Localised(MapTransform):
             value = _on_grid(d[key], key, "Localised")
             affine = np.asarray(value.affine, dtype=float)
             lesion_probability = d.pop(f"{key}_lesion_probability", None)
+            outside = self._outside(d, tuple(value.shape[1:]))
             if lesion_probability is None:  # probabilities (Invertd's)
-                result = localise_from_probabilities(value.detach().cpu().numpy(), affine, self.scheme)
+                probabilities = value.detach().cpu().numpy()
+                if outside is not None:  # certainly background there
+                    probabilities = probabilities.copy()
+                    probabilities[:, outside] = 0.0
+                    probabilities[0, outside] = 1.0
+                result = localise_from_probabilities(probabilities, affine, self.scheme)
             else:  # labels InvertLabelsd decided
                 decision = value.meta.get("decision")
                 expected = {"lesion_classes": sorted(self.scheme.lesion_classes),
@@ -404,11 +461,26 @@ class Localised(MapTransform):
                     )
                 labels = value.detach().cpu().numpy()[0]
                 probability = lesion_probability.detach().cpu().numpy()[0] if expected["lesion_classes"] else None
+                if outside is not None:  # nothing is found where nothing was acquired
+                    labels = np.where(outside, 0, labels).astype(labels.dtype)
+                    probability = None if probability is None else np.where(outside, 0.0, probability)
                 result = localise_from_labels(labels, probability, affine, self.scheme)
             meta = {k: v for k, v in value.meta.items() if k != "decision"}
             d[key] = MetaTensor(torch.as_tensor(result.labels[None]), meta=meta)
             d[f"{key}_lesions"] = result.lesions
         return d
+
+    def _outside(self, d: Mapping, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The ``(x, y, z)`` mask under ``outside_key`` (``None`` when absent or empty); its grid must be ``shape``."""
+        if self.outside_key is None or d.get(self.outside_key) is None:
+            return None
+        mask = d[self.outside_key]
+        mask = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+        mask = mask.reshape(mask.shape[-3:]).astype(bool) if mask.ndim >= 3 else mask
+        if mask.shape != shape:
+            raise ValueError(f"Localised: {self.outside_key!r}: expected a mask on the label map's grid {shape}, "
+                             f"found shape {tuple(mask.shape)}")  # fmt: skip
+        return mask if mask.any() else None
 
 
 class WriteLocalisationd(MapTransform):

@@ -194,3 +194,19 @@ def test_grading_cohorts_and_plain_phantoms_keep_their_two_ventricles():
     assert all(np.array_equal(a.centre, b.centre) for (_, a), (_, b) in zip(plain.layers, plausible.layers, strict=True)
                if isinstance(a, Ellipsoid))  # fmt: skip
     assert [t for t, _ in moderate.layers].count("csf") > 20
+
+
+def test_no_phantom_look_has_zeros_taken_for_beyond_its_field_of_view(glioma):
+    """Skull-stripped and BraTS-look phantoms are zero outside the brain: kept as zeros by the segmentation
+    bundles' FieldOfViewFilld (their maps are those of the network alone); the others have no zero region."""
+    from mednet.io import load_case
+    from mednet.io.field_of_view import outside_field_of_view
+
+    looks = set()
+    for row, record in rows_and_records(glioma):
+        case = {k: str(glioma.root / row[k]) for k in ("t1", "t1c", "t2", "flair")}
+        loaded = load_case({"case_id": row["case_id"], **case}, ["t1", "t1c", "t2", "flair"])
+        stacked = loaded.stacked(["t1", "t1c", "t2", "flair"])
+        assert outside_field_of_view(stacked.numpy(), loaded.grid.spacing) is None, record["style"]
+        looks.add((record["style"]["strip"], record["style"]["brats"]))
+    assert {(True, True), (False, False)} <= looks  # BraTS-look and plain phantoms both checked

@@ -1,0 +1,145 @@
+"""Zero-filled wedges beyond a reformatted scan's field of view: found, told apart from other zeros, filled."""
+
+from __future__ import annotations
+
+import glob
+
+import nibabel as nib
+import numpy as np
+import pytest
+from nibabel.affines import from_matvec
+from nibabel.processing import resample_to_output
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
+
+from mednet.io.field_of_view import fill_from_nearest, outside_field_of_view
+
+
+def _body(shape=(72, 64, 28), seed=0, air=True) -> np.ndarray:
+    """A textured ellipsoid torso; around it scanner noise (``air``) or exact zeros (skull-stripped look)."""
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(*(np.linspace(-1, 1, n) for n in shape), indexing="ij"))
+    inside = (grid[0] / 0.8) ** 2 + (grid[1] / 0.7) ** 2 + (grid[2] / 1.3) ** 2 < 1
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, shape), 2) * 200
+    image = np.where(inside, 400 + texture, np.abs(rng.normal(0, 8, shape)) + 1 if air else 0.0)
+    return image.astype(np.float32)
+
+
+def _reformatted(image: np.ndarray, degrees: float, axes: str = "z", spacing=(1.5, 1.5, 3.0)) -> nib.Nifti1Image:
+    """``image`` acquired obliquely (rotated by ``degrees`` about ``axes``) and reformatted onto RAS axes."""
+    rotation = Rotation.from_euler(axes, [degrees] * len(axes), degrees=True).as_matrix()
+    oblique = nib.Nifti1Image(image, from_matvec(rotation @ np.diag(spacing), [0, 0, 0]))
+    return resample_to_output(oblique, voxel_sizes=spacing, order=1)
+
+
+def _find(image: nib.Nifti1Image, *channels: np.ndarray):
+    data = np.stack([np.asarray(image.dataobj, dtype=np.float32), *channels])
+    return data, outside_field_of_view(data, image.header.get_zooms()[:3])
+
+
+def _zero_at_border(data: np.ndarray) -> np.ndarray:
+    """The exact-zero voxels (every channel) connected to the volume's border: what a wedge must be."""
+    zero = np.all(data == 0, axis=0)
+    labels, _ = ndimage.label(zero)
+    border = np.unique(np.concatenate([labels.take(i, axis=a).ravel() for a in range(3) for i in (0, -1)]))
+    return np.isin(labels, border[border > 0])
+
+
+@pytest.mark.parametrize(("degrees", "axes"), [(15, "z"), (30, "x"), (8, "xyz"), (3, "y")])
+def test_a_reformatted_scans_zero_corners_are_found_exactly(degrees, axes):
+    data, mask = _find(_reformatted(_body(), degrees, axes))
+    assert mask is not None
+    assert mask.shape == data.shape[1:]
+    np.testing.assert_array_equal(mask, _zero_at_border(data))
+    assert mask.mean() > 0.05
+
+
+def test_zeros_that_follow_the_anatomy_are_not_wedges():
+    # a skull-stripped (or masked-air) scan: its zero background meets the content on a curved surface
+    assert outside_field_of_view(_body(air=False)[None], (1.0, 1.0, 2.0)) is None
+    # ... also when that scan is then reformatted: its wedges join the background and are left as zeros
+    assert _find(_reformatted(_body(air=False), 15))[1] is None
+
+
+def test_bands_of_zeros_along_the_grid_and_thin_wedges_are_beyond_the_field_of_view_too():
+    image = _body()
+    padded = image.copy()
+    padded[:12] = 0  # a slab of zeros along a grid plane: padding, or a crop through the anatomy
+    np.testing.assert_array_equal(outside_field_of_view(padded[None], (1.5, 1.5, 3.0)), padded == 0)
+    framed = image.copy()
+    framed[:2], framed[-2:], framed[:, :2], framed[:, -2:] = 0, 0, 0, 0  # zeros two voxels wide at the edges
+    np.testing.assert_array_equal(outside_field_of_view(framed[None], (1.5, 1.5, 3.0)), framed == 0)
+    # a reformat by one degree: wedges one or two voxels thin, which still cut through the anatomy
+    data, mask = _find(_reformatted(_body(), 1.0))
+    np.testing.assert_array_equal(mask, _zero_at_border(data))
+
+
+def test_a_scan_without_zeros_or_with_few_is_left_alone():
+    image = _body()
+    assert outside_field_of_view(image[None], (1.5, 1.5, 3.0)) is None
+    image[:3, :3, :] = 0  # a few zeros at the border (0.2% of the volume), along two planes
+    assert outside_field_of_view(image[None], (1.5, 1.5, 3.0)) is None
+    assert outside_field_of_view(np.zeros((2, 8, 8, 8), dtype=np.float32), (1.0, 1.0, 1.0)) is None  # no content
+
+
+def test_every_present_channel_must_be_zero_and_missing_channels_do_not_count():
+    reformatted = _reformatted(_body(), 15)
+    other = np.asarray(_reformatted(_body(seed=1), 15).dataobj, dtype=np.float32)
+    _, mask = _find(reformatted, other)
+    assert mask is not None
+    _, with_missing = _find(reformatted, np.zeros_like(other))  # an all-zero channel: a missing sequence
+    np.testing.assert_array_equal(with_missing, mask)
+    covered = other.copy()
+    covered[mask] = 5.0  # another sequence acquired there: not beyond the case's field of view
+    assert _find(reformatted, covered)[1] is None
+
+
+def test_the_answer_is_the_same_twice():
+    data, mask = _find(_reformatted(_body(), 12, "xyz"))
+    np.testing.assert_array_equal(outside_field_of_view(data, (1.5, 1.5, 3.0)), mask)
+
+
+def test_fill_gives_each_voxel_its_nearest_acquired_values():
+    data, mask = _find(_reformatted(_body(), 20))
+    filled = fill_from_nearest(data, mask, (1.5, 1.5, 3.0))
+    assert filled.shape == data.shape and filled.dtype == data.dtype
+    np.testing.assert_array_equal(filled[:, ~mask], data[:, ~mask])  # acquired voxels untouched
+    assert (filled[:, mask] != 0).all()  # no zero left where the wedge was
+    # each filled voxel holds a value found in the acquired voxels next to the wedge
+    edge = ndimage.binary_dilation(mask) & ~mask
+    assert np.isin(filled[0, mask], data[0, edge]).all()
+    # nearest in mm: of the wedge voxel's neighbours, those 1.5 mm away (z) win over those 3 mm away (x)
+    toy = np.zeros((1, 3, 1, 3), dtype=np.float32)
+    toy[0, 0, 0, 1] = toy[0, 2, 0, 1] = 7.0
+    toy[0, 1, 0, 0] = toy[0, 1, 0, 2] = 9.0
+    hole = np.zeros((3, 1, 3), dtype=bool)
+    hole[1, 0, 1] = True
+    assert fill_from_nearest(toy, hole, (3.0, 1.0, 1.5))[0, 1, 0, 1] == 9.0
+    assert fill_from_nearest(toy, hole, (1.5, 1.0, 3.0))[0, 1, 0, 1] == 7.0
+
+
+def test_real_scans_skull_stripped_zeros_are_kept_and_zero_bands_in_the_air_found(realdata):
+    brats = [nib.load(p) for p in sorted(glob.glob(str(realdata / "tcga_lgg_du7294_atlas" / "*_bet.nii.gz")))]
+    assert len(brats) == 4
+    stacked = np.stack([np.asarray(i.dataobj, dtype=np.float32) for i in brats])
+    assert outside_field_of_view(stacked, brats[0].header.get_zooms()[:3]) is None  # skull-stripped, zero outside
+    assert outside_field_of_view(stacked[:1], brats[0].header.get_zooms()[:3]) is None
+    others = [realdata / "totalsegmentator_examples" / "example_mr_sm.nii.gz",
+              *sorted((realdata / "tcga_lgg_fg6692_native").glob("*.nii*"))]  # fmt: skip
+    assert len(others) == 5
+    for path in others:  # the air's noise rounded to 0 in bands along the image's edges: found, and only air
+        image = nib.load(path)
+        data = np.asarray(image.dataobj, dtype=np.float32)
+        mask = outside_field_of_view(data[None], image.header.get_zooms()[:3])
+        assert mask is not None and 0.002 < mask.mean() < 0.05, path.name
+        edge = ndimage.binary_dilation(mask) & ~mask  # the acquired voxels next to them: mostly air
+        assert np.median(data[edge]) < 0.05 * np.percentile(data, 99), path.name
+
+
+def test_a_real_scan_reformatted_has_its_wedges_found(realdata):
+    image = nib.load(realdata / "totalsegmentator_examples" / "example_mr_sm.nii.gz")
+    rotation = Rotation.from_euler("z", 10, degrees=True).as_matrix()
+    oblique = nib.Nifti1Image(np.asarray(image.dataobj, dtype=np.float32), from_matvec(rotation, [0, 0, 0]) @ image.affine)
+    data, mask = _find(resample_to_output(oblique, order=1))
+    assert mask is not None
+    assert mask.sum() >= 0.99 * _zero_at_border(data).sum()
