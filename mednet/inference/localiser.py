@@ -22,6 +22,7 @@ from monai.data import MetaTensor
 from mednet.bundles.spec import BundleSpec
 from mednet.inference.device import autocast, choose_device, choose_precision
 from mednet.io.cases import present_sequences
+from mednet.transforms import Localised
 
 __all__ = ["Localisation", "LocalisationPredictor"]
 
@@ -87,6 +88,9 @@ class LocalisationPredictor:
         self.preprocessing = parser.get_parsed_content("preprocessing", instantiate=True)
         self.inferer = parser.get_parsed_content("inferer", instantiate=True)
         self.postprocessing = parser.get_parsed_content("postprocessing", instantiate=True)
+        steps = self.postprocessing.flatten().transforms if hasattr(self.postprocessing, "flatten") else []
+        #: the data key of the voxels beyond the field of view, as the bundle's Localised reads it
+        self.outside_key = next((t.outside_key for t in steps if isinstance(t, Localised)), None)
         self.label_table = [dict(row) for row in bundle.label_table]
 
     def __call__(self, case: Mapping) -> Localisation:
@@ -107,7 +111,7 @@ class LocalisationPredictor:
         data["pred"] = MetaTensor(pred.float().cpu(), meta=dict(image.meta))  # the input's metadata, as decollate gives
         data["pred"].applied_operations = list(image.applied_operations)
         data = self.postprocessing(data)
-        outside = data.get("outside_fov")
+        outside = data.get(self.outside_key) if self.outside_key else None
         return Localisation(
             labels=data["pred"], lesions=list(data["pred_lesions"]), label_table=self.label_table,
             sequences_used=list(data["sequences_used"]), reference=data["sequences_used"][0],

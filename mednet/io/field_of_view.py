@@ -11,9 +11,10 @@ brain or the body surface, which is not a handful of planes.
 
 :func:`outside_field_of_view` tells them apart: a zero region (exactly 0 in every channel
 given) connected to the volume's border lies beyond the field of view when the voxels where
-it meets the scan's content lie on at most :data:`MAX_PLANES` planes (the faces of the
-acquired box), within a voxel. :func:`fill_from_nearest` then gives each of its voxels the
-values of the nearest acquired voxel, for the network only.
+it meets the scan's content lie on at most :data:`MAX_PLANES` faces of a convex box (planes
+holding them within the band a plane leaves on the grid, each with all the content on one
+side, no two facing the same way). :func:`fill_from_nearest` then gives each of its voxels
+the values of the nearest voxel outside it, for the network only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 __all__ = ["MAX_PLANES", "MIN_WEDGE_FRACTION", "fill_from_nearest", "outside_field_of_view"]
 
@@ -32,68 +34,131 @@ MAX_PLANES = 6
 MIN_WEDGE_FRACTION = 0.005
 #: Fraction of the interface voxels the planes must explain.
 EXPLAINED = 0.97
-#: Plane hypotheses drawn per plane (seeded: the same image gives the same answer).
+#: Fraction of the content allowed on the wrong side of a plane (the acquired box is convex:
+#: all of it lies on one side of each of its faces).
+WRONG_SIDE = 0.01
+#: Two faces of a convex box never face the same way: planes whose content sides agree
+#: within this angle are layers of one curved or stacked surface, not two faces.
+PARALLEL_DEG = 10.0
+#: Volumes thinner than this along an axis (single slices, slabs of two) are left alone:
+#: every zero voxel of theirs lies in a plane with content.
+MIN_AXIS = 3
+#: Plane hypotheses drawn per plane (seeded: the same image gives the same answer); half
+#: from three points anywhere, half from a point and two of its neighbours.
 HYPOTHESES = 256
+#: Interface voxels kept for the plane search (evenly spread): enough to see six faces.
+MAX_POINTS = 60_000
 
 
-def _strides(shape: Sequence[int]) -> tuple[int, ...]:
-    """2 along axes of at least 64 voxels (a quarter of the work on a 240 x 240 x 155 scan), else 1."""
-    return tuple(2 if n >= 64 else 1 for n in shape)
+def _coarse_indices(shape: Sequence[int]) -> list[np.ndarray]:
+    """Per axis, every second index along axes of at least 64 voxels (the last one too), else every index.
+
+    An eighth of the work on a 240 x 240 x 155 scan; the last index keeps a band of zeros at
+    the far edge in sight.
+    """
+    return [np.unique(np.r_[0:n:2, n - 1]) if n >= 64 else np.arange(n) for n in shape]
 
 
 def _touches_border(mask: np.ndarray) -> bool:
     return any(mask.take(i, axis=a).any() for a in range(mask.ndim) for i in (0, -1))
 
 
-def _planes(points: np.ndarray, tolerance: float, rng: np.random.Generator) -> list[np.ndarray] | None:
-    """Unit normals of at most :data:`MAX_PLANES` planes holding nearly all ``points``, or ``None``.
+def _border_labels(labels: np.ndarray) -> np.ndarray:
+    return np.unique(np.concatenate([labels.take(i, axis=a).ravel() for a in range(labels.ndim) for i in (0, -1)]))
 
-    ``points``: ``(n, 3)`` in mm; a plane holds a point within ``tolerance`` mm; the planes
-    must hold :data:`EXPLAINED` of the points, each plane at least its share.
+
+def _tolerance(normals: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Half-width (mm) of the band of voxels a plane of each normal (``(h, 3)``) leaves next to it, with a margin.
+
+    The zero voxels next to content lie within one voxel's extent along the normal,
+    ``max_i |n_i| step_i``: a plane through the band's middle holds them all within half of it.
+    """
+    return 0.6 * np.max(np.abs(normals) * step, axis=-1)
+
+
+def _hypotheses(points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``HYPOTHESES`` candidate planes through three of ``points`` (at least 3) each: unit normals, offsets."""
+    half = HYPOTHESES // 2
+    first = rng.integers(0, len(points), size=HYPOTHESES)
+    picks = rng.integers(0, len(points), size=(HYPOTHESES, 3))
+    picks[:, 0] = first
+    k = min(200, len(points))  # the second half: two of each first point's k nearest points
+    near = cKDTree(points).query(points[first[half:]], k=k)[1].reshape(HYPOTHESES - half, k)
+    picks[half:, 1:] = np.take_along_axis(near, rng.integers(1, k, size=(HYPOTHESES - half, 2)), axis=1)
+    corners = points[picks]  # (h, 3 points, 3)
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    lengths = np.linalg.norm(normals, axis=1)
+    good = lengths > 1e-9
+    normals = normals[good] / lengths[good, None]
+    return normals, np.einsum("hk,hk->h", normals, corners[good, 0])
+
+
+def _refit(points: np.ndarray, inliers: np.ndarray) -> tuple[np.ndarray, float]:
+    """The least-squares plane of ``points[inliers]``: unit normal and offset."""
+    centroid = points[inliers].mean(axis=0)
+    normal = np.linalg.svd(points[inliers] - centroid, full_matrices=False)[2][-1]
+    return normal, float(normal @ centroid)
+
+
+def _faces(points: np.ndarray, content: np.ndarray, step: np.ndarray, rng: np.random.Generator) -> bool:
+    """Whether at most :data:`MAX_PLANES` faces of a convex box hold :data:`EXPLAINED` of ``points``.
+
+    ``points``: ``(n, 3)`` interface voxels (mm); ``content``: ``(m, 3)`` content voxels (mm).
+    Each plane must carry its share of the points still to explain, have the content on one
+    side (all but :data:`WRONG_SIDE` of it), and face another way than the planes before it.
     """
     remaining = points
     total = len(points)
-    normals_found: list[np.ndarray] = []
+    sides: list[np.ndarray] = []  # each face's normal, pointing into the content
     for planes_left in range(MAX_PLANES, 0, -1):
-        if len(remaining) <= (1.0 - EXPLAINED) * total:
-            return normals_found
         needed = len(remaining) - (1.0 - EXPLAINED) * total  # points still to explain by planes_left planes
-        picks = remaining[rng.integers(0, len(remaining), size=(HYPOTHESES, 3))]  # (h, 3 points, 3)
-        normals = np.cross(picks[:, 1] - picks[:, 0], picks[:, 2] - picks[:, 0])
-        lengths = np.linalg.norm(normals, axis=1)
-        good = lengths > 1e-6
-        if not good.any():
-            return None
-        normals = normals[good] / lengths[good, None]
-        offsets = np.einsum("hk,hk->h", normals, picks[good, 0])
+        if needed <= 0:
+            return True
+        if len(remaining) < 3:
+            return False
+        normals, offsets = _hypotheses(remaining, rng)
+        if not len(normals):
+            return False
+        tolerance = _tolerance(normals, step)
         counts = np.zeros(len(normals), dtype=np.int64)
-        for start in range(0, len(normals), 32):  # (32, n) distances at a time
+        for start in range(0, len(normals), 32):  # (n, 32) distances at a time
             block = np.abs(remaining @ normals[start : start + 32].T - offsets[start : start + 32])
-            counts[start : start + 32] = (block <= tolerance).sum(axis=0)
+            counts[start : start + 32] = (block <= tolerance[start : start + 32]).sum(axis=0)
         best = int(np.argmax(counts))
-        # the best plane must carry its share of what is left to explain
-        if counts[best] < needed / planes_left:
-            return None
-        inliers = np.abs(remaining @ normals[best] - offsets[best]) <= tolerance
-        # refit on the inliers (least squares, through their centroid) and take its inliers
-        centroid = remaining[inliers].mean(axis=0)
-        normal = np.linalg.svd(remaining[inliers] - centroid, full_matrices=False)[2][-1]
-        refit = np.abs((remaining - centroid) @ normal) <= tolerance
-        remaining = remaining[~(refit | inliers)]
-        normals_found.append(normal)
-    return normals_found if len(remaining) <= (1.0 - EXPLAINED) * total else None
+        normal, offset = normals[best], offsets[best]
+        for _ in range(2):  # refit on the inliers, twice: the band's middle plane
+            inliers = np.abs(remaining @ normal - offset) <= _tolerance(normal, step)
+            if inliers.sum() < 3:
+                return False
+            normal, offset = _refit(remaining, inliers)
+        tolerance = float(_tolerance(normal, step))
+        inliers = np.abs(remaining @ normal - offset) <= tolerance
+        if inliers.sum() < needed / planes_left:
+            return False
+        side = content @ normal - offset
+        if np.median(side) < 0:
+            normal, side = -normal, -side
+        if np.mean(side < -tolerance) > WRONG_SIDE:  # content on both sides: not a face of the acquired box
+            return False
+        if any(float(normal @ other) > np.cos(np.radians(PARALLEL_DEG)) for other in sides):
+            return False
+        sides.append(normal)
+        remaining = remaining[~inliers]
+    return len(remaining) <= (1.0 - EXPLAINED) * total
 
 
 def outside_field_of_view(
     image: np.ndarray, spacing: Sequence[float], min_fraction: float = MIN_WEDGE_FRACTION
 ) -> np.ndarray | None:
-    """The voxels of ``image`` beyond a reformatted scan's acquired field of view, if it has such.
+    """The voxels of ``image`` beyond the scan's acquired field of view, if it has such.
 
     A zero region counts when it is exactly 0 in every present channel, connected to the
     volume's border, at least ``min_fraction`` of the volume, and meets the content on at
-    most :data:`MAX_PLANES` planes, within a voxel of the coarse grid: the test runs on
-    every second voxel along axes of at least 64 voxels (a quarter of the work on a BraTS
-    scan), and the regions it finds are then taken whole on the full grid.
+    most :data:`MAX_PLANES` faces of a convex box: planes that each hold their voxels within
+    the band a plane leaves on the grid, have all the content on one side and face different
+    ways. The test runs on every second voxel along axes of at least 64 voxels; the regions
+    it accepts are then taken whole on the full grid, unless a region it rejected joins them
+    there.
 
     Args:
         image: ``(C, x, y, z)``, the case's sequences on one grid (all-zero channels, the
@@ -103,9 +168,11 @@ def outside_field_of_view(
 
     Returns:
         An ``(x, y, z)`` bool mask of the voxels beyond the field of view, or ``None`` when
-        there are none.
+        there are none (also for volumes thinner than :data:`MIN_AXIS` voxels).
     """
     image = np.asarray(image)
+    if min(image.shape[1:]) < MIN_AXIS:
+        return None
     present = [c for c in range(image.shape[0]) if image[c].any()]
     if not present:
         return None
@@ -114,42 +181,58 @@ def outside_field_of_view(
         zero &= image[c] == 0
     if zero.sum() < min_fraction * zero.size or not _touches_border(zero):
         return None
-    strides = _strides(zero.shape)
-    coarse_grid = tuple(slice(None, None, s) for s in strides)
+    indices = _coarse_indices(zero.shape)
+    coarse_grid = np.ix_(*indices)
     coarse = zero[coarse_grid]
     components, _ = ndimage.label(coarse)
-    border = np.unique(np.concatenate([components.take(i, axis=a).ravel() for a in range(3) for i in (0, -1)]))
     sizes = np.bincount(components.ravel())
-    step = np.asarray(strides) * np.asarray(spacing, dtype=float)
+    share = zero.size / coarse.size  # full-grid voxels per coarse voxel
+    spacing = np.asarray(spacing, dtype=float)
+    step = np.array([(ix[1] - ix[0] if len(ix) > 1 else 1) for ix in indices]) * spacing
     interface = coarse & ndimage.binary_dilation(~coarse)  # zero voxels next to content
+
+    def mm(voxels: np.ndarray) -> np.ndarray:  # coarse voxel indices (n, 3) -> mm on the full grid
+        return np.stack([indices[a][voxels[:, a]] for a in range(3)], axis=1) * spacing
+
+    content = np.argwhere(~coarse)
+    content = mm(content[:: max(1, len(content) // 20_000)])
     rng = np.random.default_rng(0)
-    wedges = []
-    for k in border[border > 0]:
-        if sizes[k] * np.prod(strides) < min_fraction * zero.size:
+    accepted, rejected = [], []
+    for k in _border_labels(components):
+        if k == 0 or sizes[k] * share < min_fraction * zero.size:
             continue
-        points = np.argwhere(interface & (components == k)) * step
-        if len(points) >= 3 and _planes(points, float(step.max()), rng) is not None:
-            wedges.append(k)
-    if not wedges:
+        voxels = np.argwhere(interface & (components == k))
+        points = mm(voxels[:: max(1, len(voxels) // MAX_POINTS)])
+        (accepted if len(points) >= 3 and _faces(points, content, step, rng) else rejected).append(k)
+    if not accepted:
         return None
-    # on the full grid: the zero components connected to the border that hold a voxel of a region found
+    # on the full grid: the zero components that hold an accepted region's voxel and no rejected one's
     full, _ = ndimage.label(zero)
     seeds = np.zeros(zero.shape, dtype=bool)
-    seeds[coarse_grid] = np.isin(components, wedges)
-    at_border = np.concatenate([full.take(i, axis=a).ravel() for a in range(3) for i in (0, -1)])
-    keep = np.intersect1d(np.unique(full[seeds]), at_border)
-    return np.isin(full, keep[keep > 0])
+    seeds[coarse_grid] = np.isin(components, accepted)
+    vetoes = np.zeros(zero.shape, dtype=bool)
+    vetoes[coarse_grid] = np.isin(components, rejected)
+    keep = np.setdiff1d(np.intersect1d(np.unique(full[seeds]), _border_labels(full)), np.unique(full[vetoes]))
+    keep = keep[keep > 0]
+    return np.isin(full, keep) if len(keep) else None
 
 
 def fill_from_nearest(image: np.ndarray, mask: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:
     """``image`` (``(C, x, y, z)``) with each voxel in ``mask`` given the values of the nearest voxel outside it.
 
-    Nearest in mm when ``spacing`` is given (``(3,)``), else in voxels.
+    Nearest in mm when ``spacing`` is given (``(3,)``), else in voxels. The search runs in
+    ``mask``'s bounding box grown by one voxel, where the nearest outside voxel always lies;
+    it holds 12 bytes per voxel of that box.
     """
-    indices = ndimage.distance_transform_edt(mask, sampling=spacing, return_distances=False, return_indices=True)
+    if not mask.any():
+        return np.array(image, copy=True)
+    box = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in ndimage.find_objects(mask.astype(np.uint8))[0])
+    indices = ndimage.distance_transform_edt(mask[box], sampling=spacing, return_distances=False,
+                                             return_indices=True)  # fmt: skip
     filled = np.array(image, copy=True)
-    where = np.nonzero(mask)
-    source = tuple(index[where] for index in indices)
+    where = np.nonzero(mask[box])
+    source = tuple(index[where] + s.start for index, s in zip(indices, box, strict=True))
+    target = tuple(w + s.start for w, s in zip(where, box, strict=True))
     for c in range(filled.shape[0]):
-        filled[c][where] = filled[c][source]
+        filled[c][target] = filled[c][source]
     return filled

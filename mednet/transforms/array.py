@@ -218,7 +218,7 @@ class FieldOfViewFill(Transform):
     planes); so are bands of zeros along the image's edges. A skull-stripped scan's zero
     background and a body's masked air follow the anatomy, not planes, and are left alone.
     :meth:`__call__` gives every voxel found, in every channel, the values of the nearest
-    acquired voxel (in mm), so that the network sees no edge there; an image without such
+    voxel outside the region found (in mm), so that the network sees no edge there; an image without such
     voxels comes back unchanged (the same object).
 
     Args:

@@ -21,6 +21,7 @@ from monai.transforms import (
 from monai.utils import ImageMetaKey
 
 from mednet.io.cases import LoadedCase, load_case, present_sequences
+from mednet.io.field_of_view import MIN_WEDGE_FRACTION
 from mednet.io.nifti_reader import NiftiReader
 from mednet.localisation.outputs import (
     LabelScheme,
@@ -222,7 +223,9 @@ class FieldOfViewFilld(MapTransform):
     :class:`LoadSequencesd` leaves them, gets its voxels beyond the field of view filled
     with the nearest acquired values; ``data[mask_key]`` is set to the ``(1, x, y, z)`` bool
     tensor of those voxels on that grid (all ``False`` for a scan without any), for :class:`Localised` to
-    label nothing there and for the case record to count. Place it right after
+    label nothing there and for the case record to count. The filled voxels are no longer
+    0, so ``NormalizeIntensityd(nonzero=True)`` counts them in its statistics, as it would
+    for a scan acquired with that field of view. Place it right after
     :class:`LoadSequencesd`, before any reorientation or resampling: the mask stays on the
     input's grid, where the label map comes back.
 
@@ -235,7 +238,7 @@ class FieldOfViewFilld(MapTransform):
         ``{"_target_": "mednet.transforms.FieldOfViewFilld", "keys": "image", "mask_key": "outside_fov"}``
     """
 
-    def __init__(self, keys: KeysCollection, mask_key: str = "outside_fov", min_fraction: float = 0.005,
+    def __init__(self, keys: KeysCollection, mask_key: str = "outside_fov", min_fraction: float = MIN_WEDGE_FRACTION,
                  allow_missing_keys: bool = False):  # fmt: skip
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) != 1:
@@ -476,7 +479,9 @@ class Localised(MapTransform):
             return None
         mask = d[self.outside_key]
         mask = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
-        mask = mask.reshape(mask.shape[-3:]).astype(bool) if mask.ndim >= 3 else mask
+        while mask.ndim > len(shape) and mask.shape[0] == 1:  # (1, x, y, z), or batched (1, 1, x, y, z)
+            mask = mask[0]
+        mask = mask.astype(bool)
         if mask.shape != shape:
             raise ValueError(f"Localised: {self.outside_key!r}: expected a mask on the label map's grid {shape}, "
                              f"found shape {tuple(mask.shape)}")  # fmt: skip

@@ -263,3 +263,34 @@ def test_training_volumes_cut_by_a_field_of_view_plane(bundle, tiny_cohorts):
     assert not torch.any(after["label"][0][gone] > 0) and torch.all(after["image"][:, gone] == 0)
     kept = ~(after["image"] == 0).all(dim=0)
     assert torch.equal(after["label"][0][kept], before["label"][0][kept])
+
+
+def test_a_reformatted_case_is_filled_and_left_background_by_the_bundle(tiny_cohorts, tiny_checkpoints, tmp_path):
+    """``python -m monai.bundle run`` too: a case acquired obliquely and reformatted onto RAS axes has zero-filled
+    corners; FieldOfViewFilld's mask goes through the DataLoader to Localised, and with every other voxel made a
+    lesion (``lesion_threshold`` 1e-6) the map is background exactly there."""
+    from nibabel.affines import from_matvec
+    from nibabel.processing import resample_to_output
+    from scipy.spatial.transform import Rotation
+
+    bundle = "glioma_mri_segmentation"
+    datalist = tiny_cohorts[bundle]
+    source = json.loads(datalist.read_text())["testing"][0]
+    rotation = from_matvec(Rotation.from_euler("xz", [10, 20], degrees=True).as_matrix(), [0, 0, 0])
+    case = {"case_id": "reformatted"}
+    for key in ("t1", "t1c", "t2", "flair"):
+        image = nib.load(datalist.parent / source[key])
+        oblique = nib.Nifti1Image(np.asarray(image.dataobj, dtype=np.float32), rotation @ image.affine)
+        case[key] = str(tmp_path / f"reformatted_{key}.nii.gz")
+        nib.save(resample_to_output(oblique, voxel_sizes=image.header.get_zooms()[:3], order=1), case[key])
+    zero = np.asarray(nib.load(case["t1"]).dataobj) == 0
+    assert zero.mean() > 0.1  # the corners
+    custom = tmp_path / "datalist.json"
+    custom.write_text(json.dumps({"training": [], "validation": [], "testing": [case]}))
+    ckpt = tiny_checkpoints[bundle] / "models" / "model.pt"
+    run_bundle(bundle, ["inference"], datalist=str(custom), ckpt_path=str(ckpt), output_dir=str(tmp_path / "out"),
+               roi_size=TINY["roi_size"], min_lesion_mm3=0.0, lesion_threshold=1e-6)  # fmt: skip
+    written = tmp_path / "out" / "reformatted" / "reformatted_labels.nii.gz"
+    _same_grid(written, case["t1"])
+    labels = np.asarray(nib.load(written).dataobj)
+    np.testing.assert_array_equal(labels == 0, zero)  # background beyond the field of view, lesion everywhere else

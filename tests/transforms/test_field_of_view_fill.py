@@ -91,5 +91,9 @@ def test_localised_labels_nothing_beyond_the_field_of_view():
         {"pred": soft, "outside_fov": mask}
     )
     assert len(out["pred_lesions"]) == 1 and not out["pred"][0].numpy()[_wedge()].any()
+    batched = localise({**data, "outside_fov": mask[None]})  # (1, 1, x, y, z): as a DataLoader batch gives it
+    np.testing.assert_array_equal(batched["pred"].numpy(), one["pred"].numpy())
     with pytest.raises(ValueError, match=r"'outside_fov': expected a mask on the label map's grid \(48, 40, 20\)"):
         localise({**data, "outside_fov": torch.zeros(1, 8, 8, 8, dtype=torch.bool)})
+    with pytest.raises(ValueError, match=r"found shape \(2, 48, 40, 20\)"):
+        localise({**data, "outside_fov": torch.cat([mask, mask])})
