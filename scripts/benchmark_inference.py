@@ -3,7 +3,7 @@
     python scripts/benchmark_inference.py --repeats 5 --out docs/benchmarks/inference.json
 
 For a BraTS-size four-sequence case (glioma phantom, 240 x 240 x 155, a noisy background),
-the real skull-stripped BraTS-style glioma of ``../shared/realdata`` when it is there, and a
+the real skull-stripped BraTS-style glioma of ``../shared/realdata`` (or ``$MEDNET_REALDATA``) when it is there, and a
 paediatric torso (neuroblastoma phantom, ``full`` size), with the same network and the same
 weights (the bundle's shipped ``models/model.pt``), alternating in one run:
 
@@ -48,6 +48,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
+from benchmark_realdata import REALDATA  # scripts/ is not a package: from its folder
 
 from mednet.bundles import BundleSpec
 from mednet.inference import LocalisationPredictor
@@ -140,8 +141,9 @@ class PlainMonai:
         return np.asarray(self.rules(self.probabilities(case))["pred"][0])
 
 
-#: The real BraTS-style glioma in ../shared/realdata (skull-stripped, 240 x 240 x 155, four sequences).
-REAL_GLIOMA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "tcga_lgg_du7294_atlas"
+#: The real BraTS-style glioma in ../shared/realdata or $MEDNET_REALDATA (skull-stripped, 240 x 240 x 155,
+#: four sequences).
+REAL_GLIOMA = REALDATA / "tcga_lgg_du7294_atlas"
 
 
 def _case(disease: str, root: Path) -> dict:
