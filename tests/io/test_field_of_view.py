@@ -122,6 +122,9 @@ def test_a_scan_without_zeros_or_with_few_is_left_alone():
     image[:3, :3, :] = 0  # a few zeros at the border (0.2% of the volume), along two planes
     assert outside_field_of_view(image[None], (1.5, 1.5, 3.0)) is None
     assert outside_field_of_view(np.zeros((2, 8, 8, 8), dtype=np.float32), (1.0, 1.0, 1.0)) is None  # no content
+    speck = np.zeros((1, 64, 64, 64), dtype=np.float32)
+    speck[0, 31, 31, 31] = 1.0  # content only between the coarse grid's voxels
+    assert outside_field_of_view(speck, (1.0, 1.0, 1.0)) is None
 
 
 def test_every_present_channel_must_be_zero_and_missing_channels_do_not_count():
