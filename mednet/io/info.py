@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mednet.errors import InvalidImageError
+from mednet.io.field_of_view import outside_field_of_view
 from mednet.io.grid import Grid
 from mednet.io.read import is_image_path, load_raw, looks_like_dicom, validate
 
@@ -42,6 +43,8 @@ def describe_image(path: os.PathLike | str, kind: str = "image", series_uid: str
 
     Unlike :func:`mednet.io.read_image`, problems with values or geometry do not
     raise: they are listed under ``problems`` (the same checks, :func:`mednet.io.read.validate`).
+    A valid image with zeros beyond its acquired field of view gets a note saying how many
+    (:func:`mednet.io.field_of_view.outside_field_of_view`, as the segmentation bundles find them).
     A file that cannot be read at all gives ``error`` instead of the description.
 
     Returns:
@@ -66,9 +69,22 @@ def describe_image(path: os.PathLike | str, kind: str = "image", series_uid: str
         "dtype": str(raw.dtype),
         "min": _number(finite.min()) if finite.size else None,
         "max": _number(finite.max()) if finite.size else None,
-        "notes": raw.notes,
+        "notes": [*raw.notes, *([] if problems or kind != "image" else _field_of_view_notes(raw.array, grid))],
         "problems": [f"{p.problem}: expected {p.expected}, found {p.found}" for p in problems],
     }
+
+
+def _field_of_view_notes(array: np.ndarray, grid: Grid) -> list[str]:
+    """A note when a valid 3D image has zeros beyond its acquired field of view (what inference fills)."""
+    if array.ndim != 3:
+        return []
+    mask = outside_field_of_view(array[None], grid.spacing)
+    if mask is None:
+        return []
+    count = int(mask.sum())
+    return [f"{count} voxels ({100 * count / mask.size:.1f}%) of zeros beyond the acquired field of view (a "
+            "reformat's corners or bands at the edges): the segmentation bundles fill them for the network "
+            "and label nothing there"]  # fmt: skip
 
 
 def _number(value: np.generic) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -160,3 +161,23 @@ def test_synth_optional_sequences(tmp_path, capsys):
     header = (out / "manifest.csv").read_text().splitlines()[0].split(",")
     assert {"t2w", "t1c", "dwi", "t1"} <= set(header)
     assert json.loads((out / "cohort.json").read_text())["optional"] == ["dwi", "t1"]
+
+
+def test_info_notes_zeros_beyond_a_reformatted_scans_field_of_view(tmp_path, capsys):
+    import nibabel as nib
+    from nibabel.affines import from_matvec
+    from nibabel.processing import resample_to_output
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(0)
+    values = rng.uniform(50, 500, (48, 40, 20)).astype(np.float32)  # acquired everywhere: no zero
+    plain = write_nifti(tmp_path / "plain.nii.gz", values)
+    rotation = from_matvec(Rotation.from_euler("z", 15, degrees=True).as_matrix(), [0, 0, 0])
+    reformatted = resample_to_output(nib.Nifti1Image(values, rotation @ np.diag([1.5, 1.5, 3.0, 1.0])), order=1)
+    nib.save(reformatted, tmp_path / "reformatted.nii.gz")
+    assert main(["info", "--json", str(plain), str(tmp_path / "reformatted.nii.gz")]) == 0
+    described = {Path(d["path"]).name: d for d in json.loads(capsys.readouterr().out)}
+    assert not any("field of view" in n for n in described["plain.nii.gz"]["notes"])
+    note = next(n for n in described["reformatted.nii.gz"]["notes"] if "field of view" in n)
+    zeros = int((np.asarray(reformatted.dataobj) == 0).sum())
+    assert note.startswith(f"{zeros} voxels (") and not described["reformatted.nii.gz"]["problems"]
