@@ -83,8 +83,8 @@ def _field_of_view_notes(array: np.ndarray, grid: Grid) -> list[str]:
         return []
     count = int(mask.sum())
     return [f"{count} voxels ({100 * count / mask.size:.1f}%) of zeros beyond the acquired field of view (a "
-            "reformat's corners or bands at the edges): the segmentation bundles fill them for the network "
-            "and label nothing there"]  # fmt: skip
+            "reformat's corners or bands at the edges): where every sequence of a case has them, the "
+            "segmentation bundles fill them for the network and label nothing there"]  # fmt: skip
 
 
 def _number(value: np.generic) -> float | None:
