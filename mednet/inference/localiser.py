@@ -88,7 +88,8 @@ class LocalisationPredictor:
         self.preprocessing = parser.get_parsed_content("preprocessing", instantiate=True)
         self.inferer = parser.get_parsed_content("inferer", instantiate=True)
         self.postprocessing = parser.get_parsed_content("postprocessing", instantiate=True)
-        steps = self.postprocessing.flatten().transforms if hasattr(self.postprocessing, "flatten") else []
+        steps = (self.postprocessing.flatten().transforms if hasattr(self.postprocessing, "flatten")
+                 else [self.postprocessing])  # fmt: skip
         #: the data key of the voxels beyond the field of view, as the bundle's Localised reads it
         self.outside_key = next((t.outside_key for t in steps if isinstance(t, Localised)), None)
         self.label_table = [dict(row) for row in bundle.label_table]

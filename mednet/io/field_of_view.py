@@ -13,7 +13,7 @@ brain or the body surface, which is not a handful of planes.
 given) connected to the volume's border lies beyond the field of view when the voxels where
 it meets the scan's content lie on at most :data:`MAX_PLANES` faces of a convex box (planes
 holding them within the band a plane leaves on the grid, each with all the content on one
-side, no two facing the same way). :func:`fill_from_nearest` then gives each of its voxels
+side), on a coarse grid first, then again on the full grid. :func:`fill_from_nearest` then gives each of its voxels
 the values of the nearest voxel outside it, for the network only.
 """
 
@@ -37,9 +37,6 @@ EXPLAINED = 0.97
 #: Fraction of the content allowed on the wrong side of a plane (the acquired box is convex:
 #: all of it lies on one side of each of its faces).
 WRONG_SIDE = 0.01
-#: Two faces of a convex box never face the same way: planes whose content sides agree
-#: within this angle are layers of one curved or stacked surface, not two faces.
-PARALLEL_DEG = 10.0
 #: Volumes thinner than this along an axis (single slices, slabs of two) are left alone:
 #: every zero voxel of theirs lies in a plane with content.
 MIN_AXIS = 3
@@ -104,12 +101,11 @@ def _faces(points: np.ndarray, content: np.ndarray, step: np.ndarray, rng: np.ra
     """Whether at most :data:`MAX_PLANES` faces of a convex box hold :data:`EXPLAINED` of ``points``.
 
     ``points``: ``(n, 3)`` interface voxels (mm); ``content``: ``(m, 3)`` content voxels (mm).
-    Each plane must carry its share of the points still to explain, have the content on one
-    side (all but :data:`WRONG_SIDE` of it), and face another way than the planes before it.
+    Each plane must carry its share of the points still to explain and have the content on
+    one side (all but :data:`WRONG_SIDE` of it).
     """
     remaining = points
     total = len(points)
-    sides: list[np.ndarray] = []  # each face's normal, pointing into the content
     for planes_left in range(MAX_PLANES, 0, -1):
         needed = len(remaining) - (1.0 - EXPLAINED) * total  # points still to explain by planes_left planes
         if needed <= 0:
@@ -137,12 +133,9 @@ def _faces(points: np.ndarray, content: np.ndarray, step: np.ndarray, rng: np.ra
             return False
         side = content @ normal - offset
         if np.median(side) < 0:
-            normal, side = -normal, -side
+            side = -side
         if np.mean(side < -tolerance) > WRONG_SIDE:  # content on both sides: not a face of the acquired box
             return False
-        if any(float(normal @ other) > np.cos(np.radians(PARALLEL_DEG)) for other in sides):
-            return False
-        sides.append(normal)
         remaining = remaining[~inliers]
     return len(remaining) <= (1.0 - EXPLAINED) * total
 
@@ -155,10 +148,11 @@ def outside_field_of_view(
     A zero region counts when it is exactly 0 in every present channel, connected to the
     volume's border, at least ``min_fraction`` of the volume, and meets the content on at
     most :data:`MAX_PLANES` faces of a convex box: planes that each hold their voxels within
-    the band a plane leaves on the grid, have all the content on one side and face different
-    ways. The test runs on every second voxel along axes of at least 64 voxels; the regions
-    it accepts are then taken whole on the full grid, unless a region it rejected joins them
-    there.
+    the band a plane leaves on the grid and have all the content on one side. The test runs
+    on every second voxel along axes of at least 64 voxels; the regions it accepts are then
+    taken whole on the full grid, unless a region it rejected joins them there, and tested
+    again there (zeros the coarse grid could not see, e.g. a lost slice at an odd index,
+    change a region's faces).
 
     Args:
         image: ``(C, x, y, z)``, the case's sequences on one grid (all-zero channels, the
@@ -171,6 +165,9 @@ def outside_field_of_view(
         there are none (also for volumes thinner than :data:`MIN_AXIS` voxels).
     """
     image = np.asarray(image)
+    if image.ndim != 4 or len(spacing) != 3:
+        raise ValueError(f"outside_field_of_view: expected a (C, x, y, z) image and 3 spacings, found shape "
+                         f"{tuple(image.shape)} and spacing {tuple(spacing)}")  # fmt: skip
     if min(image.shape[1:]) < MIN_AXIS:
         return None
     present = [c for c in range(image.shape[0]) if image[c].any()]
@@ -181,40 +178,65 @@ def outside_field_of_view(
         zero &= image[c] == 0
     if zero.sum() < min_fraction * zero.size or not _touches_border(zero):
         return None
+    spacing = np.asarray(spacing, dtype=float)
     indices = _coarse_indices(zero.shape)
     coarse_grid = np.ix_(*indices)
     coarse = zero[coarse_grid]
     components, _ = ndimage.label(coarse)
     sizes = np.bincount(components.ravel())
     share = zero.size / coarse.size  # full-grid voxels per coarse voxel
-    spacing = np.asarray(spacing, dtype=float)
     step = np.array([(ix[1] - ix[0] if len(ix) > 1 else 1) for ix in indices]) * spacing
-    interface = coarse & ndimage.binary_dilation(~coarse)  # zero voxels next to content
-
-    def mm(voxels: np.ndarray) -> np.ndarray:  # coarse voxel indices (n, 3) -> mm on the full grid
-        return np.stack([indices[a][voxels[:, a]] for a in range(3)], axis=1) * spacing
-
-    content = np.argwhere(~coarse)
-    content = mm(content[:: max(1, len(content) // 20_000)])
-    rng = np.random.default_rng(0)
+    at = [ix[:, None] for ix in indices]  # coarse index -> full index, per axis
+    content = _content(components, at, spacing)
     accepted, rejected = [], []
     for k in _border_labels(components):
-        if k == 0 or sizes[k] * share < min_fraction * zero.size:
-            continue
-        voxels = np.argwhere(interface & (components == k))
-        points = mm(voxels[:: max(1, len(voxels) // MAX_POINTS)])
-        (accepted if len(points) >= 3 and _faces(points, content, step, rng) else rejected).append(k)
+        if k and sizes[k] * share >= min_fraction * zero.size:
+            (accepted if _region_has_faces(components, int(k), content, at, step, spacing) else rejected).append(k)
     if not accepted:
         return None
-    # on the full grid: the zero components that hold an accepted region's voxel and no rejected one's
+    # on the full grid: the zero components that hold an accepted region's voxel and no rejected one's ...
     full, _ = ndimage.label(zero)
     seeds = np.zeros(zero.shape, dtype=bool)
     seeds[coarse_grid] = np.isin(components, accepted)
     vetoes = np.zeros(zero.shape, dtype=bool)
     vetoes[coarse_grid] = np.isin(components, rejected)
     keep = np.setdiff1d(np.intersect1d(np.unique(full[seeds]), _border_labels(full)), np.unique(full[vetoes]))
-    keep = keep[keep > 0]
-    return np.isin(full, keep) if len(keep) else None
+    # ... and that pass the same test there: zeros the coarse grid could not see (a lost slice at an odd
+    # index joined to a wedge) change the region's faces
+    content = _content(full, None, spacing)
+    big = np.bincount(full.ravel()) >= min_fraction * zero.size
+    keep = [k for k in keep if k and big[k] and _region_has_faces(full, int(k), content, None, spacing, spacing)]
+    return np.isin(full, keep) if keep else None
+
+
+def _mm(voxels: np.ndarray, at: list[np.ndarray] | None, spacing: np.ndarray) -> np.ndarray:
+    """Voxel indices ``(n, 3)`` of a grid to mm on the full grid (``at``: each axis's full index; None: full)."""
+    return (np.stack([at[a][voxels[:, a], 0] for a in range(3)], axis=1) if at else voxels) * spacing
+
+
+def _content(labels: np.ndarray, at: list[np.ndarray] | None, spacing: np.ndarray) -> np.ndarray:
+    """About 20 000 content voxels (label 0) evenly spread, in mm: ``(m, 3)``."""
+    stride = max(1, round((labels.size / 400_000) ** (1 / 3)))  # a sparse grid first: no full argwhere
+    voxels = np.argwhere(labels[::stride, ::stride, ::stride] == 0) * stride
+    return _mm(voxels[:: max(1, len(voxels) // 20_000)], at, spacing)
+
+
+def _region_has_faces(labels: np.ndarray, k: int, content: np.ndarray, at, step: np.ndarray,
+                      spacing: np.ndarray) -> bool:  # fmt: skip
+    """Whether region ``k`` of ``labels`` meets the content (label 0) on the faces of a convex box (:func:`_faces`).
+
+    ``content``: :func:`_content` of ``labels``; ``at``: per axis, the full-grid index of each
+    of ``labels``' indices (``None``: ``labels`` is the full grid); ``step``: the mm between
+    ``labels``' neighbouring voxels.
+    """
+    box = ndimage.find_objects(labels, max_label=k)[k - 1]
+    grown = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in box)
+    near = ndimage.binary_dilation(labels[grown] == 0)
+    voxels = np.argwhere((labels[grown] == k) & near)  # its voxels next to content
+    voxels = voxels[:: max(1, len(voxels) // MAX_POINTS)] + [s.start for s in grown]
+    if len(voxels) < 3 or not len(content):
+        return False
+    return _faces(_mm(voxels, at, spacing), content, step, np.random.default_rng((0, k)))
 
 
 def fill_from_nearest(image: np.ndarray, mask: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:

@@ -78,7 +78,10 @@ def _field_of_view_notes(array: np.ndarray, grid: Grid) -> list[str]:
     """A note when a valid 3D image has zeros beyond its acquired field of view (what inference fills)."""
     if array.ndim != 3:
         return []
-    mask = outside_field_of_view(array[None], grid.spacing)
+    try:
+        mask = outside_field_of_view(array[None], grid.spacing)
+    except (MemoryError, ValueError):  # a note only: the description goes on without it
+        return []
     if mask is None:
         return []
     count = int(mask.sum())

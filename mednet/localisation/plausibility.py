@@ -96,7 +96,7 @@ def plausibility_flags(
         background, threshold = _background_and_threshold(image)
         # counted without the body mask: the tissue voxels, and the lesion voxels that are not tissue
         body_voxels = int(np.count_nonzero(np.abs(image - background) > threshold))
-        outside = int(np.count_nonzero(np.abs(image[lesion] - background) <= threshold))
+        outside = int(np.count_nonzero(~(np.abs(image[lesion] - background) > threshold)))  # NaN: outside
         if size > MAX_LESION_FRACTION * body_voxels or outside > OUTSIDE_FRACTION * size:
             body = fill_holes(np.abs(image - background) > threshold)
             body_voxels, outside = int(np.count_nonzero(body)), int(np.count_nonzero(lesion & ~body))

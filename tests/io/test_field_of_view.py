@@ -106,6 +106,18 @@ def test_a_zero_slab_with_the_scan_on_both_sides_is_not_a_field_of_view():
     image = _body((96, 96, 64))
     image[:, 40:42, :] = 0  # two lost slices across the whole scan: one plane, but content on both sides
     assert outside_field_of_view(image[None], (1.0, 1.0, 1.0)) is None
+    # a lost slice the coarse grid does not see (odd index), joined to a true wedge: never filled
+    i, j, _ = np.meshgrid(*(np.arange(n) for n in image.shape), indexing="ij")
+    wedged = _body((96, 96, 64))
+    wedged[i + 0.5 * j > 120] = 0
+    wedged[:, :, 41] = 0
+    mask = outside_field_of_view(wedged[None], (1.0, 1.0, 1.0))
+    assert mask is None or not mask[40, 40, 41]
+    striped = _body((96, 96, 64))
+    striped[i + 0.5 * j > 120] = 0
+    striped[:, :, 1::2] = 0  # every odd slice lost
+    mask = outside_field_of_view(striped[None], (1.0, 1.0, 1.0))
+    assert mask is None or mask.mean() < 0.1
 
 
 @pytest.mark.parametrize("edge", [0, -1])
