@@ -13,8 +13,8 @@ brain or the body surface, which is not a handful of planes.
 given) connected to the volume's border lies beyond the field of view when the voxels where
 it meets the scan's content lie on at most :data:`MAX_PLANES` faces of a convex box (planes
 holding them within the band a plane leaves on the grid, each with all the content on one
-side), on a coarse grid first, then again on the full grid. :func:`fill_from_nearest` then gives each of its voxels
-the values of the nearest voxel outside it, for the network only.
+side), on a coarse grid first, then again on the full grid. :func:`fill_from_nearest` then
+gives each of its voxels the values of the nearest voxel outside it, for the network only.
 """
 
 from __future__ import annotations
@@ -186,12 +186,13 @@ def outside_field_of_view(
     sizes = np.bincount(components.ravel())
     share = zero.size / coarse.size  # full-grid voxels per coarse voxel
     step = np.array([(ix[1] - ix[0] if len(ix) > 1 else 1) for ix in indices]) * spacing
-    at = [ix[:, None] for ix in indices]  # coarse index -> full index, per axis
-    content = _content(components, at, spacing)
+    content = _content(components, indices, spacing)
+    boxes = ndimage.find_objects(components)
     accepted, rejected = [], []
     for k in _border_labels(components):
         if k and sizes[k] * share >= min_fraction * zero.size:
-            (accepted if _region_has_faces(components, int(k), content, at, step, spacing) else rejected).append(k)
+            faces = _region_has_faces(components, int(k), boxes[k - 1], content, indices, step, spacing)
+            (accepted if faces else rejected).append(k)
     if not accepted:
         return None
     # on the full grid: the zero components that hold an accepted region's voxel and no rejected one's ...
@@ -205,13 +206,15 @@ def outside_field_of_view(
     # index joined to a wedge) change the region's faces
     content = _content(full, None, spacing)
     big = np.bincount(full.ravel()) >= min_fraction * zero.size
-    keep = [k for k in keep if k and big[k] and _region_has_faces(full, int(k), content, None, spacing, spacing)]
+    boxes = ndimage.find_objects(full)
+    keep = [k for k in keep if k and big[k] and _region_has_faces(full, int(k), boxes[k - 1], content, None,
+                                                                  spacing, spacing)]  # fmt: skip
     return np.isin(full, keep) if keep else None
 
 
 def _mm(voxels: np.ndarray, at: list[np.ndarray] | None, spacing: np.ndarray) -> np.ndarray:
     """Voxel indices ``(n, 3)`` of a grid to mm on the full grid (``at``: each axis's full index; None: full)."""
-    return (np.stack([at[a][voxels[:, a], 0] for a in range(3)], axis=1) if at else voxels) * spacing
+    return (np.stack([at[a][voxels[:, a]] for a in range(3)], axis=1) if at else voxels) * spacing
 
 
 def _content(labels: np.ndarray, at: list[np.ndarray] | None, spacing: np.ndarray) -> np.ndarray:
@@ -221,15 +224,14 @@ def _content(labels: np.ndarray, at: list[np.ndarray] | None, spacing: np.ndarra
     return _mm(voxels[:: max(1, len(voxels) // 20_000)], at, spacing)
 
 
-def _region_has_faces(labels: np.ndarray, k: int, content: np.ndarray, at, step: np.ndarray,
-                      spacing: np.ndarray) -> bool:  # fmt: skip
+def _region_has_faces(labels: np.ndarray, k: int, box: tuple[slice, ...], content: np.ndarray, at,
+                      step: np.ndarray, spacing: np.ndarray) -> bool:  # fmt: skip
     """Whether region ``k`` of ``labels`` meets the content (label 0) on the faces of a convex box (:func:`_faces`).
 
-    ``content``: :func:`_content` of ``labels``; ``at``: per axis, the full-grid index of each
-    of ``labels``' indices (``None``: ``labels`` is the full grid); ``step``: the mm between
-    ``labels``' neighbouring voxels.
+    ``box``: the region's bounding box (``find_objects``); ``content``: :func:`_content` of
+    ``labels``; ``at``: per axis, the full-grid index of each of ``labels``' indices
+    (``None``: ``labels`` is the full grid); ``step``: the mm between ``labels``' neighbouring voxels.
     """
-    box = ndimage.find_objects(labels, max_label=k)[k - 1]
     grown = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in box)
     near = ndimage.binary_dilation(labels[grown] == 0)
     voxels = np.argwhere((labels[grown] == k) & near)  # its voxels next to content

@@ -41,7 +41,11 @@ def _background_and_threshold(image: np.ndarray) -> tuple[float, float]:
 def _tissue(image: np.ndarray) -> np.ndarray:
     """The voxels that differ from the background: :func:`body_mask` before its holes are filled."""
     image = np.asarray(image, dtype=np.float32)
-    background, threshold = _background_and_threshold(image)
+    return _differs(image, *_background_and_threshold(image))
+
+
+def _differs(image: np.ndarray, background: float, threshold: float) -> np.ndarray:
+    """The voxels of ``image`` further than ``threshold`` from ``background`` (NaN: not)."""
     return np.abs(image - background) > threshold
 
 
@@ -95,10 +99,10 @@ def plausibility_flags(
         image = np.asarray(reference, dtype=np.float32)
         background, threshold = _background_and_threshold(image)
         # counted without the body mask: the tissue voxels, and the lesion voxels that are not tissue
-        body_voxels = int(np.count_nonzero(np.abs(image - background) > threshold))
-        outside = int(np.count_nonzero(~(np.abs(image[lesion] - background) > threshold)))  # NaN: outside
+        body_voxels = int(np.count_nonzero(_differs(image, background, threshold)))
+        outside = int(np.count_nonzero(~_differs(image[lesion], background, threshold)))  # NaN: outside
         if size > MAX_LESION_FRACTION * body_voxels or outside > OUTSIDE_FRACTION * size:
-            body = fill_holes(np.abs(image - background) > threshold)
+            body = fill_holes(_differs(image, background, threshold))
             body_voxels, outside = int(np.count_nonzero(body)), int(np.count_nonzero(lesion & ~body))
         if body_voxels and size > MAX_LESION_FRACTION * body_voxels:
             flags.append(f"lesions take {size / body_voxels:.0%} of the body volume "

@@ -218,8 +218,8 @@ class FieldOfViewFill(Transform):
     planes); so are bands of zeros along the image's edges. A skull-stripped scan's zero
     background and a body's masked air follow the anatomy, not planes, and are left alone.
     :meth:`__call__` gives every voxel found, in every channel, the values of the nearest
-    voxel outside the region found (in mm), so that the network sees no edge there; an image without such
-    voxels comes back unchanged (the same object).
+    voxel outside the region found (in mm), so that the network sees no edge there; an image
+    without such voxels comes back unchanged (the same object).
 
     Args:
         min_fraction: zero regions smaller than this fraction of the volume are left alone.
@@ -241,16 +241,13 @@ class FieldOfViewFill(Transform):
         array = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
         if array.ndim != 4:
             raise ValueError(f"FieldOfViewFill: expected a (C, x, y, z) image, found shape {tuple(array.shape)}")
-        if spacing is None:
-            spacing = [float(s) for s in img.pixdim] if isinstance(img, MetaTensor) else [1.0, 1.0, 1.0]
-        return outside_field_of_view(array, spacing, self.min_fraction)
+        return outside_field_of_view(array, _voxel_mm(img, spacing), self.min_fraction)
 
     def fill(self, img: NdarrayOrTensor, mask: np.ndarray | None, spacing: Sequence[float] | None = None):
         """``img`` with each voxel of ``mask`` given the nearest outside voxel's values (``img`` if no mask)."""
         if mask is None:
             return img
-        if spacing is None:
-            spacing = [float(s) for s in img.pixdim] if isinstance(img, MetaTensor) else None
+        spacing = _voxel_mm(img, spacing)
         if isinstance(img, torch.Tensor):
             filled = fill_from_nearest(img.detach().cpu().numpy(), mask, spacing)
             out = img.clone()
@@ -261,3 +258,10 @@ class FieldOfViewFill(Transform):
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """``img`` (``(C, x, y, z)``) filled beyond its field of view: the same shape, type and metadata."""
         return self.fill(img, self.find(img))
+
+
+def _voxel_mm(img: NdarrayOrTensor, spacing: Sequence[float] | None) -> list[float]:
+    """``spacing`` when given, else a MetaTensor's ``pixdim``, else 1 mm per voxel."""
+    if spacing is not None:
+        return [float(s) for s in spacing]
+    return [float(s) for s in img.pixdim] if isinstance(img, MetaTensor) else [1.0, 1.0, 1.0]

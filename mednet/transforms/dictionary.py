@@ -222,8 +222,8 @@ class FieldOfViewFilld(MapTransform):
     ``data[key]``, the ``(C, x, y, z)`` stacked sequences on the reference grid as
     :class:`LoadSequencesd` leaves them, gets its voxels beyond the field of view filled
     with the nearest acquired values; ``data[mask_key]`` is set to the ``(1, x, y, z)`` bool
-    tensor of those voxels on that grid (all ``False`` for a scan without any), for :class:`Localised` to
-    label nothing there and for the case record to count. The filled voxels are no longer
+    tensor of those voxels on that grid (all ``False`` for a scan without any), for
+    :class:`Localised` to label nothing there and for the case record to count. The filled voxels are no longer
     0, so ``NormalizeIntensityd(nonzero=True)`` counts them in its statistics, as it would
     for a scan acquired with that field of view. Place it right after
     :class:`LoadSequencesd`, before any reorientation or resampling: the mask stays on the
