@@ -186,6 +186,32 @@ def test_fill_gives_each_voxel_its_nearest_acquired_values():
     np.testing.assert_array_equal(fill_from_nearest(values, np.zeros_like(blob)), values)
 
 
+def test_a_box_over_the_budget_is_filled_from_a_coarser_grid_with_acquired_values_near_the_nearest():
+    # a large volume's corner wedges: the search runs on every few voxels, each filled voxel still gets an
+    # acquired voxel's values, at most a grid cell's diagonal farther than its nearest one
+    data, mask = _find(_reformatted(_body((90, 80, 30)), 25, "xyz"))
+    spacing = np.array([1.5, 1.5, 3.0])
+    assert mask is not None and mask.sum() > 20_000
+    ids = np.arange(mask.size, dtype=np.float64).reshape(1, *mask.shape)  # each voxel's value names it
+    filled = fill_from_nearest(np.concatenate([ids, data.astype(np.float64)]), mask, spacing, budget=250_000)
+    np.testing.assert_array_equal(filled[:, ~mask], np.concatenate([ids, data])[:, ~mask])
+    source = np.stack(np.unravel_index(filled[0][mask].astype(np.intp), mask.shape), axis=1)
+    assert not mask[tuple(source.T)].any()  # every value from an acquired voxel ...
+    np.testing.assert_array_equal(filled[1][mask], data[0][tuple(source.T)])  # ... in every channel
+    here = np.argwhere(mask)
+    exact = ndimage.distance_transform_edt(mask, sampling=spacing)[mask]
+    found = np.linalg.norm((source - here) * spacing, axis=1)
+    strides = np.array([2, 2, 1])  # 3 mm steps: the mask's box of 125 x 121 x 61 voxels within 250 000
+    assert (found <= exact + np.linalg.norm(strides * spacing) + 1e-6).all()
+    assert (found > exact + 1e-6).any()  # not the exact search: the grid is coarser
+    # a box whose grid would miss every acquired voxel is searched voxel by voxel
+    values = np.random.default_rng(4).normal(size=(1, 12, 10, 8))
+    thin = np.ones((12, 10, 8), dtype=bool)
+    thin[5] = False  # acquired: one plane at an odd index
+    indices = ndimage.distance_transform_edt(thin, return_distances=False, return_indices=True)
+    np.testing.assert_array_equal(fill_from_nearest(values, thin, budget=100), values[(slice(None), *indices)])
+
+
 def test_real_scans_skull_stripped_zeros_are_kept_and_zero_bands_in_the_air_found(realdata):
     brats = [nib.load(p) for p in sorted(glob.glob(str(realdata / "tcga_lgg_du7294_atlas" / "*_bet.nii.gz")))]
     assert len(brats) == 4
