@@ -41,8 +41,8 @@ def reformatted_box(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
     u = np.cos(a) * x + np.sin(a) * y
     v = (-np.sin(a) * x + np.cos(a) * y) * np.cos(b) + np.sin(b) * z
     w = z * np.cos(b) - np.sin(b) * (-np.sin(a) * x + np.cos(a) * y)
-    half = 0.42 * np.array(shape, dtype=np.float32)
-    inside = (np.abs(u) < half[0]) & (np.abs(v) < half[1]) & (np.abs(w) < half[2] * 0.95)
+    half = np.array([0.42, 0.42, 0.467]) * shape  # 215 x 215 x 140 voxels on 512 x 512 x 300
+    inside = (np.abs(u) < half[0]) & (np.abs(v) < half[1]) & (np.abs(w) < half[2])
     texture = np.random.default_rng(seed).random(shape, dtype=np.float32) * 50 + 100
     return np.where(inside, texture, np.float32(0))[None]
 

@@ -43,6 +43,10 @@ MIN_AXIS = 3
 #: Plane hypotheses drawn per plane (seeded: the same image gives the same answer); half
 #: from three points anywhere, half from a point and two of its neighbours.
 HYPOTHESES = 256
+#: Best-scoring hypotheses refitted per plane; the one holding the most points after its
+#: refit is the face (a near-miss hypothesis of a smaller face can outscore the largest
+#: face's before the refit, and each face must carry its share).
+REFINED = 8
 #: Interface voxels kept for the plane search (evenly spread): enough to see six faces.
 MAX_POINTS = 60_000
 #: Voxels of the mask's box that :func:`fill_from_nearest` searches one by one; a larger box is
@@ -109,6 +113,22 @@ def _refit(points: np.ndarray, inliers: np.ndarray) -> tuple[np.ndarray, float]:
     return normal, float(normal @ centroid)
 
 
+def _refined(points: np.ndarray, normal: np.ndarray, offset: float,
+             step: np.ndarray) -> tuple[np.ndarray, float, np.ndarray] | None:  # fmt: skip
+    """A plane hypothesis refitted on its inliers, twice (the band's middle plane): normal, offset, inliers.
+
+    The first refit takes the points within twice the band's half-width, the second within it.
+
+    ``None`` when fewer than three points lie in its band.
+    """
+    for widen in (2.0, 1.0):  # a wider band first: a slightly tilted hypothesis still takes the whole face
+        inliers = np.abs(points @ normal - offset) <= widen * _tolerance(normal, step)
+        if inliers.sum() < 3:
+            return None
+        normal, offset = _refit(points, inliers)
+    return normal, offset, np.abs(points @ normal - offset) <= _tolerance(normal, step)
+
+
 def _faces(points: np.ndarray, content: np.ndarray, step: np.ndarray, rng: np.random.Generator) -> bool:
     """Whether at most :data:`MAX_PLANES` faces of a convex box hold :data:`EXPLAINED` of ``points``.
 
@@ -132,15 +152,12 @@ def _faces(points: np.ndarray, content: np.ndarray, step: np.ndarray, rng: np.ra
         for start in range(0, len(normals), 32):  # (n, 32) distances at a time
             block = np.abs(remaining @ normals[start : start + 32].T - offsets[start : start + 32])
             counts[start : start + 32] = (block <= tolerance[start : start + 32]).sum(axis=0)
-        best = int(np.argmax(counts))
-        normal, offset = normals[best], offsets[best]
-        for _ in range(2):  # refit on the inliers, twice: the band's middle plane
-            inliers = np.abs(remaining @ normal - offset) <= _tolerance(normal, step)
-            if inliers.sum() < 3:
-                return False
-            normal, offset = _refit(remaining, inliers)
+        fitted = [_refined(remaining, normals[k], offsets[k], step) for k in np.argsort(counts)[::-1][:REFINED]]
+        fitted = [f for f in fitted if f is not None]
+        if not fitted:
+            return False
+        normal, offset, inliers = max(fitted, key=lambda f: int(f[2].sum()))  # the face holding the most
         tolerance = float(_tolerance(normal, step))
-        inliers = np.abs(remaining @ normal - offset) <= tolerance
         if inliers.sum() < needed / planes_left:
             return False
         side = content @ normal - offset
