@@ -33,6 +33,9 @@ import torch
 
 from mednet.io.field_of_view import FILL_VOXELS, fill_from_nearest, outside_field_of_view
 
+#: A budget no box reaches: every voxel searched (the mask's box, grown by a voxel, is larger than the volume's count).
+UNLIMITED = 2**62
+
 
 def reformatted_box(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
     """``(1, x, y, z)`` float32: a textured box rotated 20 degrees about z and 12 about x, zero outside it."""
@@ -74,7 +77,7 @@ def main() -> None:
         mask, seconds, peak = _measured(lambda: outside_field_of_view(image, spacing))
         times["detect"].append(seconds)
         peaks["detect"].append(peak)
-        for name, budget in (("fill", args.budget), ("fill_exact", mask.size + 1)):
+        for name, budget in (("fill", args.budget), ("fill_exact", UNLIMITED)):
             filled, seconds, peak = _measured(lambda b=budget, m=mask: fill_from_nearest(image, m, spacing, budget=b))
             times[name].append(seconds)
             peaks[name].append(peak)
@@ -82,7 +85,7 @@ def main() -> None:
     # how much farther the coarse fill's sources lie than the nearest acquired voxel, on a sample
     ids = np.arange(mask.size, dtype=np.float64).reshape(1, *mask.shape)
     source_ids = fill_from_nearest(ids, mask, spacing, budget=args.budget)[0][mask][::97].astype(np.intp)
-    exact_ids = fill_from_nearest(ids, mask, spacing, budget=mask.size + 1)[0][mask][::97].astype(np.intp)
+    exact_ids = fill_from_nearest(ids, mask, spacing, budget=UNLIMITED)[0][mask][::97].astype(np.intp)
     here = np.argwhere(mask)[::97]
     farther = [np.linalg.norm((np.stack(np.unravel_index(s, mask.shape), axis=1) - here) * spacing, axis=1)
                for s in (source_ids, exact_ids)]  # fmt: skip
