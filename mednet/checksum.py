@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-__all__ = ["file_sha256"]
+__all__ = ["bytes_sha256", "file_sha256"]
 
 #: Read in blocks of this many bytes (a file is never held whole in memory for its checksum).
 _BLOCK = 1 << 20
@@ -23,3 +23,8 @@ def file_sha256(path: os.PathLike | str) -> str:
         while block := stream.read(_BLOCK):
             digest.update(block)
     return digest.hexdigest()
+
+
+def bytes_sha256(data: bytes) -> str:
+    """SHA-256 of bytes in memory (hex): the same as :func:`file_sha256` of a file holding them."""
+    return hashlib.sha256(data).hexdigest()

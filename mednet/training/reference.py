@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
@@ -53,7 +54,7 @@ from mednet.bundles import (
     run_bundle,
     train_bundle,
 )
-from mednet.checksum import file_sha256
+from mednet.checksum import bytes_sha256, file_sha256
 from mednet.io.atomic import atomic_path, write_json_atomic
 from mednet.synthetic.cohort import reuse_or_generate_cohort
 from mednet.synthetic.randomise import flagged_preset
@@ -99,6 +100,13 @@ RECIPES: dict[str, dict[str, dict]] = {
     },
 }  # fmt: skip
 STAGES = ("localisation", "grading")
+
+
+#: What a released base's record (the bundle's ``models/reference.json``) must share with the
+#: base recipe for its weights to stand in for training that recipe again.
+RELEASE_MATCH = ("epochs", "seed", "overrides")
+#: ... and with the base recipe's cohort.
+RELEASE_DATA_MATCH = ("cases", "seed", "randomise", "balance")
 
 
 #: Overrides that only fine-tuning needs (its starting weights, their sequences, its learning rate).
@@ -234,19 +242,100 @@ def _trained(recipe: Mapping, disease: str, root: Path, name: str,
     recipe = dict(recipe)
     base = None
     if "base" in recipe:
-        base_datalist, base_trained, base_base = _trained(recipe["base"], disease, root, f"{name}_base", echo)
-        weights = _half(root / f"{name}_base_train" / "models" / "model.pt").resolve()  # as shipped
-        cohort = json.loads((base_datalist.parent / "cohort.json").read_text())
-        base = {"data": {**cohort, "synthetic_only": True}, "epochs": recipe["base"]["epochs"],
-                "seed": recipe["base"]["seed"], "overrides": recipe["base"]["overrides"],
-                "train_seconds": base_trained["train_seconds"], "weights": str(weights), "base": base_base}  # fmt: skip
-        recipe["overrides"] = {**recipe["overrides"], "init_ckpt": str(weights)}
+        base = _released_base(recipe["base"], root / f"{name}_base_released", echo)
+        if base is None:
+            base = _trained_base(recipe["base"], disease, root, f"{name}_base", echo)
+        recipe["overrides"] = {**recipe["overrides"], "init_ckpt": base["weights"]}
     start = time.perf_counter()
     datalist = reference_cohort(recipe, disease, root / f"{name}_data")
     echo(f"{disease} {name}: cohort {datalist} ({time.perf_counter() - start:.0f} s)")
     trained = _train(recipe, datalist, root / f"{name}_train")
     echo(f"{disease} {name}: trained {recipe['epochs']} epochs in {trained['train_seconds']:.0f} s")
     return datalist, trained, base
+
+
+def _trained_base(base: Mapping, disease: str, root: Path, name: str, echo: Callable[[str], None]) -> dict:
+    """Train ``base`` into ``root/<name>_*``; what it was, with ``weights``: its float16 weights, as shipped."""
+    datalist, trained, its_base = _trained(base, disease, root, name, echo)
+    weights = _half(root / f"{name}_train" / "models" / "model.pt").resolve()
+    cohort = json.loads((datalist.parent / "cohort.json").read_text())
+    made = {"data": {**cohort, "synthetic_only": True}, "epochs": base["epochs"], "seed": base["seed"],
+            "overrides": base["overrides"], "train_seconds": trained["train_seconds"], "weights": str(weights),
+            "weights_sha256": file_sha256(weights), "base": its_base}  # fmt: skip
+    if base.get("weights_sha256") and made["weights_sha256"] != base["weights_sha256"]:
+        echo(f"{disease} {name}: trained again, its weights differ from the release's (SHA-256 "
+             f"{made['weights_sha256'][:12]}, released {base['weights_sha256'][:12]}: another machine or torch build)")
+        made["released_sha256"] = base["weights_sha256"]
+    return made
+
+
+def _released_base(base: Mapping, folder: Path, echo: Callable[[str], None]) -> dict | None:
+    """The weights a release shipped for ``base`` (it names their ``weights_sha256``), instead of training it again.
+
+    Looked for in the bundle's ``models/model.pt`` as installed, then in each version of it
+    in the git history of the clone mednet runs from; taken only with that version's
+    ``models/reference.json`` describing ``base`` (:data:`RELEASE_MATCH`,
+    :data:`RELEASE_DATA_MATCH`). Written to ``folder/model_fp16.pt``.
+
+    Returns:
+        What the base was (its release record's data, epochs, seed, overrides, seconds and
+        own base), with ``weights`` (the path), ``weights_sha256`` and ``taken_from``; or
+        ``None`` (no SHA-256 named, not found, or another recipe's record).
+    """
+    wanted = base.get("weights_sha256")
+    if not wanted:
+        return None
+    for weights, record, source in _released_versions(base["bundle"]):
+        if bytes_sha256(weights) != wanted or not _describes(record, base):
+            continue
+        target = folder / "model_fp16.pt"
+        if not (target.is_file() and file_sha256(target) == wanted):
+            folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                Path(tmp).write_bytes(weights)
+        echo(f"{base['bundle']}: base weights {wanted[:12]} taken from {source} (not trained again)")
+        return {"data": record["data"], "epochs": record["epochs"], "seed": record["seed"],
+                "overrides": record["overrides"], "train_seconds": record["train_seconds"],
+                "weights": str(target.resolve()), "weights_sha256": wanted, "taken_from": source,
+                "base": record.get("base")}  # fmt: skip
+    return None
+
+
+def _describes(record: Mapping, base: Mapping) -> bool:
+    """Whether a release record (``models/reference.json``) is of the recipe ``base``.
+
+    The record's ``init_ckpt`` override (a path on the machine that trained it) is left out.
+    """
+    data = record.get("data", {})
+    own = {**record, "overrides": {k: v for k, v in record.get("overrides", {}).items() if k != "init_ckpt"}}
+    return all(own.get(k) == base.get(k) for k in RELEASE_MATCH) and all(
+        data.get(k) == base.get(k) for k in RELEASE_DATA_MATCH
+    )
+
+
+def _released_versions(bundle: str):
+    """``(model.pt bytes, reference.json record, where)``: the bundle as installed, then each commit that changed it."""
+    models = bundle_path(bundle) / "models"
+    if (models / "model.pt").is_file() and (models / "reference.json").is_file():
+        record = json.loads((models / "reference.json").read_text())
+        yield (models / "model.pt").read_bytes(), record, "the installed bundle"
+    git = shutil.which("git")
+    if git is None:
+        return
+
+    def run(where: Path, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([git, "-C", str(where), *args], capture_output=True, check=False)
+
+    top = run(models, "rev-parse", "--show-toplevel")
+    if top.returncode != 0:
+        return
+    root = Path(top.stdout.decode().strip()).resolve()
+    path = (models / "model.pt").resolve().relative_to(root).as_posix()
+    for commit in run(root, "log", "--format=%H", "--", path).stdout.decode().split():
+        weights = run(root, "show", f"{commit}:{path}")
+        record = run(root, "show", f"{commit}:{path.rsplit('/', 1)[0]}/reference.json")
+        if weights.returncode == 0 and record.returncode == 0:
+            yield weights.stdout, json.loads(record.stdout), f"git commit {commit[:12]}"
 
 
 def _newer(output: Path, *inputs: Path) -> bool:

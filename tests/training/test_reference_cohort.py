@@ -92,3 +92,96 @@ def test_a_fine_tuning_recipe_from_scratch_takes_its_first_recipes_length_and_it
     for stages in RECIPES.values():  # a recipe without a base is its own run from scratch
         for recipe in stages.values():
             assert "base" in recipe or from_scratch(recipe) == recipe
+
+
+def _commit(repo: Path, weights: bytes, record: dict, message: str) -> None:
+    import subprocess
+
+    models = repo / "bundles" / "x" / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / "model.pt").write_bytes(weights)
+    (models / "reference.json").write_text(json.dumps(record))
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "-A"], check=True, capture_output=True)
+    subprocess.run([*git, "commit", "-qm", message], check=True, capture_output=True)
+
+
+def test_a_base_named_by_its_sha256_is_taken_from_the_release_installed_or_in_the_git_history(tmp_path, monkeypatch):
+    import subprocess
+
+    import mednet.training.reference as reference
+    from mednet.checksum import bytes_sha256
+
+    repo = tmp_path / "clone"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    first = {"bundle": "x", "cases": 160, "seed": 2026, "randomise": "moderate", "balance": {"A": 1},
+             "epochs": 20, "overrides": {"lr_anneal": "cosine"}}  # fmt: skip
+    second = {**first, "seed": 2030, "epochs": 12}
+
+    def record(recipe, **more):
+        data = {k: recipe[k] for k in ("cases", "seed", "randomise", "balance")}
+        return {"data": {**data, "generator": "mednet.synthetic"}, "epochs": recipe["epochs"], "seed": recipe["seed"],
+                "overrides": recipe["overrides"], "train_seconds": 60.0, **more}  # fmt: skip
+
+    _commit(repo, b"weights of the first release", record(first), "first release")
+    # the second release: fine-tuned from the first (its record's init_ckpt, a path on its machine, aside)
+    second_record = record({**second, "overrides": {**second["overrides"], "init_ckpt": "/elsewhere/model_fp16.pt"}},
+                           base=record(first))  # fmt: skip
+    _commit(repo, b"weights of the second release", second_record, "second release")
+    monkeypatch.setattr(reference, "bundle_path", lambda name: repo / "bundles" / name)
+    said = []
+
+    old = reference._released_base({**first, "weights_sha256": bytes_sha256(b"weights of the first release")},
+                                   tmp_path / "old", said.append)  # fmt: skip
+    assert old["taken_from"].startswith("git commit ") and old["epochs"] == 20 and old["base"] is None
+    assert Path(old["weights"]).read_bytes() == b"weights of the first release"
+    assert "not trained again" in said[-1]
+    new = reference._released_base({**second, "weights_sha256": bytes_sha256(b"weights of the second release")},
+                                   tmp_path / "new", said.append)  # fmt: skip
+    assert new["taken_from"] == "the installed bundle" and new["base"]["epochs"] == 20
+    # not taken: no SHA-256 named, weights no release shipped, a release of another recipe
+    assert reference._released_base(first, tmp_path / "a", said.append) is None
+    assert reference._released_base({**first, "weights_sha256": bytes_sha256(b"other")}, tmp_path / "b",
+                                    said.append) is None  # fmt: skip
+    wrong = {**first, "epochs": 21, "weights_sha256": bytes_sha256(b"weights of the first release")}
+    assert reference._released_base(wrong, tmp_path / "c", said.append) is None
+    # without git (an installed package): the installed bundle only
+    monkeypatch.setattr(reference.shutil, "which", lambda name: None)
+    assert reference._released_base({**first, "weights_sha256": bytes_sha256(b"weights of the first release")},
+                                    tmp_path / "d", said.append) is None  # fmt: skip
+
+
+def test_a_fine_tuning_recipe_whose_base_was_released_starts_from_those_weights_without_training_it(
+    tmp_path, monkeypatch
+):
+    import torch
+
+    import mednet.training.reference as reference
+    from mednet.checksum import file_sha256
+    from tests.bundles.helpers import TINY
+
+    tiny = {k: v for k, v in TINY.items() if k != "max_epochs"}
+    cohort = {"cases": 6, "size": "small", "balance": {"AN": 1, "MG": 1}, "randomise": "moderate"}
+    base = {"bundle": "cpa_mri_segmentation", **cohort, "seed": 1, "epochs": 1, "overrides": tiny}
+    made = reference.train_reference("cpa", tmp_path / "first", ["localisation"], echo=lambda line: None,
+                                     recipes={"cpa": {"localisation": base}})["localisation"]  # fmt: skip
+    released = tmp_path / "first" / "cpa" / "localisation_train" / "models" / "model_fp16.pt"
+    monkeypatch.setattr(reference, "_released_versions",
+                        lambda bundle: iter([(released.read_bytes(), made, "the installed bundle")]))  # fmt: skip
+    tuned = {"bundle": "cpa_mri_segmentation", **cohort, "seed": 2, "epochs": 1,
+             "base": {**base, "weights_sha256": file_sha256(released)},
+             "overrides": {**tiny, "learning_rate": 0.0}}  # fmt: skip
+    said = []
+    record = reference.train_reference("cpa", tmp_path / "tuned", ["localisation"], echo=said.append,
+                                       recipes={"cpa": {"localisation": tuned}})["localisation"]  # fmt: skip
+    root = tmp_path / "tuned" / "cpa"
+    assert not (root / "localisation_base_train").exists()  # the base was not trained again
+    assert record["base"]["taken_from"] == "the installed bundle"
+    assert record["base"]["weights_sha256"] == file_sha256(released) == file_sha256(record["base"]["weights"])
+    assert record["base"]["train_seconds"] == made["train_seconds"] and record["base"]["data"] == made["data"]
+    assert any("not trained again" in line for line in said)
+    done = json.loads((root / "localisation_train" / "done.json").read_text())
+    assert done["recipe"]["init_sha256"] == file_sha256(released)
+    start = torch.load(released, weights_only=True)
+    end = torch.load(root / "localisation_train" / "models" / "model.pt", weights_only=True)
+    assert all(torch.equal(start[k].to(end[k].dtype), end[k]) for k in start)  # learning rate 0: where it started
