@@ -235,6 +235,8 @@ def test_a_box_over_the_budget_is_filled_from_a_coarser_grid_with_acquired_value
     thin[5] = False  # acquired: one plane at an odd index
     indices = ndimage.distance_transform_edt(thin, return_distances=False, return_indices=True)
     np.testing.assert_array_equal(fill_from_nearest(values, thin, budget=100), values[(slice(None), *indices)])
+    with pytest.raises(ValueError, match="budget of at least 1 voxel"):
+        fill_from_nearest(values, thin, budget=0)
 
 
 def test_real_scans_skull_stripped_zeros_are_kept_and_zero_bands_in_the_air_found(realdata):
