@@ -70,12 +70,15 @@ def _grading_rows(metrics: dict) -> list[str]:
 def _confidence_lines(confidence: dict) -> list[str]:
     """The grading's ``min_confidence`` and how it was fitted (``scripts/calibrate_confidence.py``'s JSON)."""
     fit, now = confidence["fitted"], confidence["config_now"]
+    before = f"the former {now['min_confidence']} called {now['called']} ({now['accuracy_of_calls']:.2f} right)"
+    if now["min_confidence"] == fit["min_confidence"]:
+        before = "it is the bundle's threshold"
     return ["", f"Confidence: a call is indeterminate below a fused probability of {fit['min_confidence']} "
             f"(`min_confidence`), fitted by `scripts/calibrate_confidence.py` on the pipeline's own predictions "
             f"(the localiser's lesion maps, then grading and fusion) for the {confidence['graded_cases']} "
             f"validation patients of the training cohort: the least threshold whose calls are right at least "
             f"{fit['target']:g} of the time. It calls {fit['called']} of them ({fit['accuracy_of_calls']:.2f} right); "
-            f"the former {now['min_confidence']} called {now['called']} ({now['accuracy_of_calls']:.2f} right)."]
+            f"{before}."]
 
 
 def _preset(data: dict) -> str:
