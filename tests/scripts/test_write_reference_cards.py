@@ -105,3 +105,12 @@ def test_a_cohort_in_parts_and_a_base_recipe_are_described():
     assert len(rows) == 1 and rows[0].startswith("| starts from | the weights of its base recipe: 48 epochs")
     assert "seed 2026" in rows[0] and "10 min" in rows[0]
     assert write_reference_cards._base_rows(None) == []
+
+
+def test_the_confidence_line_names_the_former_threshold_only_when_the_fit_changed_it():
+    fitted = {"min_confidence": 0.9, "target": 0.9, "called": 11, "accuracy_of_calls": 0.91}
+    same = {"fitted": fitted, "graded_cases": 36, "config_now": {"min_confidence": 0.9, "called": 11,
+                                                                 "accuracy_of_calls": 0.91}}  # fmt: skip
+    changed = {**same, "config_now": {"min_confidence": 0.5, "called": 36, "accuracy_of_calls": 0.61}}
+    assert write_reference_cards._confidence_lines(same)[1].endswith("it is the bundle's threshold.")
+    assert write_reference_cards._confidence_lines(changed)[1].endswith("the former 0.5 called 36 (0.61 right).")
