@@ -97,3 +97,19 @@ def test_the_flags_are_those_of_the_filled_body_mask(box, hollow, dtype, value):
     lesions = [{"label": value}]
     values = [1, 2, -2, 200]  # 200 is not an int8's -56, nor -2 a uint8's 254
     assert plausibility_flags(labels, image, lesions, values) == _flags_with_the_whole_mask(labels, image, lesions, values)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from(["int8", "uint8", "int16", "uint16", "int32", "int64", "float32"]),
+    values=st.lists(st.integers(-70_000, 70_000) | st.integers(-3, 20), min_size=0, max_size=14),
+    seed=st.integers(0, 2**16),
+)
+def test_the_lesion_mask_is_np_isin_for_any_map_and_values(dtype, values, seed):
+    from mednet.localisation.plausibility import _lesion_mask
+
+    info = np.iinfo(dtype) if dtype != "float32" else None
+    low, high = (max(info.min, -5), min(info.max, 25)) if info else (-5, 25)
+    labels = np.random.default_rng(seed).integers(low, high + 1, size=(7, 6, 5)).astype(dtype)
+    held = [v for v in values if info is None or info.min <= v <= info.max]  # others match nothing
+    np.testing.assert_array_equal(_lesion_mask(labels, values), np.isin(labels, held))
