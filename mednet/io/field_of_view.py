@@ -318,13 +318,12 @@ def fill_from_nearest(image: np.ndarray, mask: np.ndarray, spacing: Sequence[flo
     box, grid = _grown(found, strides), tuple(slice(None, None, st) for st in strides)
     indices = ndimage.distance_transform_edt(mask[box][grid], sampling=spacing_mm * strides,
                                              return_distances=False, return_indices=True)  # fmt: skip
-    filled = np.array(image, copy=True)
+    filled = np.array(image, copy=True, order="C")  # C order: its channels' flat views below are views
     shape = mask[box].shape
     # each box voxel's nearest grid point, then that point's nearest outside grid point, in box voxels
     nearest = [np.minimum(np.round(np.arange(n) / st).astype(np.intp), len_ - 1)
                for n, st, len_ in zip(shape, strides, indices.shape[1:], strict=True)]  # fmt: skip
-    flat = [c.reshape(-1) for c in filled]  # views: writing them writes ``filled``
-    sources = [c.reshape(-1) for c in np.asarray(image)]
+    flat = [c.reshape(-1) for c in filled]  # views: writing them writes ``filled``; sources lie outside ``mask``
     step = np.array([filled.shape[2] * filled.shape[3], filled.shape[3], 1], dtype=np.intp)  # flat index per axis
     for x0 in range(0, shape[0], SLAB):  # slabs along the first axis: memory stays bounded
         inside = mask[box][x0 : x0 + SLAB]
@@ -338,6 +337,6 @@ def fill_from_nearest(image: np.ndarray, mask: np.ndarray, spacing: Sequence[flo
             origin = box[axis].start + (x0 if axis == 0 else 0)
             target += (where[axis] + origin) * step[axis]
             source += (indices[axis][at][inside].astype(np.intp) * strides[axis] + box[axis].start) * step[axis]
-        for into, values in zip(flat, sources, strict=True):
-            into[target] = values[source]
+        for channel in flat:
+            channel[target] = channel[source]
     return filled

@@ -237,6 +237,11 @@ def test_a_box_over_the_budget_is_filled_from_a_coarser_grid_with_acquired_value
     np.testing.assert_array_equal(fill_from_nearest(values, thin, budget=100), values[(slice(None), *indices)])
     with pytest.raises(ValueError, match="budget of at least 1 voxel"):
         fill_from_nearest(values, thin, budget=0)
+    # an image in Fortran order (as nibabel reads NIfTI) is filled the same
+    fortran = np.asfortranarray(np.concatenate([ids, data.astype(np.float64)]))
+    np.testing.assert_array_equal(fill_from_nearest(fortran, mask, spacing, budget=250_000), filled)
+    np.testing.assert_array_equal(fill_from_nearest(fortran, mask, spacing),
+                                  fill_from_nearest(np.ascontiguousarray(fortran), mask, spacing))  # fmt: skip
 
 
 def test_real_scans_skull_stripped_zeros_are_kept_and_zero_bands_in_the_air_found(realdata):
