@@ -8,6 +8,8 @@ what to fix.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 __all__ = [
     "DatalistError",
@@ -19,6 +21,8 @@ __all__ = [
     "PatientLeakageError",
     "ProtectedInputError",
     "SettingError",
+    "transform_errors_unwrapped",
+    "unwrapped",
 ]
 
 
@@ -73,3 +77,36 @@ class PatientLeakageError(DatalistError):
 
 class SettingError(MednetError, ValueError):
     """A setting (an environment variable such as ``MEDNET_MAX_IMAGE_GB``) with a value mednet cannot use."""
+
+
+def unwrapped(error: BaseException) -> BaseException:
+    """The :class:`MednetError` that MONAI's transforms wrapped ``error`` around, else ``error`` itself.
+
+    A transform that raises inside a ``Compose`` reaches the caller as
+    ``RuntimeError("applying transform <...>")``, the real error as its cause (once per level of
+    nesting): the user needs the cause's message, which names the file and the problem.
+    """
+    seen, cause = set(), error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, MednetError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__
+    return error
+
+
+@contextmanager
+def transform_errors_unwrapped() -> Iterator[None]:
+    """Raise the :class:`MednetError` inside a MONAI ``RuntimeError("applying transform ...")`` instead of it.
+
+    Example:
+        >>> with transform_errors_unwrapped():  # doctest: +SKIP
+        ...     data = preprocessing(case)  # an InvalidImageError naming the file, not "applying transform"
+    """
+    try:
+        yield
+    except RuntimeError as error:
+        cause = unwrapped(error)
+        if cause is error:
+            raise
+        raise cause from None

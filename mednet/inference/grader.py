@@ -18,6 +18,7 @@ import torch
 from monai.data import MetaTensor
 
 from mednet.bundles.spec import BundleSpec
+from mednet.errors import transform_errors_unwrapped
 from mednet.grading.case import CaseGrading, grade_case
 from mednet.grading.ood import fitted_check, penultimate_features
 from mednet.inference.device import autocast, choose_device, choose_precision
@@ -72,7 +73,8 @@ class GradingPredictor:
         if not present:
             raise ValueError(f"case {case_id}: none of the grading sequences {list(self.bundle.sequences)}")
         data = {"case_id": case_id, **{s: images[s] for s in present}, self.bundle.roi_key: labels}
-        slices = self.preprocessing(data)
+        with transform_errors_unwrapped():  # a refused input's own message, not MONAI's "applying transform"
+            slices = self.preprocessing(data)
         inputs = {key: torch.stack([torch.as_tensor(s[key]) for s in slices]) for key in [*present, *self.extra_inputs]}
         probabilities: dict[str, list[np.ndarray]] = {s: [] for s in present}
         features: dict[str, list[np.ndarray]] = {s: [] for s in present}

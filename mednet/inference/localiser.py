@@ -20,6 +20,7 @@ import torch
 from monai.data import MetaTensor
 
 from mednet.bundles.spec import BundleSpec
+from mednet.errors import transform_errors_unwrapped
 from mednet.inference.device import autocast, choose_device, choose_precision
 from mednet.io.cases import present_sequences
 from mednet.transforms import Localised
@@ -105,7 +106,8 @@ class LocalisationPredictor:
             The :class:`Localisation`, on the first present sequence's grid.
         """
         keys = present_sequences(case, self.bundle.sequences)
-        data = self.preprocessing({"case_id": case.get("case_id", "case"), **{k: case[k] for k in keys}})
+        with transform_errors_unwrapped():  # a refused input's own message, not MONAI's "applying transform"
+            data = self.preprocessing({"case_id": case.get("case_id", "case"), **{k: case[k] for k in keys}})
         image = data["image"]
         with autocast(self.device, self.precision):
             pred = self.inferer(image[None].to(self.device), self.network)[0]

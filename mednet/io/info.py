@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from mednet.errors import InvalidImageError
-from mednet.io.field_of_view import outside_field_of_view
+from mednet.io.field_of_view import field_of_view_bytes, outside_field_of_view
 from mednet.io.grid import Grid
+from mednet.io.memory import check_memory
 from mednet.io.read import is_image_path, load_raw, looks_like_dicom, validate
 
 __all__ = ["describe_image", "expand_image_paths", "format_descriptions"]
@@ -69,15 +70,20 @@ def describe_image(path: os.PathLike | str, kind: str = "image", series_uid: str
         "dtype": str(raw.dtype),
         "min": _number(finite.min()) if finite.size else None,
         "max": _number(finite.max()) if finite.size else None,
-        "notes": [*raw.notes, *([] if problems or kind != "image" else _field_of_view_notes(raw.array, grid))],
+        "notes": [*raw.notes, *([] if problems or kind != "image" else _field_of_view_notes(path, raw.array, grid))],
         "problems": [f"{p.problem}: expected {p.expected}, found {p.found}" for p in problems],
     }
 
 
-def _field_of_view_notes(array: np.ndarray, grid: Grid) -> list[str]:
+def _field_of_view_notes(path: os.PathLike | str, array: np.ndarray, grid: Grid) -> list[str]:
     """A note when a valid 3D image has zeros beyond its acquired field of view (what inference fills)."""
     if array.ndim != 3:
         return []
+    try:
+        need, voxels = field_of_view_bytes((1, *array.shape), array.dtype.itemsize), " x ".join(map(str, array.shape))
+        check_memory(path, need, "find the zeros beyond its field of view", f"{voxels} voxels")
+    except InvalidImageError as err:  # a note only: the description goes on without it
+        return [f"not searched for zeros beyond the field of view: {err.problem}: {err.found}"]
     try:
         mask = outside_field_of_view(array[None], grid.spacing)
     except (MemoryError, ValueError):  # a note only: the description goes on without it

@@ -10,10 +10,11 @@ import torch
 from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import RandomizableTransform, Transform
-from monai.utils import TransformBackends
+from monai.utils import ImageMetaKey, TransformBackends
 
-from mednet.io.field_of_view import MIN_WEDGE_FRACTION, fill_from_nearest, outside_field_of_view
+from mednet.io.field_of_view import MIN_WEDGE_FRACTION, field_of_view_bytes, fill_from_nearest, outside_field_of_view
 from mednet.io.grid import resample_to_grid
+from mednet.io.memory import check_memory
 
 __all__ = ["FieldOfViewFill", "RandFieldOfViewCut", "RandSequenceDropout", "ResampleToReference"]
 
@@ -237,10 +238,20 @@ class FieldOfViewFill(Transform):
         """The ``(x, y, z)`` mask of ``img``'s (``(C, x, y, z)``) voxels beyond its field of view, or ``None``.
 
         ``spacing`` (mm) defaults to a MetaTensor's ``pixdim``, else 1 mm.
+
+        Raises:
+            InvalidImageError: finding and filling them would need more memory than is
+                available (:func:`mednet.io.field_of_view.field_of_view_bytes`, checked before
+                anything is allocated); the message names the file (a MetaTensor's
+                ``filename_or_obj``) and gives the estimate.
         """
         array = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
         if array.ndim != 4:
             raise ValueError(f"FieldOfViewFill: expected a (C, x, y, z) image, found shape {tuple(array.shape)}")
+        name = img.meta.get(ImageMetaKey.FILENAME_OR_OBJ) if isinstance(img, MetaTensor) else None
+        check_memory(name or "image", field_of_view_bytes(array.shape, array.dtype.itemsize),
+                     "find and fill the zeros beyond its field of view",
+                     f"{' x '.join(map(str, array.shape))} {array.dtype} voxels (sequences x grid)")  # fmt: skip
         return outside_field_of_view(array, _voxel_mm(img, spacing), self.min_fraction)
 
     def fill(self, img: NdarrayOrTensor, mask: np.ndarray | None, spacing: Sequence[float] | None = None):

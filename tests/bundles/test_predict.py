@@ -357,6 +357,23 @@ def test_corrupt_nan_and_nrrd_inputs_through_predict(trained_bundles, grading_co
     assert labels.shape == reference.shape and np.allclose(labels.affine, reference.affine, atol=1e-4)
 
 
+def test_a_case_whose_field_of_view_search_would_not_fit_in_memory_fails_by_name(trained_bundles, grading_cohorts,
+                                                                                   tmp_path, monkeypatch):  # fmt: skip
+    """The bundle's FieldOfViewFilld refuses before allocating; the message is mednet's, not MONAI's wrapper."""
+    source = grading_cohorts["cpa_mri_classification"]
+    case = json.loads(source.read_text())["testing"][0]
+    entry = {k: (str(source.parent / v) if k in ("t1c", "t2", "label") else v) for k, v in case.items()}
+    datalist = tmp_path / "one.json"
+    datalist.write_text(json.dumps({"testing": [entry]}))
+    monkeypatch.setenv("MEDNET_MAX_IMAGE_GB", "0.02")  # reading the case fits, the field-of-view search does not
+    out = tmp_path / "out"
+    result = predict_cohort(datalist, "cpa", out, bundles=trained_bundles, progress=lambda line: None)
+    error = _rows(out / "summary.csv")[0]["error"]
+    assert result["failed"] == 1 and error.startswith(f"{entry['t1c']}: too large for the memory available: "), error
+    assert "to find and fill the zeros beyond its field of view, 20 MB are available" in error
+    assert not (out / case["case_id"]).exists() and not (out / ".partial" / case["case_id"]).exists()
+
+
 def test_sigkill_mid_run_then_the_same_command_completes_the_rest(trained_bundles, grading_cohorts, tmp_path):
     """A run killed without warning (SIGKILL) leaves complete cases and no half case among them."""
     import os

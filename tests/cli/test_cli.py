@@ -181,3 +181,20 @@ def test_info_notes_zeros_beyond_a_reformatted_scans_field_of_view(tmp_path, cap
     note = next(n for n in described["reformatted.nii.gz"]["notes"] if "field of view" in n)
     zeros = int((np.asarray(reformatted.dataobj) == 0).sum())
     assert note.startswith(f"{zeros} voxels (") and not described["reformatted.nii.gz"]["problems"]
+
+
+def test_info_says_when_the_field_of_view_search_would_not_fit_in_memory(tmp_path, capsys, monkeypatch):
+    values = np.random.default_rng(0).uniform(50, 500, (48, 40, 20)).astype(np.float32)
+    values[:10] = 0.0  # a band of zeros along an edge: searched unless memory forbids
+    image = write_nifti(tmp_path / "banded.nii.gz", values)
+    monkeypatch.setenv("MEDNET_MAX_IMAGE_GB", "0.01")  # decoding (300 kB) fits, the search (32 MB) does not
+    assert main(["info", "--json", str(image)]) == 0
+    described = json.loads(capsys.readouterr().out)[0]
+    assert described["notes"] == [
+        "not searched for zeros beyond the field of view: too large for the memory available: 48 x 40 x 20 voxels, "
+        "which would need 32.8 MB to find the zeros beyond its field of view, 10 MB are available"
+    ]
+    assert not described["problems"] and described["shape"] == [48, 40, 20]
+    monkeypatch.delenv("MEDNET_MAX_IMAGE_GB")
+    assert main(["info", "--json", str(image)]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["notes"][0].startswith("8000 voxels (20.8%) of zeros beyond")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import tracemalloc
 
 import nibabel as nib
 import numpy as np
@@ -12,7 +13,7 @@ from nibabel.processing import resample_to_output
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from mednet.io.field_of_view import fill_from_nearest, outside_field_of_view
+from mednet.io.field_of_view import field_of_view_bytes, fill_from_nearest, outside_field_of_view
 
 
 def _body(shape=(72, 64, 28), seed=0, air=True) -> np.ndarray:
@@ -242,6 +243,27 @@ def test_a_box_over_the_budget_is_filled_from_a_coarser_grid_with_acquired_value
     np.testing.assert_array_equal(fill_from_nearest(fortran, mask, spacing, budget=250_000), filled)
     np.testing.assert_array_equal(fill_from_nearest(fortran, mask, spacing),
                                   fill_from_nearest(np.ascontiguousarray(fortran), mask, spacing))  # fmt: skip
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_memory_estimate_bounds_what_finding_and_filling_take(channels):
+    # what FieldOfViewFill checks against the memory available before it starts: an upper bound, not a wild one
+    image = _reformatted(_body((120, 110, 40)), 20, "xyz")
+    data = np.repeat(np.asarray(image.dataobj, dtype=np.float32)[None], channels, axis=0)
+    tracemalloc.start()
+    try:
+        mask = outside_field_of_view(data, image.header.get_zooms()[:3])
+        find_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        fill_from_nearest(data, mask, image.header.get_zooms()[:3])
+        fill_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    estimate = field_of_view_bytes(data.shape)
+    assert mask is not None and mask.mean() > 0.5
+    assert find_peak <= estimate and fill_peak <= estimate
+    assert max(find_peak, fill_peak) >= 0.5 * estimate
+    assert field_of_view_bytes((2, 512, 512, 300), itemsize=8) > field_of_view_bytes((2, 512, 512, 300))
 
 
 def test_real_scans_skull_stripped_zeros_are_kept_and_zero_bands_in_the_air_found(realdata):

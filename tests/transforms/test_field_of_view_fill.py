@@ -7,6 +7,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
+from mednet.errors import InvalidImageError
 from mednet.transforms import FieldOfViewFill, FieldOfViewFilld, Localised
 
 SPACING = (1.5, 1.5, 3.0)
@@ -41,6 +42,19 @@ def test_the_array_transform_fills_the_wedge_with_acquired_values_and_keeps_the_
     np.testing.assert_array_equal(FieldOfViewFill()(plain), filled.numpy())  # numpy in, numpy out
     with pytest.raises(ValueError, match=r"expected a \(C, x, y, z\) image, found shape \(48, 40, 20\)"):
         FieldOfViewFill().find(plain[0])
+
+
+def test_a_search_that_would_not_fit_in_memory_is_refused_by_file_before_it_starts(monkeypatch):
+    image = _image(channels=3)
+    image.meta["filename_or_obj"] = "/data/c1_t1.nii.gz"
+    monkeypatch.setenv("MEDNET_MAX_IMAGE_GB", "0.02")
+    with pytest.raises(InvalidImageError, match=(
+        r"^/data/c1_t1\.nii\.gz: too large for the memory available: expected at most 20 MB \(MEDNET_MAX_IMAGE_GB=0\.02\), "
+        r"found 3 x 48 x 40 x 20 float32 voxels \(sequences x grid\), which would need 32\.8 MB to find and fill the "
+        r"zeros beyond its field of view, 20 MB are available$")):  # fmt: skip
+        FieldOfViewFilld("image")({"image": image})
+    monkeypatch.setenv("MEDNET_MAX_IMAGE_GB", "0.04")
+    assert FieldOfViewFilld("image")({"image": image})["outside_fov"].any()
 
 
 def test_an_image_without_a_wedge_comes_back_as_it_was():
