@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from mednet.bundles import bundle_path, run_bundle, write_benchmark_section
+from mednet.localisation.tuning import LESION_THRESHOLDS, MIN_LESION_MM3, choose_postprocessing
 from mednet.metrics import bootstrap_ci
 from mednet.synthetic.cohort import reuse_or_generate_cohort
 
@@ -112,18 +113,11 @@ def compartment_comparison(work: Path, cohort: Path, test_pred: Path, seed: int)
     }  # fmt: skip
 
 
-#: Post-processing settings tried on the validation partition when a disease has lesion targets.
-LESION_THRESHOLDS = (None, 0.4, 0.3, 0.2)
-MIN_LESION_MM3 = (100.0, 200.0, 400.0)
-
-
 def tune_postprocessing(bundle: str, work: Path, datalist: Path) -> dict:
     """Choose ``lesion_threshold`` and ``min_lesion_mm3`` on the validation partition (never the test).
 
-    Every pair is scored on the validation patients; among the pairs with at most 0.3
-    false positives per scan the one with the highest lesion sensitivity, then the fewest
-    false positives, then the highest lesion Dice, wins (with none under 0.3, the fewest
-    false positives wins).
+    Every pair is scored on the validation patients and chosen by
+    :func:`mednet.localisation.tuning.choose_postprocessing`.
     """
     trials = []
     for threshold in LESION_THRESHOLDS:
@@ -139,12 +133,7 @@ def tune_postprocessing(bundle: str, work: Path, datalist: Path) -> dict:
                 "false_positives_per_scan": summary["detection"]["false_positives_per_scan"]["value"],
                 "dice_lesions": summary["dice_lesions"]["value"],
             })  # fmt: skip
-    allowed = [t for t in trials if t["false_positives_per_scan"] <= 0.3]
-    if allowed:
-        best = max(allowed, key=lambda t: (t["sensitivity"], -t["false_positives_per_scan"], t["dice_lesions"]))
-    else:
-        best = min(trials, key=lambda t: (t["false_positives_per_scan"], -t["sensitivity"]))
-    return {"chosen": {k: best[k] for k in ("lesion_threshold", "min_lesion_mm3")}, "trials": trials}
+    return {"chosen": choose_postprocessing(trials), "trials": trials}
 
 
 def _fmt(figure: dict, digits: int = 3) -> str:
