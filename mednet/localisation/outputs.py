@@ -74,10 +74,12 @@ class LabelScheme:
         above_organs: organ name -> compartment of a lesion touching it from above (suprarenal).
         min_lesion_mm3: smaller lesion components are removed from the map and the table.
         host_distance_mm: farthest organ that can still host a lesion touching none.
-        lesion_threshold: when set, a voxel whose summed lesion-class probability reaches
-            it is a lesion (of its most likely lesion class) even where a non-lesion class
-            has the larger probability; ``None`` keeps the plain arg-max. Lower values find
-            faint lesions at the price of false positives: choose it on validation data.
+        lesion_threshold: when set, a voxel is a lesion (of its most likely lesion class)
+            exactly where the lesion classes' summed probability reaches it, and otherwise
+            takes its most likely other class; ``None`` keeps the plain arg-max. Values
+            under 0.5 find faint lesions at the price of false positives, values above it
+            trim lesions the network draws too large: choose it on validation data
+            (:mod:`mednet.localisation.tuning`).
     """
 
     labels: Sequence[Mapping]
@@ -147,11 +149,12 @@ def decide_labels(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The label each voxel's class probabilities decide, and its summed lesion probability.
 
-    The one home of the decision rule: the arg-max (the first class winning ties), except
-    where the lesion classes' summed probability reaches ``lesion_threshold``, which makes
-    the voxel a lesion of its likeliest lesion class. Both parts are preserved by linear
-    interpolation between voxels that decide alike (:class:`mednet.transforms.InvertLabelsd`
-    relies on this).
+    The one home of the decision rule: the arg-max (the first class winning ties); with a
+    ``lesion_threshold``, a voxel is a lesion of its likeliest lesion class exactly where the
+    lesion classes' summed probability reaches it, and otherwise takes its likeliest other
+    class. Each part (which side of the threshold, the arg-max within the lesion classes,
+    the arg-max within the others) is preserved by linear interpolation between voxels that
+    decide alike (:class:`mednet.transforms.InvertLabelsd` relies on this).
 
     Args:
         probabilities: ``(C, ...)`` softmax output, channel ``c`` is label value ``c``.
@@ -163,15 +166,16 @@ def decide_labels(
         without lesion classes).
     """
     probabilities = np.asarray(probabilities, dtype=np.float32)
-    labels = channel_argmax(probabilities)
     channels = [int(v) for v in lesion_classes if int(v) < probabilities.shape[0]]
     if not channels:
-        return labels, None
+        return channel_argmax(probabilities), None
     lesion_probability = probabilities[channels].sum(axis=0)
-    if lesion_threshold is not None:
-        likeliest = np.asarray(channels, dtype=np.int16)[channel_argmax(probabilities, channels)]
-        labels = np.where(lesion_probability >= lesion_threshold, likeliest, labels)
-    return labels, lesion_probability
+    if lesion_threshold is None:
+        return channel_argmax(probabilities), lesion_probability
+    likeliest = np.asarray(channels, dtype=np.int16)[channel_argmax(probabilities, channels)]
+    others = [c for c in range(probabilities.shape[0]) if c not in channels]
+    other = np.asarray(others, dtype=np.int16)[channel_argmax(probabilities, others)] if others else np.int16(0)
+    return np.where(lesion_probability >= lesion_threshold, likeliest, other).astype(np.int16), lesion_probability
 
 
 def localise_from_probabilities(

@@ -67,6 +67,24 @@ def test_lesion_threshold_finds_a_faint_lesion_that_argmax_misses():
     assert result.lesions[0]["mean_probability"] == pytest.approx(0.4)
     strict = LabelScheme(table, lesion_classes={2: "tumour", 3: "metastasis"}, lesion_threshold=0.45)
     assert localise_from_probabilities(probs, affine, strict).lesions == []
+
+
+def test_a_lesion_threshold_above_one_half_trims_what_the_arg_max_calls_lesion():
+    table = [*TABLE, {"value": 3, "name": "metastasis", "colour": "#ffdd00"}]
+    probs = np.zeros((4, 12, 12, 6), dtype=np.float32)
+    probs[0] = 1.0
+    probs[:, 2:6, 2:6, 1:4] = np.array([0.1, 0.05, 0.85, 0.0])[:, None, None, None]  # a sure tumour core
+    probs[:, 2:6, 6:8, 1:4] = np.array([0.2, 0.25, 0.55, 0.0])[:, None, None, None]  # its unsure rim
+    probs[:, 2:6, 8:9, 1:4] = np.array([0.45, 0.0, 0.3, 0.25])[:, None, None, None]  # arg-max background, 0.55 lesion
+    scheme = {"lesion_classes": {2: "tumour", 3: "metastasis"}}
+    plain = localise_from_probabilities(probs, np.eye(4), LabelScheme(table, **scheme))
+    assert np.all(plain.labels[2:6, 2:8, 1:4] == 2) and np.all(plain.labels[2:6, 8:9, 1:4] == 0)
+    trimmed = localise_from_probabilities(probs, np.eye(4), LabelScheme(table, **scheme, lesion_threshold=0.7))
+    assert np.all(trimmed.labels[2:6, 2:6, 1:4] == 2)  # the core stays
+    assert np.all(trimmed.labels[2:6, 6:8, 1:4] == 1) and np.all(trimmed.labels[2:6, 8:9, 1:4] == 0)  # likeliest other
+    assert [(r["class_name"], r["voxels"]) for r in trimmed.lesions] == [("tumour", 48)]
+    half = localise_from_probabilities(probs, np.eye(4), LabelScheme(table, **scheme, lesion_threshold=0.5))
+    assert np.all(half.labels[2:6, 8:9, 1:4] == 2)  # 0.55 summed: a lesion of its likeliest lesion class
     with pytest.raises(ValueError, match="lesion_threshold"):
         LabelScheme(table, lesion_classes={2: "tumour"}, lesion_threshold=1.5)
 

@@ -95,7 +95,8 @@ def _preprocessing(*extra, padding_mode: str = "border") -> Compose:
 @pytest.mark.parametrize("kind", ["ras", "lps", "permuted", "oblique"])
 @pytest.mark.parametrize(
     ("classes", "blobs", "lesions", "threshold"),
-    [(2, 2, [1], None), (4, 5, [1, 2, 3], None), (4, 5, [1, 2, 3], 0.3), (6, 12, [4, 5], 0.3), (3, 0, [1, 2], None)],
+    [(2, 2, [1], None), (4, 5, [1, 2, 3], None), (4, 5, [1, 2, 3], 0.3), (6, 12, [4, 5], 0.3), (3, 0, [1, 2], None),
+     (2, 3, [1], 0.7), (6, 12, [4, 5], 0.6)],  # above 0.5: lesions trimmed where the arg-max would keep them
 )
 def test_same_labels_and_lesion_probabilities_as_invertd(kind, classes, blobs, lesions, threshold):
     image = MetaTensor(torch.rand(1, 41, 37, 23) + 0.1, affine=torch.as_tensor(_affine(kind)))
