@@ -46,10 +46,16 @@ from mednet.transforms.invert import InvertLabelsd
 
 
 class _Settings:
-    """The predictor's post-processing with other ``lesion_threshold`` and ``min_lesion_mm3``, on one network output."""
+    """The predictor's post-processing with other ``lesion_threshold`` and ``min_lesion_mm3``, on one network output.
+
+    The predictor's own ``InvertLabelsd`` and ``Localised`` are given each setting for one call
+    and their own settings back after it (the inverse needs the very preprocessing objects that
+    ran: a copy of the post-processing would not find them).
+    """
 
     def __init__(self, predictor: LocalisationPredictor):
-        steps = predictor.postprocessing.transforms
+        post = predictor.postprocessing
+        steps = post.flatten().transforms if hasattr(post, "flatten") else [post]
         self.predictor = predictor
         self.invert = next(s for s in steps if isinstance(s, InvertLabelsd))
         self.localised = next(s for s in steps if isinstance(s, Localised))
@@ -58,12 +64,16 @@ class _Settings:
 
     def labels(self, data: dict, probabilities: torch.Tensor, threshold: float | None, min_mm3: float) -> np.ndarray:
         """``(x, y, z)`` label map on the input grid, as the bundle gives it with these settings."""
+        own = self.invert.lesion_threshold
         self.invert.lesion_threshold = threshold
         self.localised.scheme = dataclasses.replace(self.scheme, lesion_threshold=threshold, min_lesion_mm3=min_mm3)
-        image = data["image"]
-        pred = MetaTensor(probabilities, meta=dict(image.meta))
-        pred.applied_operations = list(image.applied_operations)
-        return self.predictor.postprocessing({**data, "pred": pred})["pred"][0].numpy()
+        try:
+            image = data["image"]
+            pred = MetaTensor(probabilities, meta=dict(image.meta))
+            pred.applied_operations = list(image.applied_operations)
+            return self.predictor.postprocessing({**data, "pred": pred})["pred"][0].numpy()
+        finally:
+            self.invert.lesion_threshold, self.localised.scheme = own, self.scheme
 
 
 def tune(disease: str, cases: int, seed: int, work: Path, size: str = "demo") -> dict:

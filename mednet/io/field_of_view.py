@@ -19,7 +19,7 @@ gives each of its voxels the values of the nearest voxel outside it, for the net
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -55,8 +55,8 @@ FILL_VOXELS = 16_000_000
 #: Slices along the first axis that :func:`fill_from_nearest` writes at a time.
 SLAB = 16
 #: Peak memory of :func:`outside_field_of_view` per voxel of the grid: the zero mask, its
-#: components (int32) and the masks built from them (15.7 to 18.4 bytes measured with
-#: ``tracemalloc`` on reformats of 1 to 4 channels; the channels are compared one at a time).
+#: components (int32) and the masks built from them (12 to 18 bytes per voxel more from 2 M
+#: voxels up, measured with ``tracemalloc``; the channels are compared one at a time).
 FIND_BYTES_PER_VOXEL = 20
 #: ... plus the plane search's, whatever the grid: blocks of :data:`MAX_POINTS` x 32 distances
 #: (float64), the points' k-d tree.
@@ -83,8 +83,8 @@ def field_of_view_bytes(shape: Sequence[int], itemsize: int = 4) -> int:
     fill: the filled copy and the tensor returned (``2 x C x itemsize`` per voxel), the
     mask found, and the nearest-voxel search (:data:`FILL_SEARCH_BYTES_PER_VOXEL` per voxel of
     the box searched, at most :data:`FILL_VOXELS`). An upper bound: the peaks measured with
-    ``tracemalloc`` (1 to 4 channels, 0.7 to 18 M voxels) were 0.4 to 0.85 of it
-    (``tests/io/test_field_of_view.py``).
+    ``tracemalloc`` (1 to 4 channels, 0.6 to 18 M voxels) were 0.4 to 0.85 of it, the search
+    adding 12 to 18 bytes per voxel from 2 M voxels up (``tests/io/test_field_of_view.py``).
 
     Args:
         shape: ``(C, x, y, z)``.
@@ -200,7 +200,10 @@ def _faces(points: np.ndarray, content: np.ndarray, step: np.ndarray, rng: np.ra
 
 
 def outside_field_of_view(
-    image: np.ndarray, spacing: Sequence[float], min_fraction: float = MIN_WEDGE_FRACTION
+    image: np.ndarray,
+    spacing: Sequence[float],
+    min_fraction: float = MIN_WEDGE_FRACTION,
+    before_search: Callable[[], None] | None = None,
 ) -> np.ndarray | None:
     """The voxels of ``image`` beyond the scan's acquired field of view, if it has such.
 
@@ -218,6 +221,9 @@ def outside_field_of_view(
             missing sequences, are left out of the test).
         spacing: the voxel size in mm, ``(3,)``.
         min_fraction: zero regions smaller than this fraction of the volume are not reported.
+        before_search: called once the cheap tests (a zero mask, its size, whether it meets
+            the border) leave a region to search, before anything else is allocated: e.g. a
+            memory check (:func:`field_of_view_bytes`) that raises. Most scans never get there.
 
     Returns:
         An ``(x, y, z)`` bool mask of the voxels beyond the field of view, or ``None`` when
@@ -237,6 +243,8 @@ def outside_field_of_view(
         zero &= image[c] == 0
     if zero.sum() < min_fraction * zero.size or not _touches_border(zero):
         return None
+    if before_search is not None:
+        before_search()
     spacing = np.asarray(spacing, dtype=float)
     indices = _coarse_indices(zero.shape)
     coarse_grid = np.ix_(*indices)

@@ -79,13 +79,14 @@ def _field_of_view_notes(path: os.PathLike | str, array: np.ndarray, grid: Grid)
     """A note when a valid 3D image has zeros beyond its acquired field of view (what inference fills)."""
     if array.ndim != 3:
         return []
-    try:
+    def check() -> None:  # only when a zero region is left to search
         need, voxels = field_of_view_bytes((1, *array.shape), array.dtype.itemsize), " x ".join(map(str, array.shape))
         check_memory(path, need, "find the zeros beyond its field of view", f"{voxels} voxels")
+
+    try:
+        mask = outside_field_of_view(array[None], grid.spacing, before_search=check)
     except InvalidImageError as err:  # a note only: the description goes on without it
         return [f"not searched for zeros beyond the field of view: {err.problem}: {err.found}"]
-    try:
-        mask = outside_field_of_view(array[None], grid.spacing)
     except (MemoryError, ValueError):  # a note only: the description goes on without it
         return []
     if mask is None:

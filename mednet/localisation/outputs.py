@@ -174,7 +174,9 @@ def decide_labels(
         return channel_argmax(probabilities), lesion_probability
     likeliest = np.asarray(channels, dtype=np.int16)[channel_argmax(probabilities, channels)]
     others = [c for c in range(probabilities.shape[0]) if c not in channels]
-    other = np.asarray(others, dtype=np.int16)[channel_argmax(probabilities, others)] if others else np.int16(0)
+    if not others:  # every class a lesion (never a LabelScheme's, whose background is not): the likeliest
+        return likeliest, lesion_probability
+    other = np.asarray(others, dtype=np.int16)[channel_argmax(probabilities, others)]
     return np.where(lesion_probability >= lesion_threshold, likeliest, other).astype(np.int16), lesion_probability
 
 
@@ -190,8 +192,9 @@ def localise_from_probabilities(
         scheme: label meanings and post-processing settings.
 
     Returns:
-        The argmax label map (lesions where their summed probability reaches
-        ``scheme.lesion_threshold``, when set) after organ clean-up (largest components,
+        The label map :func:`decide_labels` gives (the arg-max; with
+        ``scheme.lesion_threshold``, lesions exactly where their summed probability reaches
+        it) after organ clean-up (largest components,
         holes filled) and removal of lesions under ``min_lesion_mm3``, with the lesion
         table (mean probability = summed lesion-class probability over each lesion).
     """

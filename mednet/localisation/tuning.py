@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 
 __all__ = ["LESION_THRESHOLDS", "MAX_FALSE_POSITIVES_PER_SCAN", "MIN_LESION_MM3", "choose_postprocessing"]
 
-#: Summed lesion probabilities tried (``None``: the arg-max; under 0.5 faint lesions are added,
-#: above it unsure edges trimmed: :func:`mednet.localisation.decide_labels`).
+#: Summed lesion probabilities tried (``None``: the arg-max; under 0.5 faint lesion edges are
+#: mostly added, above it unsure ones trimmed: :func:`mednet.localisation.decide_labels`).
 LESION_THRESHOLDS = (None, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
 #: Smallest lesion kept (mm^3).
 MIN_LESION_MM3 = (50.0, 100.0, 200.0, 400.0)

@@ -240,19 +240,23 @@ class FieldOfViewFill(Transform):
         ``spacing`` (mm) defaults to a MetaTensor's ``pixdim``, else 1 mm.
 
         Raises:
-            InvalidImageError: finding and filling them would need more memory than is
-                available (:func:`mednet.io.field_of_view.field_of_view_bytes`, checked before
-                anything is allocated); the message names the file (a MetaTensor's
+            InvalidImageError: a zero region is left to search and finding and filling it
+                would need more memory than is available
+                (:func:`mednet.io.field_of_view.field_of_view_bytes`, checked before the search
+                allocates anything); the message names the file (a MetaTensor's
                 ``filename_or_obj``) and gives the estimate.
         """
         array = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
         if array.ndim != 4:
             raise ValueError(f"FieldOfViewFill: expected a (C, x, y, z) image, found shape {tuple(array.shape)}")
         name = img.meta.get(ImageMetaKey.FILENAME_OR_OBJ) if isinstance(img, MetaTensor) else None
-        check_memory(name or "image", field_of_view_bytes(array.shape, array.dtype.itemsize),
-                     "find and fill the zeros beyond its field of view",
-                     f"{' x '.join(map(str, array.shape))} {array.dtype} voxels (sequences x grid)")  # fmt: skip
-        return outside_field_of_view(array, _voxel_mm(img, spacing), self.min_fraction)
+
+        def check() -> None:  # only when a zero region is left to search: most scans never get here
+            check_memory(name or "image", field_of_view_bytes(array.shape, array.dtype.itemsize),
+                         "find and fill the zeros beyond its field of view",
+                         f"{' x '.join(map(str, array.shape))} {array.dtype} voxels (sequences x grid)")  # fmt: skip
+
+        return outside_field_of_view(array, _voxel_mm(img, spacing), self.min_fraction, before_search=check)
 
     def fill(self, img: NdarrayOrTensor, mask: np.ndarray | None, spacing: Sequence[float] | None = None):
         """``img`` with each voxel of ``mask`` given the nearest outside voxel's values (``img`` if no mask)."""

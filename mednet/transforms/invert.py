@@ -5,10 +5,10 @@ step (``Spacingd``) it interpolates every class's probability at every voxel of 
 input's grid (a torso of 240 x 240 x 131 voxels and 14 classes: 105 million values), and
 the label map is decided from them afterwards. Most of that work decides nothing. Linear
 interpolation gives a convex combination of the neighbouring low-resolution voxels, and
-both parts of the decision (:func:`mednet.localisation.decide_labels`: the arg-max, and
-whether the lesion classes' summed probability reaches the lesion threshold, with the
-likeliest lesion class) are kept by convex combinations: where every neighbour decides
-alike, so does the interpolated voxel.
+every part of the decision (:func:`mednet.localisation.decide_labels`: the arg-max; with a
+lesion threshold, which side of it the lesion classes' summed probability lies, and the
+arg-max within the lesion classes or within the others) is kept by convex combinations:
+where every neighbour decides alike, so does the interpolated voxel.
 
 :class:`InvertLabelsd` therefore decides on the network's grid, and interpolates the
 class probabilities (linearly, with the padding ``Spacingd`` recorded) only at the

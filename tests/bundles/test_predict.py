@@ -363,15 +363,24 @@ def test_a_case_whose_field_of_view_search_would_not_fit_in_memory_fails_by_name
     source = grading_cohorts["cpa_mri_classification"]
     case = json.loads(source.read_text())["testing"][0]
     entry = {k: (str(source.parent / v) if k in ("t1c", "t2", "label") else v) for k, v in case.items()}
-    datalist = tmp_path / "one.json"
-    datalist.write_text(json.dumps({"testing": [entry]}))
-    monkeypatch.setenv("MEDNET_MAX_IMAGE_GB", "0.02")  # reading the case fits, the field-of-view search does not
+    banded = dict(entry, case_id="BAND_1", patient_id="BAND_1")
+    for key in ("t1c", "t2"):  # a band of zeros along one edge in both sequences: beyond the field of view
+        image = nib.load(entry[key])
+        data = np.asarray(image.dataobj).astype(np.float32)
+        data[: data.shape[0] // 5] = 0.0
+        banded[key] = str(tmp_path / f"band_{key}.nii.gz")
+        nib.save(nib.Nifti1Image(data, image.affine), banded[key])
+    datalist = tmp_path / "two.json"
+    datalist.write_text(json.dumps({"testing": [entry, banded]}))
+    monkeypatch.setenv("MEDNET_MAX_IMAGE_GB", "0.02")  # reading fits, a field-of-view search does not
     out = tmp_path / "out"
     result = predict_cohort(datalist, "cpa", out, bundles=trained_bundles, progress=lambda line: None)
-    error = _rows(out / "summary.csv")[0]["error"]
-    assert result["failed"] == 1 and error.startswith(f"{entry['t1c']}: too large for the memory available: "), error
+    rows = {r["case_id"]: r for r in _rows(out / "summary.csv")}
+    assert rows[case["case_id"]]["status"] == "ok"  # no zeros at its border: nothing to search, nothing refused
+    error = rows["BAND_1"]["error"]
+    assert result["failed"] == 1 and error.startswith(f"{banded['t1c']}: too large for the memory available: "), error
     assert "to find and fill the zeros beyond its field of view, 20 MB are available" in error
-    assert not (out / case["case_id"]).exists() and not (out / ".partial" / case["case_id"]).exists()
+    assert not (out / "BAND_1").exists() and not (out / ".partial" / "BAND_1").exists()
 
 
 def test_sigkill_mid_run_then_the_same_command_completes_the_rest(trained_bundles, grading_cohorts, tmp_path):

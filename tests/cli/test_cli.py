@@ -187,7 +187,10 @@ def test_info_says_when_the_field_of_view_search_would_not_fit_in_memory(tmp_pat
     values = np.random.default_rng(0).uniform(50, 500, (48, 40, 20)).astype(np.float32)
     values[:10] = 0.0  # a band of zeros along an edge: searched unless memory forbids
     image = write_nifti(tmp_path / "banded.nii.gz", values)
+    plain = write_nifti(tmp_path / "plain.nii.gz", np.where(values > 0, values, 1.0).astype(np.float32))
     monkeypatch.setenv("MEDNET_MAX_IMAGE_GB", "0.01")  # decoding (300 kB) fits, the search (32 MB) does not
+    assert main(["info", "--json", str(plain)]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["notes"] == []  # no zeros at the border: nothing to search
     assert main(["info", "--json", str(image)]) == 0
     described = json.loads(capsys.readouterr().out)[0]
     assert described["notes"] == [

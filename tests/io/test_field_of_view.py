@@ -13,7 +13,13 @@ from nibabel.processing import resample_to_output
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from mednet.io.field_of_view import field_of_view_bytes, fill_from_nearest, outside_field_of_view
+from mednet.io.field_of_view import (
+    FILL_SEARCH_BYTES_PER_VOXEL,
+    FIND_BYTES_PER_VOXEL,
+    field_of_view_bytes,
+    fill_from_nearest,
+    outside_field_of_view,
+)
 
 
 def _body(shape=(72, 64, 28), seed=0, air=True) -> np.ndarray:
@@ -245,10 +251,9 @@ def test_a_box_over_the_budget_is_filled_from_a_coarser_grid_with_acquired_value
                                   fill_from_nearest(np.ascontiguousarray(fortran), mask, spacing))  # fmt: skip
 
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_the_memory_estimate_bounds_what_finding_and_filling_take(channels):
-    # what FieldOfViewFill checks against the memory available before it starts: an upper bound, not a wild one
-    image = _reformatted(_body((120, 110, 40)), 20, "xyz")
+def _peaks(shape, channels: int) -> tuple[int, int, int]:
+    """Voxels, and tracemalloc's peak bytes of finding and of filling the corners of a reformatted ``_body(shape)``."""
+    image = _reformatted(_body(shape), 20, "xyz")
     data = np.repeat(np.asarray(image.dataobj, dtype=np.float32)[None], channels, axis=0)
     tracemalloc.start()
     try:
@@ -259,10 +264,23 @@ def test_the_memory_estimate_bounds_what_finding_and_filling_take(channels):
         fill_peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    estimate = field_of_view_bytes(data.shape)
     assert mask is not None and mask.mean() > 0.5
-    assert find_peak <= estimate and fill_peak <= estimate
-    assert max(find_peak, fill_peak) >= 0.5 * estimate
+    return int(np.prod(data.shape[1:])), find_peak, fill_peak
+
+
+def test_the_memory_estimate_bounds_what_finding_and_filling_take():
+    # what FieldOfViewFill checks against the memory available before it searches: an upper bound, not a wild one
+    channels = 2
+    small, find_small, fill_small = _peaks((120, 110, 40), channels)  # 1.9 M voxels once reformatted
+    large, find_large, fill_large = _peaks((180, 160, 60), channels)  # 6.2 M
+    for voxels, find_peak, fill_peak in ((small, find_small, fill_small), (large, find_large, fill_large)):
+        estimate = field_of_view_bytes((channels, voxels, 1, 1))  # only the number of voxels counts
+        assert find_peak <= estimate and fill_peak <= estimate
+    # per voxel, what the search and the fill add from one size to the other is within the estimate's slope
+    find_slope = (find_large - find_small) / (large - small)
+    fill_slope = (fill_large - fill_small) / (large - small)
+    assert 0.5 * FIND_BYTES_PER_VOXEL <= find_slope <= FIND_BYTES_PER_VOXEL
+    assert fill_slope <= 2 * channels * 4 + 1 + FILL_SEARCH_BYTES_PER_VOXEL
     assert field_of_view_bytes((2, 512, 512, 300), itemsize=8) > field_of_view_bytes((2, 512, 512, 300))
 
 

@@ -38,8 +38,10 @@ def test_the_carried_setting_gives_the_bundles_own_map_and_a_lower_threshold_mor
                                                   carried["min_lesion_mm3"]), expected)  # fmt: skip
     low = settings.labels(data, probabilities, 0.05, 0.0)
     assert (low == 1).sum() > (expected == 1).sum()  # more voxels reach a summed lesion probability of 0.05
-    np.testing.assert_array_equal(settings.labels(data, probabilities, carried["lesion_threshold"],
-                                                  carried["min_lesion_mm3"]), expected)  # fmt: skip
+    high = settings.labels(data, probabilities, 0.95, 0.0)
+    assert (high == 1).sum() < (expected == 1).sum()  # fewer reach 0.95: the arg-max's unsure edges trimmed
+    # the predictor has its own settings back
+    np.testing.assert_array_equal(predictor({"case_id": case["case_id"], **images}).array, expected)
 
 
 def test_every_setting_is_scored_and_one_chosen(tmp_path):

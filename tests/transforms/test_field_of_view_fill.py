@@ -55,6 +55,10 @@ def test_a_search_that_would_not_fit_in_memory_is_refused_by_file_before_it_star
         FieldOfViewFilld("image")({"image": image})
     monkeypatch.setenv("MEDNET_MAX_IMAGE_GB", "0.04")
     assert FieldOfViewFilld("image")({"image": image})["outside_fov"].any()
+    # a scan without zeros at its border is never searched, so never refused for it
+    monkeypatch.setenv("MEDNET_MAX_IMAGE_GB", "0.0001")
+    plain = _image(wedge=False, channels=3)
+    assert FieldOfViewFill()(plain) is plain
 
 
 def test_an_image_without_a_wedge_comes_back_as_it_was():
