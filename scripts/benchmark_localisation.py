@@ -33,8 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mednet.bundles import bundle_path, run_bundle, write_benchmark_section
-from mednet.localisation.tuning import LESION_THRESHOLDS, MIN_LESION_MM3, choose_postprocessing
+from mednet.bundles import BundleSpec, bundle_path, run_bundle, write_benchmark_section
+from mednet.inference import LocalisationPredictor
+from mednet.inference.postprocessing import score_postprocessing
+from mednet.io.datalist import datalist_cases
+from mednet.localisation.tuning import choose_postprocessing
 from mednet.metrics import bootstrap_ci
 from mednet.synthetic.cohort import reuse_or_generate_cohort
 
@@ -116,23 +119,19 @@ def compartment_comparison(work: Path, cohort: Path, test_pred: Path, seed: int)
 def tune_postprocessing(bundle: str, work: Path, datalist: Path) -> dict:
     """Choose ``lesion_threshold`` and ``min_lesion_mm3`` on the validation partition (never the test).
 
-    Every pair is scored on the validation patients and chosen by
-    :func:`mednet.localisation.tuning.choose_postprocessing`.
+    The trained network runs once per validation patient and every setting is applied to
+    its output (:func:`mednet.inference.postprocessing.score_postprocessing`); the choice is
+    :func:`mednet.localisation.tuning.choose_postprocessing`'s.
     """
-    trials = []
-    for threshold in LESION_THRESHOLDS:
-        for min_mm3 in MIN_LESION_MM3:
-            out = work / "validation_sweep" / f"t{threshold}_m{int(min_mm3)}"
-            run_bundle(bundle, ["inference", "evaluate"], datalist=str(datalist), partition="validation",
-                       ckpt_path=str(work / "models" / "model.pt"), output_dir=str(out),
-                       lesion_threshold=threshold, min_lesion_mm3=min_mm3)  # fmt: skip
-            summary = json.loads((out / "metrics.json").read_text())["summary"]
-            trials.append({
-                "lesion_threshold": threshold, "min_lesion_mm3": min_mm3,
-                "sensitivity": summary["detection"]["sensitivity"]["value"],
-                "false_positives_per_scan": summary["detection"]["false_positives_per_scan"]["value"],
-                "dice_lesions": summary["dice_lesions"]["value"],
-            })  # fmt: skip
+    spec = BundleSpec.load(bundle_path(bundle))
+    evaluate = spec.parser("inference", "evaluate")
+    predictor = LocalisationPredictor(spec, "cpu", work / "models" / "model.pt")
+    trials = score_postprocessing(
+        predictor, datalist_cases(datalist, "validation"),
+        source_labels=evaluate.get_parsed_content("source_labels"),
+        target_labels=evaluate.get_parsed_content("target_labels"),
+        min_reference_mm3=float(evaluate.get_parsed_content("min_reference_mm3")),
+    )  # fmt: skip
     return {"chosen": choose_postprocessing(trials), "trials": trials}
 
 

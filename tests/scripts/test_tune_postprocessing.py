@@ -18,9 +18,8 @@ import tune_postprocessing  # scripts/ is not a package: from its folder
 
 
 def test_the_carried_setting_gives_the_bundles_own_map_and_a_lower_threshold_more_lesion(tmp_path):
-    import torch
-
     from mednet.inference import LocalisationPredictor
+    from mednet.inference.postprocessing import PostprocessingSettings
 
     bundle = disease_spec("cpa").localisation
     cohort = generate_cohort("cpa", 1, tmp_path / "data", size="small", seed=7)
@@ -29,10 +28,8 @@ def test_the_carried_setting_gives_the_bundles_own_map_and_a_lower_threshold_mor
     images = {k: read_image(Path(cohort.datalist).parent / case[k]) for k in bundle.sequences}
     predictor = LocalisationPredictor(bundle, "cpu")
     expected = predictor({"case_id": case["case_id"], **images}).array
-    settings = tune_postprocessing._Settings(predictor)
-    data = predictor.preprocessing({"case_id": case["case_id"], **images})
-    with torch.no_grad():
-        probabilities = predictor.inferer(data["image"][None], predictor.network)[0].float()
+    settings = PostprocessingSettings(predictor)
+    data, probabilities = settings.network_output(images, case["case_id"])
     carried = settings.carried
     np.testing.assert_array_equal(settings.labels(data, probabilities, carried["lesion_threshold"],
                                                   carried["min_lesion_mm3"]), expected)  # fmt: skip
