@@ -121,7 +121,8 @@ def tune_postprocessing(bundle: str, work: Path, datalist: Path) -> dict:
 
     The trained network runs once per validation patient and every setting is applied to
     its output (:func:`mednet.inference.postprocessing.score_postprocessing`); the choice is
-    :func:`mednet.localisation.tuning.choose_postprocessing`'s.
+    :func:`mednet.localisation.tuning.choose_postprocessing`'s, with floors up to the bundle's
+    ``max_lesion_floor_mm3``.
     """
     spec = BundleSpec.load(bundle_path(bundle))
     evaluate = spec.parser("inference", "evaluate")
@@ -132,7 +133,8 @@ def tune_postprocessing(bundle: str, work: Path, datalist: Path) -> dict:
         target_labels=evaluate.get_parsed_content("target_labels"),
         min_reference_mm3=float(evaluate.get_parsed_content("min_reference_mm3")),
     )  # fmt: skip
-    return {"chosen": choose_postprocessing(trials), "trials": trials}
+    chosen = choose_postprocessing(trials, max_floor_mm3=spec.max_lesion_floor_mm3)
+    return {"chosen": chosen, "max_lesion_floor_mm3": spec.max_lesion_floor_mm3, "trials": trials}
 
 
 def _fmt(figure: dict, digits: int = 3) -> str:

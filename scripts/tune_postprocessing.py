@@ -13,7 +13,8 @@ once per patient, applies every setting of :data:`mednet.localisation.tuning.LES
 x :data:`~mednet.localisation.tuning.MIN_LESION_MM3` to the same network output and scores the
 lesions (Dice, detection at the bundle's ``min_reference_mm3``, per patient:
 :func:`mednet.inference.postprocessing.score_postprocessing`), then chooses with
-:func:`mednet.localisation.tuning.choose_postprocessing`. It writes the trials, the choice,
+:func:`mednet.localisation.tuning.choose_postprocessing` among the floors up to the bundle's
+``max_lesion_floor_mm3`` (``evaluate.json``: the smallest lesion clinicians look for). It writes the trials, the choice,
 the setting the bundle carries now and the weights' SHA-256 as JSON; it changes no bundle
 (copy the choice into ``configs/inference.json`` and evaluate on the test patients,
 ``scripts/evaluate_reference.py``).
@@ -55,7 +56,8 @@ def tune(disease: str, cases: int, seed: int, work: Path, size: str = "demo") ->
     return {"disease": disease, "bundle": bundle.name, "version": bundle.version,
             "weights_sha256": file_sha256(bundle.weights),
             "validation": {"cases": cases, "seed": seed, "size": size, "balance": balance},
-            "carried": PostprocessingSettings(predictor).carried, "chosen": choose_postprocessing(trials),
+            "carried": PostprocessingSettings(predictor).carried, "max_lesion_floor_mm3": bundle.max_lesion_floor_mm3,
+            "chosen": choose_postprocessing(trials, max_floor_mm3=bundle.max_lesion_floor_mm3),
             "trials": trials, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
 
 

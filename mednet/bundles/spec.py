@@ -11,6 +11,7 @@ network, transforms and inferer through :meth:`BundleSpec.parser`, so that medne
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import pickle
 import warnings
@@ -90,6 +91,10 @@ class BundleSpec:
             is relabelled with before scoring (as in training, e.g. BraTS 1, 2, 4 -> 1).
         min_reference_mm3: segmentation: true lesions smaller than this are not counted as
             lesions to detect (``evaluate.json``).
+        max_lesion_floor_mm3: segmentation: the largest ``min_lesion_mm3`` the post-processing
+            may be tuned to (``evaluate.json``; no bound where it is absent): the smallest
+            lesion clinicians look for in the disease, which validation phantoms may not
+            contain (:func:`mednet.localisation.tuning.choose_postprocessing`).
         weights: the default checkpoint, ``models/model.pt``.
         reference: ``models/reference.json`` when the weights are mednet's reference
             weights (how they were trained), else empty.
@@ -108,6 +113,7 @@ class BundleSpec:
     roi_key: str = ""
     truth_labels: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
     min_reference_mm3: float = 0.0
+    max_lesion_floor_mm3: float = math.inf
     reference: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -160,6 +166,7 @@ class BundleSpec:
                 lesion_values=tuple(sorted(int(k) for k in get("lesion_classes"))),
                 truth_labels=(tuple(scoring("source_labels")), tuple(scoring("target_labels"))),
                 min_reference_mm3=float(scoring("min_reference_mm3")),
+                max_lesion_floor_mm3=float(scoring("max_lesion_floor_mm3", default=math.inf)),
             )  # fmt: skip
         return cls(
             **common, sequences=tuple(get("sequences")), classes=tuple(get("classes")), roi_key=str(get("roi_key")),

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 __all__ = ["LESION_THRESHOLDS", "MAX_FALSE_POSITIVES_PER_SCAN", "MIN_LESION_MM3", "choose_postprocessing"]
@@ -30,23 +31,40 @@ MIN_LESION_MM3 = (50.0, 100.0, 200.0, 400.0)
 MAX_FALSE_POSITIVES_PER_SCAN = 0.3
 
 
-def choose_postprocessing(trials: Sequence[Mapping], max_false_positives: float = MAX_FALSE_POSITIVES_PER_SCAN) -> dict:
+def choose_postprocessing(
+    trials: Sequence[Mapping],
+    max_false_positives: float = MAX_FALSE_POSITIVES_PER_SCAN,
+    max_floor_mm3: float = math.inf,
+) -> dict:
     """The chosen ``{"lesion_threshold", "min_lesion_mm3"}`` of scored ``trials``.
 
-    Among the trials with at most ``max_false_positives`` false positives per scan, the one
-    with the highest lesion sensitivity, then the fewest false positives, then the highest
-    lesion Dice; with none under it, the fewest false positives, then the highest sensitivity.
+    Only settings whose ``min_lesion_mm3`` is at most ``max_floor_mm3`` may be chosen: a
+    floor removes every lesion under it, also the true ones that the validation phantoms
+    happen not to contain, so its cost cannot be seen in the trials. Among those, the one
+    with at most ``max_false_positives`` false positives per scan and the highest lesion
+    sensitivity, then the fewest false positives, then the highest lesion Dice; with none
+    under it, the fewest false positives, then the highest sensitivity.
 
     Args:
         trials: one per setting: ``lesion_threshold``, ``min_lesion_mm3``, ``sensitivity``,
             ``false_positives_per_scan``, ``dice_lesions`` (validation means).
         max_false_positives: the false positives per scan allowed.
+        max_floor_mm3: the largest ``min_lesion_mm3`` allowed: the smallest lesion clinicians
+            look for in the disease (a segmentation bundle's ``max_lesion_floor_mm3``,
+            :attr:`mednet.bundles.BundleSpec.max_lesion_floor_mm3`).
 
     Raises:
-        ValueError: no trial.
+        ValueError: no trial, or none with a floor within ``max_floor_mm3``.
     """
     if not trials:
         raise ValueError("choose_postprocessing: expected at least one scored setting, found none")
+    floors = sorted({float(t["min_lesion_mm3"]) for t in trials})
+    trials = [t for t in trials if t["min_lesion_mm3"] <= max_floor_mm3]
+    if not trials:
+        raise ValueError(
+            f"choose_postprocessing: expected a setting with min_lesion_mm3 at most {max_floor_mm3:g} mm^3 "
+            f"(the smallest lesion to keep), found floors {', '.join(f'{f:g}' for f in floors)} only"
+        )
     allowed = [t for t in trials if t["false_positives_per_scan"] <= max_false_positives]
     if allowed:
         best = max(allowed, key=lambda t: (t["sensitivity"], -t["false_positives_per_scan"], t["dice_lesions"]))

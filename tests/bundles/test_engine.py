@@ -143,6 +143,17 @@ def test_bundle_spec_reads_each_bundle_once():
         BundleSpec.load(BUNDLES / "no_such_bundle")
 
 
+def test_a_bundle_without_a_lesion_floor_bound_has_none(tmp_path):
+    assert BundleSpec.load(BUNDLES / "cpa_mri_segmentation").max_lesion_floor_mm3 == 50.0
+    copy = tmp_path / "cpa_mri_segmentation"
+    shutil.copytree(BUNDLES / "cpa_mri_segmentation", copy, ignore=shutil.ignore_patterns("models"))
+    evaluate = json.loads((copy / "configs" / "evaluate.json").read_text())
+    del evaluate["max_lesion_floor_mm3"]
+    (copy / "configs" / "evaluate.json").write_text(json.dumps(evaluate))
+    spec = BundleSpec.load(copy)
+    assert spec.max_lesion_floor_mm3 == float("inf") and spec.min_reference_mm3 == 50.0
+
+
 def test_an_ood_fit_for_other_weights_is_not_applied(grading_checkpoints, tmp_path):
     from mednet.checksum import file_sha256
     from mednet.grading import FeatureOOD

@@ -26,3 +26,14 @@ def test_with_every_setting_over_the_limit_the_fewest_false_positives_win():
     assert choose_postprocessing(trials) == {"lesion_threshold": 0.5, "min_lesion_mm3": 400.0}
     with pytest.raises(ValueError, match="expected at least one scored setting"):
         choose_postprocessing([])
+
+
+def test_a_floor_above_the_smallest_lesion_to_keep_is_never_chosen():
+    # the 400 mm^3 floor removes the last false positive at no visible cost: the phantoms have
+    # no lesion that small, the disease does
+    trials = [_trial(None, 50.0, 1.0, 0.13, 0.881), _trial(0.7, 50.0, 1.0, 0.07, 0.887),
+              _trial(0.6, 50.0, 1.0, 0.10, 0.892), _trial(0.6, 400.0, 1.0, 0.0, 0.893)]  # fmt: skip
+    assert choose_postprocessing(trials) == {"lesion_threshold": 0.6, "min_lesion_mm3": 400.0}
+    assert choose_postprocessing(trials, max_floor_mm3=50.0) == {"lesion_threshold": 0.7, "min_lesion_mm3": 50.0}
+    with pytest.raises(ValueError, match=r"min_lesion_mm3 at most 20 mm\^3 .* found floors 50, 400 only"):
+        choose_postprocessing(trials, max_floor_mm3=20.0)
