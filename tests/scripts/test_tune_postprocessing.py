@@ -48,6 +48,7 @@ def test_every_setting_is_scored_and_one_chosen(tmp_path):
         (t, m) for t in LESION_THRESHOLDS for m in MIN_LESION_MM3}  # fmt: skip
     assert result["chosen"] in [{"lesion_threshold": t["lesion_threshold"], "min_lesion_mm3": t["min_lesion_mm3"]}
                                 for t in result["trials"]]  # fmt: skip
-    assert result["carried"] == {"lesion_threshold": None, "min_lesion_mm3": 50.0}
+    assert result["carried"] == {"lesion_threshold": 0.7, "min_lesion_mm3": 50.0}
+    assert result["max_lesion_floor_mm3"] == 50.0 and result["chosen"]["min_lesion_mm3"] == 50.0
     assert all(0.0 <= t["dice_lesions"] <= 1.0 and t["false_positives_per_scan"] >= 0 for t in result["trials"])
     assert result["weights_sha256"] == disease_spec("cpa").weights_sha256["cpa_mri_segmentation"]
