@@ -26,7 +26,7 @@ PARAMETERS = {
         "image_keys", "label_table", "pixdim", "roi_size", "crop_size", "source_labels", "target_labels",
         "class_weights", "crop_ratios", "flip_prob", "lr_anneal",
     },
-    ("segmentation", "evaluate"): {"source_labels", "target_labels"},
+    ("segmentation", "evaluate"): {"source_labels", "target_labels", "max_lesion_floor_mm3"},
     ("classification", "inference"): {
         "sequences", "classes", "num_logits", "lesion_values", "metastasis_values", "vessel_values", "compartments",
         "n_features", "fusion", "case_fusion", "readers", "min_confidence",
