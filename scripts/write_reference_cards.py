@@ -83,6 +83,8 @@ def _confidence_lines(confidence: dict) -> list[str]:
 
 def _preset(data: dict) -> str:
     """The cohort's preset, with the anatomy flags it had on (recorded since cohort.json holds every setting)."""
+    if data.get("randomise") is None:
+        return "none (default phantoms)"
     flags = [name for name, value in (data.get("randomisation") or {}).items() if value is True]
     return f"`{data['randomise']}`" + (f" ({', '.join(flags)} on)" if flags else "")
 
@@ -105,8 +107,14 @@ def _disease(data: dict) -> str:
     return data["parts"][0]["disease"] if "parts" in data else data["disease"]
 
 
+def _overrides(overrides: dict) -> dict:
+    """The config overrides a card shows: ``init_ckpt`` (a path on the training machine) is the "starts from" row."""
+    return {k: v for k, v in overrides.items() if k != "init_ckpt"}
+
+
 def _presets(data: dict) -> str:
-    return " and ".join(dict.fromkeys(p["randomise"] for p in data.get("parts", [data])))
+    """The cohort's presets in words (``default``: no domain randomisation)."""
+    return " and ".join(dict.fromkeys(p["randomise"] or "default" for p in data.get("parts", [data])))
 
 
 def _base_rows(base: dict | None) -> list[str]:
@@ -136,7 +144,8 @@ def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | N
         f"| data | {_cohort(data)}; split by patient 70 / 15 / 15 |",
         *_base_rows(record.get("base")),
         f"| training | {record['epochs']} epochs, seed {record['seed']}, overrides "
-        f"`{json.dumps(record['overrides'])}`; {record['train_seconds'] / 60:.0f} min on {machine['cpu_cores']} CPU "
+        f"`{json.dumps(_overrides(record['overrides']))}`; {record['train_seconds'] / 60:.0f} min on "
+        f"{machine['cpu_cores']} CPU "
         f"cores ({machine['platform']}, torch {machine['torch']}, {machine['torch_threads']} threads, "
         f"{'GPU ' + machine['cuda'] if machine['cuda'] else 'no GPU'}) |",
         f"| weights | float16, {record['weights_mb']['float16']} MB (float32: {record['weights_mb']['float32']} MB); "
@@ -144,7 +153,7 @@ def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | N
         f"| reproduce | `python scripts/train_reference.py --disease {_disease(data)}` in a clone (resumable; "
         f"`mednet demo --retrain` runs the same recipe) |",
         "",
-        f"Test partition of the training cohort ({_presets(data)}-randomised phantoms), patient level, "
+        f"Test partition of the training cohort ({_presets(data)} phantoms), patient level, "
         "95% bootstrap intervals; float32 and the shipped float16 weights:",
         "",
         "| figure | float32 | float16 (shipped) |",

@@ -91,9 +91,20 @@ RECIPES: dict[str, dict[str, dict]] = {
                     "randomise": "plausible", "seed": 2027, "epochs": 15, "overrides": {}},
     },
     "neuroblastoma": {
-        "localisation": {"bundle": "neuroblastoma_mri_segmentation", "cases": 160,
-                         "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "moderate", "seed": 2026, "epochs": 48,
-                         "overrides": {"lr_anneal": "cosine", "val_interval": 8}},
+        # 0.6.0: the 0.5.0 weights (48 epochs on moderate phantoms, the base, taken from the release by
+        # their SHA-256) fine-tuned 12 epochs on default and moderate phantoms half and half
+        "localisation": {"bundle": "neuroblastoma_mri_segmentation",
+                         "parts": [{"cases": 80, "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": None,
+                                    "seed": 2040},
+                                   {"cases": 80, "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "moderate",
+                                    "seed": 2041}],
+                         "seed": 2040, "epochs": 12,
+                         "overrides": {"lr_anneal": "cosine", "val_interval": 4, "learning_rate": 5e-4},
+                         "base": {"bundle": "neuroblastoma_mri_segmentation", "cases": 160,
+                                  "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "moderate", "seed": 2026,
+                                  "epochs": 48, "overrides": {"lr_anneal": "cosine", "val_interval": 8},
+                                  "weights_sha256":
+                                      "1180e87cf4e3c27c9f09fba42b6b688e639dccb000cf2f30e2a69600e64e717e"}},
         "grading": {"bundle": "neuroblastoma_mri_classification", "cases": 240,
                     "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "plausible", "seed": 2027, "epochs": 40,
                     "overrides": {}},

@@ -90,7 +90,7 @@ def test_the_card_names_the_presets_flags_that_were_on():
 def test_a_cohort_in_parts_and_a_base_recipe_are_described():
     def part(seed, preset, **more):
         return {"cases": 80, "disease": "neuroblastoma", "generator": "mednet.synthetic", "mednet_version": "0.1.0",
-                "seed": seed, "size": "demo", "randomise": preset, "randomisation": {"abdomen": "abdomen" in preset},
+                "seed": seed, "size": "demo", "randomise": preset, "randomisation": {"abdomen": "abdomen" in (preset or "")},
                 "balance": {"L1": 1, "L2": 1, "M": 1}, "optional": [], **more}  # fmt: skip
 
     merged = {"parts": [part(1, "moderate"), part(2, "moderate+abdomen", optional=["t1"])]}
@@ -98,6 +98,9 @@ def test_a_cohort_in_parts_and_a_base_recipe_are_described():
     assert text.count("80 synthetic `neuroblastoma` phantoms") == 2 and text.endswith("merged by partition")
     assert "`moderate+abdomen` (abdomen on), with the optional t1" in text
     assert write_reference_cards._presets(merged) == "moderate and moderate+abdomen"
+    plain = {"parts": [part(3, None), part(4, "moderate")]}  # default phantoms: no domain randomisation
+    assert write_reference_cards._presets(plain) == "default and moderate"
+    assert "domain randomisation none (default phantoms)" in write_reference_cards._cohort(plain)
     assert write_reference_cards._disease(merged) == "neuroblastoma"
     base = {"epochs": 48, "seed": 2026, "overrides": {"lr_anneal": "cosine"}, "data": part(2026, "moderate"),
             "train_seconds": 600.0, "base": None}  # fmt: skip
@@ -105,6 +108,8 @@ def test_a_cohort_in_parts_and_a_base_recipe_are_described():
     assert len(rows) == 1 and rows[0].startswith("| starts from | the weights of its base recipe: 48 epochs")
     assert "seed 2026" in rows[0] and "10 min" in rows[0]
     assert write_reference_cards._base_rows(None) == []
+    assert write_reference_cards._overrides({"init_ckpt": "/runs/base/model_fp16.pt", "learning_rate": 5e-4}) == {
+        "learning_rate": 5e-4}  # fmt: skip
 
 
 def test_the_confidence_line_names_the_former_threshold_only_when_the_fit_changed_it():
