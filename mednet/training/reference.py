@@ -317,11 +317,15 @@ def _describes(record: Mapping, base: Mapping) -> bool:
 
     The record's ``init_ckpt`` override (a path on the machine that trained it) is left out.
     """
-    data = record.get("data", {})
     own = {**record, "overrides": {k: v for k, v in record.get("overrides", {}).items() if k != "init_ckpt"}}
-    return all(own.get(k) == base.get(k) for k in RELEASE_MATCH) and all(
-        data.get(k) == base.get(k) for k in RELEASE_DATA_MATCH
+    return all(own.get(k) == base.get(k) for k in RELEASE_MATCH) and (
+        _cohorts(record.get("data", {})) == _cohorts(base)
     )
+
+
+def _cohorts(cohort: Mapping) -> list[dict]:
+    """What identifies a cohort (a recipe's, or a record's ``data``): :data:`RELEASE_DATA_MATCH` of each part."""
+    return [{k: part.get(k) for k in RELEASE_DATA_MATCH} for part in cohort.get("parts", [cohort])]
 
 
 def _released_versions(bundle: str):

@@ -145,6 +145,21 @@ def test_a_base_named_by_its_sha256_is_taken_from_the_release_installed_or_in_th
                                     said.append) is None  # fmt: skip
     wrong = {**first, "epochs": 21, "weights_sha256": bytes_sha256(b"weights of the first release")}
     assert reference._released_base(wrong, tmp_path / "c", said.append) is None
+    # a release trained on a cohort in parts (its record's data lists each part) is recognised by its parts
+    parts = {"bundle": "x", "parts": [{"cases": 80, "balance": {"A": 1}, "randomise": None, "seed": 2040},
+                                      {"cases": 80, "balance": {"A": 1}, "randomise": "moderate", "seed": 2041}],
+             "seed": 2040, "epochs": 12, "overrides": {"lr_anneal": "cosine"}}  # fmt: skip
+    parts_record = {"data": {"parts": [{**p, "generator": "mednet.synthetic", "size": "demo"} for p in parts["parts"]],
+                             "synthetic_only": True},
+                    "epochs": 12, "seed": 2040, "overrides": {"lr_anneal": "cosine", "init_ckpt": "/x/model_fp16.pt"},
+                    "train_seconds": 60.0, "base": record(second)}  # fmt: skip
+    _commit(repo, b"weights of the third release", parts_record, "third release")
+    third = reference._released_base({**parts, "weights_sha256": bytes_sha256(b"weights of the third release")},
+                                     tmp_path / "third", said.append)  # fmt: skip
+    assert third["taken_from"] == "the installed bundle" and third["base"]["seed"] == 2030
+    other_parts = {**parts, "parts": [parts["parts"][0], {**parts["parts"][1], "seed": 2042}]}
+    assert reference._released_base({**other_parts, "weights_sha256": bytes_sha256(b"weights of the third release")},
+                                    tmp_path / "e", said.append) is None  # fmt: skip
     # without git (an installed package): the installed bundle only
     monkeypatch.setattr(reference.shutil, "which", lambda name: None)
     assert reference._released_base({**first, "weights_sha256": bytes_sha256(b"weights of the first release")},
