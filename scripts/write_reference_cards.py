@@ -123,8 +123,8 @@ def _base_rows(base: dict | None) -> list[str]:
         return []
     return [*_base_rows(base.get("base")),
             f"| starts from | the weights of its base recipe: {base['epochs']} epochs, seed {base['seed']}, overrides "
-            f"`{json.dumps(base['overrides'])}`, on {_cohort(base['data'])}; split by patient 70 / 15 / 15; "
-            f"{base['train_seconds'] / 60:.0f} min |"]  # fmt: skip
+            f"`{json.dumps(_overrides(base['overrides']))}`, on {_cohort(base['data'])}; split by patient "
+            f"70 / 15 / 15; {base['train_seconds'] / 60:.0f} min |"]  # fmt: skip
 
 
 def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | None,

@@ -166,7 +166,7 @@ class BundleSpec:
                 lesion_values=tuple(sorted(int(k) for k in get("lesion_classes"))),
                 truth_labels=(tuple(scoring("source_labels")), tuple(scoring("target_labels"))),
                 min_reference_mm3=float(scoring("min_reference_mm3")),
-                max_lesion_floor_mm3=float(scoring("max_lesion_floor_mm3", default=math.inf)),
+                max_lesion_floor_mm3=_lesion_floor(path, scoring("max_lesion_floor_mm3", default=None)),
             )  # fmt: skip
         return cls(
             **common, sequences=tuple(get("sequences")), classes=tuple(get("classes")), roi_key=str(get("roi_key")),
@@ -220,3 +220,14 @@ class BundleSpec:
                 f"{path}: not weights of bundle {self.name}'s network (another architecture or bundle?): {first}"
             ) from error
         network.to(device).eval()
+
+
+def _lesion_floor(path: Path, value) -> float:
+    """A segmentation bundle's ``max_lesion_floor_mm3``: a positive number of mm^3, or no bound (absent or null)."""
+    if value is None:
+        return math.inf
+    floor = float(value)
+    if not floor > 0:
+        raise ValueError(f"{path.name}: evaluate.json's max_lesion_floor_mm3: expected a positive volume in mm^3, "
+                         f"found {value!r}")
+    return floor

@@ -59,7 +59,7 @@ def choose_postprocessing(
     if not trials:
         raise ValueError("choose_postprocessing: expected at least one scored setting, found none")
     floors = sorted({float(t["min_lesion_mm3"]) for t in trials})
-    trials = [t for t in trials if t["min_lesion_mm3"] <= max_floor_mm3]
+    trials = [t for t in trials if float(t["min_lesion_mm3"]) <= max_floor_mm3]
     if not trials:
         raise ValueError(
             f"choose_postprocessing: expected a setting with min_lesion_mm3 at most {max_floor_mm3:g} mm^3 "

@@ -152,6 +152,13 @@ def test_a_bundle_without_a_lesion_floor_bound_has_none(tmp_path):
     (copy / "configs" / "evaluate.json").write_text(json.dumps(evaluate))
     spec = BundleSpec.load(copy)
     assert spec.max_lesion_floor_mm3 == float("inf") and spec.min_reference_mm3 == 50.0
+    for value, expected in ((None, float("inf")), (-5.0, None), (0, None)):
+        (copy / "configs" / "evaluate.json").write_text(json.dumps({**evaluate, "max_lesion_floor_mm3": value}))
+        if expected is None:
+            with pytest.raises(ValueError, match=r"max_lesion_floor_mm3: expected a positive volume in mm\^3, found"):
+                BundleSpec.load(copy)
+        else:
+            assert BundleSpec.load(copy).max_lesion_floor_mm3 == expected
 
 
 def test_an_ood_fit_for_other_weights_is_not_applied(grading_checkpoints, tmp_path):
