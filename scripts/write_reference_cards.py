@@ -24,6 +24,7 @@ from pathlib import Path
 
 from mednet.bundles import BUNDLES_DIR, list_bundles
 from mednet.checksum import file_sha256
+from mednet.training.reference import portable_overrides
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 START, END = "<!-- reference -->", "<!-- /reference -->"
@@ -107,11 +108,6 @@ def _disease(data: dict) -> str:
     return data["parts"][0]["disease"] if "parts" in data else data["disease"]
 
 
-def _overrides(overrides: dict) -> dict:
-    """The config overrides a card shows: ``init_ckpt`` (a path on the training machine) is the "starts from" row."""
-    return {k: v for k, v in overrides.items() if k != "init_ckpt"}
-
-
 def _presets(data: dict) -> str:
     """The cohort's presets in words (``default``: no domain randomisation)."""
     return " and ".join(dict.fromkeys(p["randomise"] or "default" for p in data.get("parts", [data])))
@@ -123,7 +119,7 @@ def _base_rows(base: dict | None) -> list[str]:
         return []
     return [*_base_rows(base.get("base")),
             f"| starts from | the weights of its base recipe: {base['epochs']} epochs, seed {base['seed']}, overrides "
-            f"`{json.dumps(_overrides(base['overrides']))}`, on {_cohort(base['data'])}; split by patient "
+            f"`{json.dumps(portable_overrides(base['overrides']))}`, on {_cohort(base['data'])}; split by patient "
             f"70 / 15 / 15; {base['train_seconds'] / 60:.0f} min |"]  # fmt: skip
 
 
@@ -144,7 +140,7 @@ def section(bundle: str, record: dict, held_out: dict | None, realdata: dict | N
         f"| data | {_cohort(data)}; split by patient 70 / 15 / 15 |",
         *_base_rows(record.get("base")),
         f"| training | {record['epochs']} epochs, seed {record['seed']}, overrides "
-        f"`{json.dumps(_overrides(record['overrides']))}`; {record['train_seconds'] / 60:.0f} min on "
+        f"`{json.dumps(portable_overrides(record['overrides']))}`; {record['train_seconds'] / 60:.0f} min on "
         f"{machine['cpu_cores']} CPU "
         f"cores ({machine['platform']}, torch {machine['torch']}, {machine['torch_threads']} threads, "
         f"{'GPU ' + machine['cuda'] if machine['cuda'] else 'no GPU'}) |",

@@ -65,6 +65,7 @@ __all__ = [
     "STAGES",
     "from_scratch",
     "merge_cohorts",
+    "portable_overrides",
     "reference_cohort",
     "reference_models",
     "train_reference",
@@ -317,10 +318,15 @@ def _describes(record: Mapping, base: Mapping) -> bool:
 
     The record's ``init_ckpt`` override (a path on the machine that trained it) is left out.
     """
-    own = {**record, "overrides": {k: v for k, v in record.get("overrides", {}).items() if k != "init_ckpt"}}
+    own = {**record, "overrides": portable_overrides(record.get("overrides", {}))}
     return all(own.get(k) == base.get(k) for k in RELEASE_MATCH) and (
         _cohorts(record.get("data", {})) == _cohorts(base)
     )
+
+
+def portable_overrides(overrides: Mapping) -> dict:
+    """A training record's config overrides without ``init_ckpt`` (a path on the machine that trained it)."""
+    return {k: v for k, v in overrides.items() if k != "init_ckpt"}
 
 
 def _cohorts(cohort: Mapping) -> list[dict]:

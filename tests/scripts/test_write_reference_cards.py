@@ -108,7 +108,7 @@ def test_a_cohort_in_parts_and_a_base_recipe_are_described():
     assert len(rows) == 1 and rows[0].startswith("| starts from | the weights of its base recipe: 48 epochs")
     assert "seed 2026" in rows[0] and "10 min" in rows[0]
     assert write_reference_cards._base_rows(None) == []
-    assert write_reference_cards._overrides({"init_ckpt": "/runs/base/model_fp16.pt", "learning_rate": 5e-4}) == {
+    assert write_reference_cards.portable_overrides({"init_ckpt": "/runs/base/model_fp16.pt", "learning_rate": 5e-4}) == {
         "learning_rate": 5e-4}  # fmt: skip
 
 
