@@ -118,7 +118,7 @@ STAGES = ("localisation", "grading")
 #: base recipe for its weights to stand in for training that recipe again.
 RELEASE_MATCH = ("epochs", "seed", "overrides")
 #: ... and with the base recipe's cohort.
-RELEASE_DATA_MATCH = ("cases", "seed", "randomise", "balance")
+RELEASE_DATA_MATCH = ("cases", "seed", "randomise", "balance", "size", "optional")
 
 
 #: Overrides that only fine-tuning needs (its starting weights, their sequences, its learning rate).
@@ -330,8 +330,28 @@ def portable_overrides(overrides: Mapping) -> dict:
 
 
 def _cohorts(cohort: Mapping) -> list[dict]:
-    """What identifies a cohort (a recipe's, or a record's ``data``): :data:`RELEASE_DATA_MATCH` of each part."""
-    return [{k: part.get(k) for k in RELEASE_DATA_MATCH} for part in cohort.get("parts", [cohort])]
+    """What identifies a cohort (a recipe's, or a record's ``data``): :data:`RELEASE_DATA_MATCH` of each part.
+
+    Both sides are read as :func:`_cohort_part` draws them: ``size`` "demo" and no ``optional``
+    sequences where not given; a recipe part's preset with its ``turn_on`` flags is named as
+    its cohort records it (``"moderate+abdomen"``, :func:`mednet.synthetic.randomise.flagged_preset`).
+
+    Example:
+        >>> recipe = {"cases": 2, "seed": 1, "balance": {"A": 1}, "randomise": "moderate", "turn_on": ["abdomen"]}
+        >>> record = {**recipe, "randomise": "moderate+abdomen", "size": "demo", "optional": []}
+        >>> del record["turn_on"]
+        >>> _cohorts(recipe) == _cohorts(record)
+        True
+    """
+    defaults = {"size": "demo", "optional": ()}
+    identities = []
+    for part in cohort.get("parts", [cohort]):
+        identity = {k: part.get(k, defaults.get(k)) for k in RELEASE_DATA_MATCH}
+        identity["optional"] = sorted(identity["optional"] or ())
+        if identity["randomise"] and part.get("turn_on"):
+            identity["randomise"] = "+".join([identity["randomise"], *part["turn_on"]])
+        identities.append(identity)
+    return identities
 
 
 def _released_versions(bundle: str):

@@ -160,6 +160,20 @@ def test_a_base_named_by_its_sha256_is_taken_from_the_release_installed_or_in_th
     other_parts = {**parts, "parts": [parts["parts"][0], {**parts["parts"][1], "seed": 2042}]}
     assert reference._released_base({**other_parts, "weights_sha256": bytes_sha256(b"weights of the third release")},
                                     tmp_path / "e", said.append) is None  # fmt: skip
+    # a part of another size, with an optional sequence, or with a preset's flag turned on is another cohort
+    third_sha = bytes_sha256(b"weights of the third release")
+    for changed in ({"size": "small"}, {"optional": ["t1"]}, {"turn_on": ["abdomen"]}):
+        changed_parts = {**parts, "parts": [parts["parts"][0], {**parts["parts"][1], **changed}]}
+        assert reference._released_base({**changed_parts, "weights_sha256": third_sha}, tmp_path / "f", said.append) is None
+    # ... and a release drawn with a flag turned on is recognised by the name its cohort recorded
+    flagged = {**parts, "parts": [parts["parts"][0], {**parts["parts"][1], "turn_on": ["abdomen"], "optional": ["t1"]}]}
+    flagged_record = {**parts_record, "data": {**parts_record["data"], "parts": [
+        parts_record["data"]["parts"][0],
+        {**parts_record["data"]["parts"][1], "randomise": "moderate+abdomen", "optional": ["t1"]}]}}
+    _commit(repo, b"weights of the fourth release", flagged_record, "fourth release")
+    fourth = reference._released_base({**flagged, "weights_sha256": bytes_sha256(b"weights of the fourth release")},
+                                      tmp_path / "fourth", said.append)  # fmt: skip
+    assert fourth is not None and fourth["data"]["parts"][1]["randomise"] == "moderate+abdomen"
     # without git (an installed package): the installed bundle only
     monkeypatch.setattr(reference.shutil, "which", lambda name: None)
     assert reference._released_base({**first, "weights_sha256": bytes_sha256(b"weights of the first release")},
