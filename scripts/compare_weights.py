@@ -9,8 +9,10 @@ bundles' shipped weights and with the candidate's (``--candidate BUNDLE=CHECKPOI
 or more), on:
 
 - ``default``: held-out default phantoms (``--cases``, ``demo`` size, classes in equal
-  numbers, ``--seed`` 101 as ``scripts/evaluate_reference.py``: patients no reference
-  cohort held);
+  numbers, ``--seed`` 103: the validation patients of ``scripts/tune_postprocessing.py``,
+  which no reference cohort held; a release is chosen on them, so that the test patients
+  of ``scripts/evaluate_reference.py``, seed 101, stay unseen by every choice and its
+  figures are not biased by the choice);
 - ``randomised``: held-out randomised phantoms (seed ``--seed`` + 2) drawn from the preset
   ``--randomise`` with the flags ``--turn-on`` set (e.g. ``abdomen`` or ``head``: the look
   the candidate was trained on, which the preset gets with the release);
@@ -54,6 +56,7 @@ from mednet.pipeline.diseases import disease_spec
 from mednet.synthetic.cohort import DISEASES as MODELS
 from mednet.synthetic.cohort import reuse_or_generate_cohort
 from mednet.synthetic.randomise import PRESETS, flagged_preset
+from mednet.training.reference import VALIDATION_SEED, check_choice_seed
 from mednet.training.train import parse_setting
 
 #: Per-case figures compared (when the records hold them).
@@ -160,7 +163,7 @@ def main() -> None:
     parser.add_argument("--candidate", action="append", required=True, metavar="BUNDLE=CHECKPOINT",
                         help="a bundle's candidate weights (repeat for each bundle that has them)")
     parser.add_argument("--cases", type=int, default=24)
-    parser.add_argument("--seed", type=int, default=101)
+    parser.add_argument("--seed", type=int, default=VALIDATION_SEED, help="the validation patients")
     parser.add_argument("--randomise", default="moderate", choices=sorted(PRESETS))
     parser.add_argument("--turn-on", action="append", default=[], metavar="FLAG",
                         help="a Randomisation flag to set in the randomised set (abdomen, head, ...)")
@@ -176,6 +179,10 @@ def main() -> None:
                         help="keep cohorts and predictions here (default: a temporary folder): a run again reuses "
                              "the same cohorts and the cases already predicted with the same weights")  # fmt: skip
     args = parser.parse_args()
+    try:
+        check_choice_seed(args.seed)
+    except ValueError as error:
+        parser.error(f"--{error}")
     candidate = dict(item.split("=", 1) for item in args.candidate)
     spec = disease_spec(args.disease)
     unknown = sorted(set(candidate) - {spec.localisation.name, spec.grading.name})

@@ -27,6 +27,7 @@ from mednet.pipeline import predict_cohort
 from mednet.pipeline.diseases import disease_spec
 from mednet.synthetic import generate_cohort
 from mednet.synthetic.cohort import DISEASES as MODELS
+from mednet.training.reference import TEST_SEED
 
 
 def _run(disease: str, cases: int, work: Path, seed: int, balance: dict, device: str) -> tuple[dict, float]:
@@ -44,7 +45,7 @@ def main() -> None:
     parser.add_argument("--disease", required=True, choices=sorted(MODELS))
     parser.add_argument("--cases", type=int, default=30)
     parser.add_argument("--metastases", type=int, default=10, help="glioma: brain-metastasis cases")
-    parser.add_argument("--seed", type=int, default=101)
+    parser.add_argument("--seed", type=int, default=TEST_SEED)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="reference.json")
     args = parser.parse_args()

@@ -7,8 +7,9 @@ The settings of ``lesion_threshold`` and ``min_lesion_mm3`` that a bundle's
 ``inference.json`` carries were chosen when its weights were trained
 (``scripts/benchmark_localisation.py --tune``). Weights trained since (the reference
 recipe) are calibrated differently. This script draws ``--cases`` validation patients
-(``demo`` size, classes in equal numbers, seed ``--seed`` = 103 by default: neither the
-reference cohorts' 2026 / 2027 nor the held-out test's 101), runs the shipped localiser
+(``demo`` size, classes in equal numbers, seed ``--seed`` =
+:data:`mednet.training.reference.VALIDATION_SEED` by default: neither a reference cohort's
+nor the held-out test's, which are refused), runs the shipped localiser
 once per patient, applies every setting of :data:`mednet.localisation.tuning.LESION_THRESHOLDS`
 x :data:`~mednet.localisation.tuning.MIN_LESION_MM3` to the same network output and scores the
 lesions (Dice, detection at the bundle's ``min_reference_mm3``, per patient:
@@ -36,6 +37,7 @@ from mednet.localisation.tuning import choose_postprocessing
 from mednet.pipeline.diseases import disease_spec
 from mednet.synthetic import generate_cohort
 from mednet.synthetic.cohort import DISEASES as MODELS
+from mednet.training.reference import VALIDATION_SEED, check_choice_seed
 
 
 def tune(disease: str, cases: int, seed: int, work: Path, size: str = "demo") -> dict:
@@ -65,11 +67,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--disease", required=True, choices=sorted(MODELS))
     parser.add_argument("--cases", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=103)
+    parser.add_argument("--seed", type=int, default=VALIDATION_SEED)
     parser.add_argument("--out", default="postprocessing.json")
     args = parser.parse_args()
-    if args.seed in (101, 2026, 2027):
-        parser.error(f"--seed {args.seed}: the held-out test's or the reference cohorts' seed; choose another")
+    try:
+        check_choice_seed(args.seed)
+    except ValueError as error:
+        parser.error(f"--{error}")
     with tempfile.TemporaryDirectory() as tmp:
         result = tune(args.disease, args.cases, args.seed, Path(tmp))
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

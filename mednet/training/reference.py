@@ -63,11 +63,15 @@ __all__ = [
     "FINE_TUNING_ONLY",
     "RECIPES",
     "STAGES",
+    "TEST_SEED",
+    "VALIDATION_SEED",
+    "check_choice_seed",
     "from_scratch",
     "merge_cohorts",
     "portable_overrides",
     "reference_cohort",
     "reference_models",
+    "reference_seeds",
     "train_reference",
 ]
 
@@ -113,6 +117,13 @@ RECIPES: dict[str, dict[str, dict]] = {
 }  # fmt: skip
 STAGES = ("localisation", "grading")
 
+#: Seeds of the held-out synthetic patients (``demo`` size, classes in equal numbers): the test
+#: patients the shipped weights are reported on (``scripts/evaluate_reference.py``), and the
+#: validation patients every release choice is made on (post-processing, candidate weights:
+#: ``scripts/tune_postprocessing.py``, ``scripts/compare_weights.py``). No choice sees the test.
+TEST_SEED = 101
+VALIDATION_SEED = 103
+
 
 #: What a released base's record (the bundle's ``models/reference.json``) must share with the
 #: base recipe for its weights to stand in for training that recipe again.
@@ -123,6 +134,30 @@ RELEASE_DATA_MATCH = ("cases", "seed", "randomise", "balance", "size", "optional
 
 #: Overrides that only fine-tuning needs (its starting weights, their sequences, its learning rate).
 FINE_TUNING_ONLY = ("init_ckpt", "init_keys", "learning_rate")
+
+
+def reference_seeds(recipes: Mapping = RECIPES) -> set[int]:
+    """Every seed a reference cohort is drawn with: each recipe's, its parts' and its bases'."""
+    seeds: set[int] = set()
+    for stages in recipes.values():
+        for recipe in stages.values():
+            while recipe:
+                seeds.update(part["seed"] for part in recipe.get("parts", [recipe]))
+                recipe = recipe.get("base")
+    return seeds
+
+
+def check_choice_seed(seed: int) -> None:
+    """Refuse a seed for the patients a release choice is made on: the test's or a reference cohort's.
+
+    Raises:
+        ValueError: ``seed`` is :data:`TEST_SEED` or one of :func:`reference_seeds`.
+    """
+    if seed == TEST_SEED:
+        raise ValueError(f"seed {seed}: the held-out test patients' seed; a choice is made on others "
+                         f"(validation: {VALIDATION_SEED})")  # fmt: skip
+    if seed in reference_seeds():
+        raise ValueError(f"seed {seed}: a reference cohort's seed (patients the shipped weights were trained on)")
 
 
 def from_scratch(recipe: Mapping) -> dict:

@@ -88,3 +88,32 @@ def test_set_takes_mednet_trains_form_for_a_stage_with_candidate_weights():
         compare_weights.candidate_settings(["image_keys=[1]"], spec, candidate)
     with pytest.raises(SystemExit, match=r"the grading bundle .* has no candidate weights"):
         compare_weights.candidate_settings(["grading.batch_size=2"], spec, candidate)
+
+
+@pytest.mark.parametrize("script", ["compare_weights", "tune_postprocessing"])
+@pytest.mark.parametrize("seed", [101, 2041])
+def test_a_choice_on_the_test_patients_or_a_reference_cohort_is_refused(script, seed, monkeypatch, capsys):
+    import importlib
+
+    module = importlib.import_module(script)
+    args = ["--disease", "neuroblastoma", "--seed", str(seed)]
+    if script == "compare_weights":
+        args += ["--candidate", "neuroblastoma_mri_segmentation=x.pt"]
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    with pytest.raises(SystemExit) as stop:
+        module.main()
+    assert stop.value.code == 2
+    said = capsys.readouterr().err
+    assert f"--seed {seed}" in said and ("test patients" in said if seed == 101 else "reference cohort" in said)
+
+
+def test_the_reference_seeds_are_every_recipes_parts_and_bases():
+    from mednet.training.reference import RECIPES, TEST_SEED, VALIDATION_SEED, check_choice_seed, reference_seeds
+
+    seeds = reference_seeds()
+    assert {2026, 2027, 2040, 2041} <= seeds  # 2026: neuroblastoma 0.6.0's base; 2040, 2041: its parts
+    assert TEST_SEED not in seeds and VALIDATION_SEED not in seeds
+    check_choice_seed(VALIDATION_SEED)  # no error
+    chained = {"d": {"s": {"seed": 1, "parts": [{"seed": 2}], "base": {"seed": 3, "base": {"seed": 4}}}}}
+    assert reference_seeds(chained) == {2, 3, 4}  # a recipe in parts: its parts' seeds
+    assert reference_seeds(RECIPES) == seeds
