@@ -75,6 +75,36 @@ __all__ = [
     "train_reference",
 ]
 
+_NB_BALANCE = {"L1": 1, "L2": 1, "M": 1}
+
+
+def _nb_fine_tuning(seed: int, learning_rate: float, base: dict, weights_sha256: str | None = None) -> dict:
+    """A neuroblastoma localisation recipe: ``base``'s weights fine-tuned 12 epochs (cosine) on fresh phantoms.
+
+    Its cohort: 80 default phantoms (``seed``) and 80 ``moderate`` ones (``seed`` + 1).
+    """
+    parts = [{"cases": 80, "balance": _NB_BALANCE, "randomise": None, "seed": seed},
+             {"cases": 80, "balance": _NB_BALANCE, "randomise": "moderate", "seed": seed + 1}]  # fmt: skip
+    recipe = {"bundle": "neuroblastoma_mri_segmentation", "parts": parts, "seed": seed, "epochs": 12,
+              "overrides": {"lr_anneal": "cosine", "val_interval": 4, "learning_rate": learning_rate},
+              "base": base}  # fmt: skip
+    return {**recipe, "weights_sha256": weights_sha256} if weights_sha256 else recipe
+
+
+#: Neuroblastoma localisation releases, each starting from the one before (taken from the release by
+#: its weights' SHA-256 instead of being trained again): 0.5.0, 48 epochs on moderate phantoms;
+#: 0.6.0, 12 epochs more (lr 5e-4); 0.7.0, twice 12 epochs more (lr 3e-4), its first step not
+#: released by itself. Every fine-tuning draws fresh phantoms, default and moderate half and half.
+_NB_LOCALISATION_050 = {
+    "bundle": "neuroblastoma_mri_segmentation", "cases": 160, "balance": _NB_BALANCE, "randomise": "moderate",
+    "seed": 2026, "epochs": 48, "overrides": {"lr_anneal": "cosine", "val_interval": 8},
+    "weights_sha256": "1180e87cf4e3c27c9f09fba42b6b688e639dccb000cf2f30e2a69600e64e717e",
+}  # fmt: skip
+_NB_LOCALISATION_060 = _nb_fine_tuning(
+    2040, 5e-4, _NB_LOCALISATION_050, "a441035cc98e3ae156e63d7ff2b75860510a2c855172e18574b6e318fd79aa36"
+)
+_NB_LOCALISATION_070 = _nb_fine_tuning(2044, 3e-4, _nb_fine_tuning(2042, 3e-4, _NB_LOCALISATION_060))
+
 #: Per disease and stage: bundle, cohort (cases, balance, randomisation, seed; ``size`` "demo" and no
 #: ``optional`` sequences unless given; or ``parts``, a list of such cohorts, each with ``turn_on`` flags
 #: of its preset if any, merged by partition), epochs, config overrides, and optionally a ``base``: the
@@ -96,20 +126,8 @@ RECIPES: dict[str, dict[str, dict]] = {
                     "randomise": "plausible", "seed": 2027, "epochs": 15, "overrides": {}},
     },
     "neuroblastoma": {
-        # 0.6.0: the 0.5.0 weights (48 epochs on moderate phantoms, the base, taken from the release by
-        # their SHA-256) fine-tuned 12 epochs on default and moderate phantoms half and half
-        "localisation": {"bundle": "neuroblastoma_mri_segmentation",
-                         "parts": [{"cases": 80, "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": None,
-                                    "seed": 2040},
-                                   {"cases": 80, "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "moderate",
-                                    "seed": 2041}],
-                         "seed": 2040, "epochs": 12,
-                         "overrides": {"lr_anneal": "cosine", "val_interval": 4, "learning_rate": 5e-4},
-                         "base": {"bundle": "neuroblastoma_mri_segmentation", "cases": 160,
-                                  "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "moderate", "seed": 2026,
-                                  "epochs": 48, "overrides": {"lr_anneal": "cosine", "val_interval": 8},
-                                  "weights_sha256":
-                                      "1180e87cf4e3c27c9f09fba42b6b688e639dccb000cf2f30e2a69600e64e717e"}},
+        # 0.7.0: see _NB_LOCALISATION_070
+        "localisation": _NB_LOCALISATION_070,
         "grading": {"bundle": "neuroblastoma_mri_classification", "cases": 240,
                     "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "plausible", "seed": 2027, "epochs": 40,
                     "overrides": {}},
