@@ -59,6 +59,8 @@ from mednet.synthetic.randomise import PRESETS, flagged_preset
 from mednet.training.reference import VALIDATION_SEED, check_choice_seed
 from mednet.training.train import parse_setting
 
+#: The randomised phantoms' seed: ``--seed`` plus this.
+RANDOMISED_SEED_OFFSET = 2
 #: Per-case figures compared (when the records hold them).
 FIGURES = ("dice_lesions", "mean_organ_dice")
 #: The real-scan figures per disease (scripts/benchmark_realdata.py).
@@ -72,7 +74,8 @@ def _cohorts(disease: str, cases: int, seed: int, preset: str, flags: list[str],
     default = reuse_or_generate_cohort(disease, cases, root / "default", size=size, seed=seed, balance=balance,
                                        optional=optional, workers=2)  # fmt: skip
     with flagged_preset(preset, flags) as name:  # registered only while its cohort is drawn
-        randomised = reuse_or_generate_cohort(disease, cases, root / "randomised", size=size, seed=seed + 2,
+        randomised = reuse_or_generate_cohort(disease, cases, root / "randomised", size=size,
+                                              seed=seed + RANDOMISED_SEED_OFFSET,
                                               balance=balance, randomise=name, optional=optional,
                                               workers=2)  # fmt: skip
     return {"default": default, f"randomised ({name})": randomised}
@@ -180,7 +183,7 @@ def main() -> None:
                              "the same cohorts and the cases already predicted with the same weights")  # fmt: skip
     args = parser.parse_args()
     try:
-        check_choice_seed(args.seed)
+        check_choice_seed(args.seed, args.seed + RANDOMISED_SEED_OFFSET)  # the default and the randomised phantoms
     except ValueError as error:
         parser.error(f"--{error}")
     candidate = dict(item.split("=", 1) for item in args.candidate)

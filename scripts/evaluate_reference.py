@@ -2,14 +2,15 @@
 
     python scripts/evaluate_reference.py --disease glioma --out docs/benchmarks/reference_glioma.json
 
-For the disease: a synthetic test cohort of ``--cases`` patients (``demo`` size, classes
-in equal numbers, seed 101: patients the reference cohorts, seeds 2026 and 2027, never
-held), every patient through :func:`mednet.pipeline.predict_cohort` with the bundles'
-shipped weights, and the patient-level figures with 95% bootstrap intervals
-(localisation Dice per class, lesion detection, grading per sequence and fused, calls
-left indeterminate and the accuracy of the others). For glioma also ``--metastases``
-brain-metastasis cases (a kind of case the glioma grading was never trained to call):
-how many the pipeline calls indeterminate instead of a confident LGG or HGG.
+For the disease: a synthetic test cohort of ``--cases`` patients (``demo`` size, classes in
+equal numbers, seed :data:`mednet.training.reference.TEST_SEED`: patients no reference
+cohort held, :func:`mednet.training.reference.reference_seeds`, and no release choice saw),
+every patient through :func:`mednet.pipeline.predict_cohort` with the bundles' shipped
+weights, and the patient-level figures with 95% bootstrap intervals (localisation Dice per
+class, lesion detection, grading per sequence and fused, calls left indeterminate and the
+accuracy of the others). For glioma also ``--metastases`` brain-metastasis cases (a kind of
+case the glioma grading was never trained to call): how many the pipeline calls
+indeterminate instead of a confident LGG or HGG.
 
 Writes JSON with the figures, the weights' versions and SHA-256 (which
 ``scripts/write_reference_cards.py`` checks) and the time per case.

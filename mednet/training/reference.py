@@ -26,7 +26,9 @@ Layout of ``out/<disease>/``: ``localisation_data/``, ``grading_data/`` (the coh
 ``localisation_train/``, ``grading_train/`` (log, TensorBoard curves, ``models/``),
 ``localisation_test/``, ``grading_test/`` (and ``*_fp16``: test predictions and metrics),
 ``record.json``; for a recipe with a ``base``, ``<stage>_base_data/`` and ``<stage>_base_train/``
-too. A cohort in ``parts``: ``<stage>_data/part<i>/`` and the merged ``datalist.json``.
+too, or ``<stage>_base_released/`` where the base's weights were taken from a release (each level of
+``base`` adds another ``_base``: ``<stage>_base_base_released/``). A cohort in ``parts``:
+``<stage>_data/part<i>/`` and the merged ``datalist.json``.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ __all__ = [
     "RECIPES",
     "STAGES",
     "TEST_SEED",
+    "TEST_SEEDS",
     "VALIDATION_SEED",
     "check_choice_seed",
     "from_scratch",
@@ -136,10 +139,13 @@ RECIPES: dict[str, dict[str, dict]] = {
 STAGES = ("localisation", "grading")
 
 #: Seeds of the held-out synthetic patients (``demo`` size, classes in equal numbers): the test
-#: patients the shipped weights are reported on (``scripts/evaluate_reference.py``), and the
-#: validation patients every release choice is made on (post-processing, candidate weights:
-#: ``scripts/tune_postprocessing.py``, ``scripts/compare_weights.py``). No choice sees the test.
+#: patients the shipped weights are reported on (``scripts/evaluate_reference.py``; ``TEST_SEED``
+#: + 1 its glioma brain metastases), and the validation patients the post-processing and the
+#: candidate weights are chosen on (``scripts/tune_postprocessing.py``, ``scripts/compare_weights.py``;
+#: the grading's ``min_confidence`` is fitted on its training cohort's validation partition,
+#: ``scripts/calibrate_confidence.py``). No choice sees the test.
 TEST_SEED = 101
+TEST_SEEDS = frozenset({TEST_SEED, TEST_SEED + 1})
 VALIDATION_SEED = 103
 
 
@@ -160,22 +166,27 @@ def reference_seeds(recipes: Mapping = RECIPES) -> set[int]:
     for stages in recipes.values():
         for recipe in stages.values():
             while recipe:
-                seeds.update(part["seed"] for part in recipe.get("parts", [recipe]))
+                seeds.update(part["seed"] for part in recipe.get("parts") or [recipe])
                 recipe = recipe.get("base")
     return seeds
 
 
-def check_choice_seed(seed: int) -> None:
-    """Refuse a seed for the patients a release choice is made on: the test's or a reference cohort's.
+def check_choice_seed(*seeds: int) -> None:
+    """Refuse the seeds of the patients a release choice is made on where one is the test's or a reference cohort's.
+
+    Give every seed the choice draws patients with (``scripts/compare_weights.py``: its
+    default phantoms' and its randomised phantoms').
 
     Raises:
-        ValueError: ``seed`` is :data:`TEST_SEED` or one of :func:`reference_seeds`.
+        ValueError: a seed in :data:`TEST_SEEDS` or :func:`reference_seeds`.
     """
-    if seed == TEST_SEED:
-        raise ValueError(f"seed {seed}: the held-out test patients' seed; a choice is made on others "
-                         f"(validation: {VALIDATION_SEED})")  # fmt: skip
-    if seed in reference_seeds():
-        raise ValueError(f"seed {seed}: a reference cohort's seed (patients the shipped weights were trained on)")
+    trained_on = reference_seeds()
+    for seed in seeds:
+        if seed in TEST_SEEDS:
+            raise ValueError(f"seed {seed}: the held-out test patients' seed; a choice is made on others "
+                             f"(validation: {VALIDATION_SEED})")  # fmt: skip
+        if seed in trained_on:
+            raise ValueError(f"seed {seed}: a reference cohort's seed (patients the shipped weights were trained on)")
 
 
 def from_scratch(recipe: Mapping) -> dict:
@@ -373,7 +384,7 @@ def _describes(record: Mapping, base: Mapping) -> bool:
     """
     own = {**record, "overrides": portable_overrides(record.get("overrides", {}))}
     return all(own.get(k) == base.get(k) for k in RELEASE_MATCH) and (
-        _cohorts(record.get("data", {})) == _cohorts(base)
+        _cohorts(record.get("data") or {}) == _cohorts(base)
     )
 
 
@@ -398,9 +409,9 @@ def _cohorts(cohort: Mapping) -> list[dict]:
     """
     defaults = {"size": "demo", "optional": ()}
     identities = []
-    for part in cohort.get("parts", [cohort]):
+    for part in cohort.get("parts") or [cohort]:
         identity = {k: part.get(k, defaults.get(k)) for k in RELEASE_DATA_MATCH}
-        identity["optional"] = sorted(identity["optional"] or ())
+        identity["optional"] = list(identity["optional"] or ())  # in order: the order draws other phantoms
         if identity["randomise"] and part.get("turn_on"):
             identity["randomise"] = "+".join([identity["randomise"], *part["turn_on"]])
         identities.append(identity)

@@ -90,9 +90,16 @@ def test_set_takes_mednet_trains_form_for_a_stage_with_candidate_weights():
         compare_weights.candidate_settings(["grading.batch_size=2"], spec, candidate)
 
 
-@pytest.mark.parametrize("script", ["compare_weights", "tune_postprocessing"])
-@pytest.mark.parametrize("seed", [101, 2041])
-def test_a_choice_on_the_test_patients_or_a_reference_cohort_is_refused(script, seed, monkeypatch, capsys):
+_REFUSED = [(101, 101), (102, 102), (2041, 2041), (2040, 2040)]
+
+
+@pytest.mark.parametrize(
+    ("script", "seed", "refused"),
+    [("compare_weights", *pair) for pair in [*_REFUSED, (99, 101), (2038, 2040)]]
+    + [("tune_postprocessing", *pair) for pair in _REFUSED],
+)
+def test_a_choice_on_the_test_patients_or_a_reference_cohort_is_refused(script, seed, refused, monkeypatch, capsys):
+    """Every seed the choice draws patients with: compare_weights' randomised phantoms take ``--seed`` + 2."""
     import importlib
 
     module = importlib.import_module(script)
@@ -104,16 +111,20 @@ def test_a_choice_on_the_test_patients_or_a_reference_cohort_is_refused(script, 
         module.main()
     assert stop.value.code == 2
     said = capsys.readouterr().err
-    assert f"--seed {seed}" in said and ("test patients" in said if seed == 101 else "reference cohort" in said)
+    assert f"--seed {refused}" in said
+    assert ("test patients" in said) if refused in (101, 102) else ("reference cohort" in said)
 
 
 def test_the_reference_seeds_are_every_recipes_parts_and_bases():
     from mednet.training.reference import RECIPES, TEST_SEED, VALIDATION_SEED, check_choice_seed, reference_seeds
 
     seeds = reference_seeds()
-    assert {2026, 2027, 2040, 2041} <= seeds  # 2026: neuroblastoma 0.6.0's base; 2040, 2041: its parts
+    # 2026, 2027: every disease's first localisation and grading cohorts; 2040-2045: the parts of the
+    # neuroblastoma localisation's fine-tuning steps (0.6.0, then 0.7.0's two), reached through its bases
+    assert {2026, 2027} | set(range(2040, 2046)) <= seeds
     assert TEST_SEED not in seeds and VALIDATION_SEED not in seeds
-    check_choice_seed(VALIDATION_SEED)  # no error
+    check_choice_seed(VALIDATION_SEED, VALIDATION_SEED + 2)  # no error
     chained = {"d": {"s": {"seed": 1, "parts": [{"seed": 2}], "base": {"seed": 3, "base": {"seed": 4}}}}}
     assert reference_seeds(chained) == {2, 3, 4}  # a recipe in parts: its parts' seeds
-    assert reference_seeds(RECIPES) == seeds
+    assert reference_seeds({"d": {"s": {"seed": 5, "parts": []}}}) == {5}  # no parts: the recipe is its cohort
+    assert len(reference_seeds(RECIPES)) > 2

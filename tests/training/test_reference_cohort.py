@@ -174,6 +174,19 @@ def test_a_base_named_by_its_sha256_is_taken_from_the_release_installed_or_in_th
     fourth = reference._released_base({**flagged, "weights_sha256": bytes_sha256(b"weights of the fourth release")},
                                       tmp_path / "fourth", said.append)  # fmt: skip
     assert fourth is not None and fourth["data"]["parts"][1]["randomise"] == "moderate+abdomen"
+    # optional sequences in another order draw other phantoms (each sequence draws in turn): another cohort
+    two = {**flagged, "parts": [parts["parts"][0], {**flagged["parts"][1], "optional": ["t1", "flair"]}]}
+    two_record = {**flagged_record, "data": {**flagged_record["data"], "parts": [
+        flagged_record["data"]["parts"][0], {**flagged_record["data"]["parts"][1], "optional": ["flair", "t1"]}]}}
+    _commit(repo, b"weights of the fifth release", two_record, "fifth release")
+    fifth_sha = bytes_sha256(b"weights of the fifth release")
+    assert reference._released_base({**two, "weights_sha256": fifth_sha}, tmp_path / "g", said.append) is None
+    assert reference._released_base({**two, "weights_sha256": fifth_sha, "parts": [
+        two["parts"][0], {**two["parts"][1], "optional": ("flair", "t1")}]}, tmp_path / "h", said.append) is not None
+    # a record without data (written by hand, damaged) is no release of the recipe, not a crash
+    _commit(repo, b"weights of the sixth release", {**two_record, "data": None}, "sixth release")
+    sixth_sha = bytes_sha256(b"weights of the sixth release")
+    assert reference._released_base({**two, "weights_sha256": sixth_sha}, tmp_path / "i", said.append) is None
     # without git (an installed package): the installed bundle only
     monkeypatch.setattr(reference.shutil, "which", lambda name: None)
     assert reference._released_base({**first, "weights_sha256": bytes_sha256(b"weights of the first release")},
