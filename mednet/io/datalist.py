@@ -504,6 +504,7 @@ def datalist_cases(
     *,
     any_of: Sequence[str] = (),
     slice_split: bool = False,
+    nonempty: bool = False,
 ) -> list[dict]:
     """One partition of a datalist file, paths absolute: for bundle configs.
 
@@ -517,17 +518,27 @@ def datalist_cases(
             of a bundle that works with any non-empty subset of them (inference); a case
             without any is an error naming it.
         slice_split: accept a slice-level split, warning loudly (see :func:`load_datalist`).
+        nonempty: an empty partition is an error naming it and the partitions that have
+            cases (a bundle's inference or training would otherwise end having done nothing).
 
     Example (in a bundle config):
         ``"train_data": "$mednet.io.datalist_cases(@datalist, 'training', @image_keys + ['label'])"``;
-        ``"data": "$mednet.io.datalist_cases(@datalist, @partition, [], any_of=@image_keys)"``
+        ``"data": "$mednet.io.datalist_cases(@datalist, @partition, [], any_of=@image_keys, nonempty=True)"``
 
     Raises:
-        DatalistError: unknown partition, or a case lacks one of ``keys`` or every one of ``any_of``.
+        DatalistError: unknown partition, an empty one when ``nonempty``, or a case lacks one
+            of ``keys`` or every one of ``any_of``.
     """
     if partition not in PARTITIONS:
         raise DatalistError(f"partition: expected one of {', '.join(PARTITIONS)}, found {partition!r}")
-    cases = load_datalist(path, slice_split=slice_split)[partition]
+    datalist = load_datalist(path, slice_split=slice_split)
+    cases = datalist[partition]
+    if nonempty and not cases:
+        others = [f"{name} ({len(datalist[name])})" for name in PARTITIONS if datalist.get(name)]
+        raise DatalistError(
+            f"{path}: partition {partition!r}: expected at least one case, found none"
+            f" (partitions with cases: {', '.join(others) or 'none'})"
+        )
     if keys is None and not any_of:
         return cases
     keys, any_of = list(keys or ()), list(any_of)

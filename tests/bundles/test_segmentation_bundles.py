@@ -188,6 +188,15 @@ def test_a_case_lacking_sequences_is_localised_by_the_bundle(tiny_cohorts, tiny_
     while causes[-1].__cause__ is not None:
         causes.append(causes[-1].__cause__)
     assert any("NO_SEQUENCE (no t1, t1c, t2 or flair)" in str(c) for c in causes), causes
+    custom.write_text(json.dumps({"training": [case], "validation": [], "testing": []}))
+    with pytest.raises(RuntimeError) as caught:  # an empty partition is said, not a run that does nothing
+        run_bundle(bundle, ["inference"], datalist=str(custom), ckpt_path=str(ckpt), output_dir=str(tmp_path / "o3"),
+                   roi_size=TINY["roi_size"])  # fmt: skip
+    causes = [caught.value]
+    while causes[-1].__cause__ is not None:
+        causes.append(causes[-1].__cause__)
+    assert any("partition 'testing': expected at least one case, found none" in str(c) for c in causes), causes
+    assert not (tmp_path / "o3").exists() or not any((tmp_path / "o3").iterdir())
 
 
 def test_fine_tuning_from_shipped_style_weights_with_a_new_sequence(tiny_checkpoints, tmp_path):

@@ -267,3 +267,13 @@ def test_datalist_cases_with_any_of_keeps_the_sequences_a_case_has(tmp_path):
     path.write_text(json.dumps({"testing": [*cases, {"case_id": "c", "t1": "", "label": "l.nii.gz"}]}))
     with pytest.raises(DatalistError, match=r"1 case\(s\) lack a required key: c \(no t1, t1c, t2 or flair\)"):
         datalist_cases(path, "testing", ["label"], any_of=["t1", "t1c", "t2", "flair"])
+
+
+def test_datalist_cases_nonempty_names_an_empty_partition_and_those_with_cases(tmp_path):
+    path = tmp_path / "datalist.json"
+    path.write_text(json.dumps({"training": [{"case_id": "a", "t1": "a.nii.gz"}], "validation": [], "testing": []}))
+    assert datalist_cases(path, "testing", any_of=["t1"]) == []  # a caller that iterates partitions
+    with pytest.raises(DatalistError, match=r"partition 'testing': expected at least one case, found none "
+                                            r"\(partitions with cases: training \(1\)\)"):  # fmt: skip
+        datalist_cases(path, "testing", any_of=["t1"], nonempty=True)
+    assert [c["case_id"] for c in datalist_cases(path, "training", ["t1"], nonempty=True)] == ["a"]
