@@ -6,6 +6,14 @@ through :func:`initialised` with ``init_ckpt`` (empty: from scratch). A network 
 more sequences than the checkpoint did (``image_keys`` = the checkpoint's sequences, then
 new ones): the filters reading the new channels start at zero, so that the fine-tuning
 starts from exactly the checkpoint's outputs on cases without them.
+
+A MONAI ``UNet`` may also be wider than the checkpoint's (more channels at each level, as
+``network_def#channels`` sets them): each layer's checkpoint filters keep their places
+(behind a skip connection, the concatenated channels of both branches are placed where the
+wider network has them), the new filters keep their fresh initialisation, and every weight
+from a new channel into a channel of the checkpoint starts at zero. The wider network then
+starts from exactly the checkpoint's outputs (Net2Net's function-preserving growth, with
+zero instead of split weights) and training grows the new channels into use.
 """
 
 from __future__ import annotations
@@ -54,11 +62,16 @@ def initialised(
         missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         raise ValueError(f"init_ckpt {checkpoint}: not this network's weights: missing {missing[:5]}, "
                          f"unexpected {extra[:5]}")  # fmt: skip
+    from monai.networks.nets import UNet
+
+    grown = _grown_layers(network, state) if isinstance(network, UNet) else {}
     loaded = {}
     for name, value in state.items():
         target = own[name]
         if value.shape == target.shape:
             loaded[name] = value.to(target.dtype)
+        elif name in grown and _fits(value, target, grown[name], len(old), len(keys)):
+            loaded[name] = _embedded(value.to(target.dtype), target, *grown[name])
         elif (value.ndim >= 2 and value.shape[1] == len(old) and target.shape[1] == len(keys)
               and value.shape[:1] + value.shape[2:] == target.shape[:1] + target.shape[2:]):  # fmt: skip
             widened = torch.zeros_like(target)
@@ -69,3 +82,67 @@ def initialised(
                              f"found {tuple(value.shape)}")  # fmt: skip
     network.load_state_dict(loaded)
     return network
+
+
+def _grown_layers(network: torch.nn.Module, state: dict) -> dict[str, tuple[bool, torch.Tensor | None]]:
+    """Per tensor of a UNet: whether it is a transposed convolution's, and where the checkpoint's inputs go.
+
+    The input positions are ``None`` (the first ones) except for the layer reading a skip
+    connection's concatenation ``[x, submodule(x)]``: ``x``'s channels first, the
+    submodule's after all of ``x``'s channels in the wider network. Empty (nothing grows)
+    when the network has other outputs (classes) than the checkpoint.
+    """
+    from monai.networks.layers import SkipConnection
+
+    modules, own = dict(network.named_modules()), network.state_dict()
+    grown: dict[str, tuple[bool, torch.Tensor | None]] = {}
+    for name in own:
+        module = modules.get(name.rpartition(".")[0])
+        grown[name] = (isinstance(module, torch.nn.modules.conv._ConvTransposeNd), None)
+    last = [k for k in own if k.endswith(".weight") and own[k].ndim > 2][-1]
+    out_dim = 1 if grown[last][0] else 0
+    if last not in state or state[last].shape[out_dim] != own[last].shape[out_dim]:
+        return {}
+    for name, module in modules.items():
+        if not isinstance(module, SkipConnection):
+            continue
+        parent, _, index = name.rpartition(".")
+
+        def first_filter(block: str) -> str:
+            return next(k for k in own if k.startswith(f"{block}.") and k.endswith(".weight") and own[k].ndim > 2)
+
+        down, consumer = first_filter(f"{parent}.{int(index) - 1}"), first_filter(f"{parent}.{int(index) + 1}")
+        transposed = grown[consumer][0]
+        x_old, x_new = state[down].shape[0], own[down].shape[0]  # x: the block before the skip connection
+        total_old = state[consumer].shape[0 if transposed else 1]
+        grown[consumer] = (transposed, torch.cat([torch.arange(x_old), x_new + torch.arange(total_old - x_old)]))
+    return grown
+
+
+def _fits(value: torch.Tensor, target: torch.Tensor, layer: tuple[bool, torch.Tensor | None], sequences: int,
+          keys: int) -> bool:  # fmt: skip
+    """Whether ``value`` embeds in ``target``: the same kernel, no dimension shrinking, the first layer's
+    input the checkpoint's sequences."""
+    if value.ndim != target.ndim or value.shape[2:] != target.shape[2:]:
+        return False
+    if any(v > t for v, t in zip(value.shape, target.shape)):
+        return False
+    if value.ndim >= 2:
+        in_dim = 0 if layer[0] else 1
+        if target.shape[in_dim] == keys and layer[1] is None and value.shape[in_dim] != sequences:
+            return False  # the input layer reads the checkpoint's sequences first
+    return True
+
+
+def _embedded(value: torch.Tensor, target: torch.Tensor, transposed: bool, positions: torch.Tensor | None):
+    """``target`` (the fresh tensor) with ``value`` in its place: its output channels first, its inputs at
+    ``positions`` (default the first), zero from the other inputs into its outputs."""
+    result = target.clone()
+    if value.ndim < 2:  # biases, per-channel parameters
+        result[: value.shape[0]] = value
+        return result
+    out_dim, in_dim = (1, 0) if transposed else (0, 1)
+    rows = result.narrow(out_dim, 0, value.shape[out_dim])  # a view: the checkpoint's output channels
+    rows.zero_()
+    rows.index_copy_(in_dim, positions if positions is not None else torch.arange(value.shape[in_dim]), value)
+    return result

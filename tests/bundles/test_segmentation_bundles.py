@@ -233,6 +233,25 @@ def test_fine_tuning_from_shipped_style_weights_with_a_new_sequence(tiny_checkpo
     assert set(record["inputs"]) == {"t2w", "t1c", "t1"}
 
 
+def test_a_wider_network_fine_tunes_from_shipped_style_weights(tiny_cohorts, tiny_checkpoints, tmp_path):
+    """train.json with init_ckpt and ``network_def#channels`` wider than the checkpoint's, then inference with them."""
+    bundle, wide = "cpa_mri_segmentation", [20, 40, 80, 160, 320]
+    start = torch.load(tiny_checkpoints[bundle] / "models" / "model.pt", weights_only=True)
+    run_bundle(bundle, ["train"], datalist=str(tiny_cohorts[bundle]), ckpt_dir=str(tmp_path / "models"),
+               output_dir=str(tmp_path / "eval"), init_ckpt=str(tiny_checkpoints[bundle] / "models" / "model.pt"),
+               **{"network_def#channels": wide}, **TINY)  # fmt: skip
+    tuned = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    first = "model.0.conv.unit0.conv.weight"
+    assert tuned[first].shape[0] == 20 and start[first].shape[0] == 16
+    moved = float((tuned[first][:16] - start[first]).abs().mean())
+    assert moved < 0.5 * float(start[first].abs().mean())  # it started from the checkpoint
+    case = json.loads(tiny_cohorts[bundle].read_text())["testing"][0]
+    run_bundle(bundle, ["inference"], datalist=str(tiny_cohorts[bundle]), ckpt_path=str(tmp_path / "models" / "model.pt"),
+               output_dir=str(tmp_path / "out"), roi_size=TINY["roi_size"], **{"network_def#channels": wide})  # fmt: skip
+    image = tiny_cohorts[bundle].parent / case["t1c"]
+    _same_grid(tmp_path / "out" / case["case_id"] / f"{case['case_id']}_labels.nii.gz", image)
+
+
 @pytest.mark.parametrize("bundle", SEGMENTATION)
 def test_training_volumes_cut_by_a_field_of_view_plane(bundle, tiny_cohorts):
     """``fov_cut_prob``: a training volume loses a wedge beyond an oblique plane before its normalisation.
