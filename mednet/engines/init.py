@@ -121,11 +121,13 @@ def _grown_layers(network: torch.nn.Module, state: dict) -> dict[str, tuple[bool
 
 def _fits(value: torch.Tensor, target: torch.Tensor, layer: tuple[bool, torch.Tensor | None], sequences: int,
           keys: int) -> bool:  # fmt: skip
-    """Whether ``value`` embeds in ``target``: the same kernel, no dimension shrinking, the first layer's
-    input the checkpoint's sequences."""
+    """Whether ``value`` embeds in ``target``.
+
+    The same kernel, no dimension shrinking, and the input layer reading the checkpoint's sequences.
+    """
     if value.ndim != target.ndim or value.shape[2:] != target.shape[2:]:
         return False
-    if any(v > t for v, t in zip(value.shape, target.shape)):
+    if any(v > t for v, t in zip(value.shape, target.shape, strict=True)):
         return False
     if value.ndim >= 2:
         in_dim = 0 if layer[0] else 1
@@ -134,9 +136,13 @@ def _fits(value: torch.Tensor, target: torch.Tensor, layer: tuple[bool, torch.Te
     return True
 
 
-def _embedded(value: torch.Tensor, target: torch.Tensor, transposed: bool, positions: torch.Tensor | None):
-    """``target`` (the fresh tensor) with ``value`` in its place: its output channels first, its inputs at
-    ``positions`` (default the first), zero from the other inputs into its outputs."""
+def _embedded(value: torch.Tensor, target: torch.Tensor, transposed: bool,
+              positions: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+    """``target`` (the fresh tensor) with ``value`` in its place.
+
+    ``value``'s output channels are the first ones, its inputs at ``positions`` (default the
+    first); the weights from the other inputs into its outputs are zero.
+    """
     result = target.clone()
     if value.ndim < 2:  # biases, per-channel parameters
         result[: value.shape[0]] = value
