@@ -156,6 +156,9 @@ RELEASE_MATCH = ("epochs", "seed", "overrides")
 RELEASE_DATA_MATCH = ("cases", "seed", "randomise", "balance", "size", "optional")
 
 
+#: Config overrides a release record without them was trained with: the segmentation networks'
+#: channels before a recipe named them (every release up to neuroblastoma segmentation 0.7.0).
+LEGACY_OVERRIDES = {"network_def#channels": [16, 32, 64, 128, 256]}
 #: Overrides that only fine-tuning needs (its starting weights, their sequences, its learning rate).
 FINE_TUNING_ONLY = ("init_ckpt", "init_keys", "learning_rate")
 
@@ -380,9 +383,14 @@ def _released_base(base: Mapping, folder: Path, echo: Callable[[str], None]) -> 
 def _describes(record: Mapping, base: Mapping) -> bool:
     """Whether a release record (``models/reference.json``) is of the recipe ``base``.
 
-    The record's ``init_ckpt`` override (a path on the machine that trained it) is left out.
+    The record's ``init_ckpt`` override (a path on the machine that trained it) is left out;
+    an override neither names is taken as :data:`LEGACY_OVERRIDES` has it, on both sides
+    (a segmentation recipe that names its channels describes the releases from before
+    recipes named them).
     """
-    own = {**record, "overrides": portable_overrides(record.get("overrides", {}))}
+    legacy = LEGACY_OVERRIDES if str(base.get("bundle", "")).endswith("_segmentation") else {}
+    own = {**record, "overrides": {**legacy, **portable_overrides(record.get("overrides") or {})}}
+    base = {**base, "overrides": {**legacy, **(base.get("overrides") or {})}}
     return all(own.get(k) == base.get(k) for k in RELEASE_MATCH) and (
         _cohorts(record.get("data") or {}) == _cohorts(base)
     )

@@ -227,3 +227,20 @@ def test_a_fine_tuning_recipe_whose_base_was_released_starts_from_those_weights_
     start = torch.load(released, weights_only=True)
     end = torch.load(root / "localisation_train" / "models" / "model.pt", weights_only=True)
     assert all(torch.equal(start[k].to(end[k].dtype), end[k]) for k in start)  # learning rate 0: where it started
+
+
+def test_a_segmentation_recipe_naming_its_channels_describes_releases_from_before_recipes_named_them():
+    from mednet.training.reference import LEGACY_OVERRIDES, _describes
+
+    recipe = {"bundle": "neuroblastoma_mri_segmentation", "cases": 160, "seed": 2026, "randomise": "moderate",
+              "balance": {"A": 1}, "epochs": 48, "overrides": {"lr_anneal": "cosine"}}  # fmt: skip
+    record = {"data": {k: recipe[k] for k in ("cases", "seed", "randomise", "balance")}, "epochs": 48, "seed": 2026,
+              "overrides": {"lr_anneal": "cosine", "init_ckpt": "/elsewhere/model_fp16.pt"}}  # fmt: skip
+    narrow = {**recipe, "overrides": {**recipe["overrides"], **LEGACY_OVERRIDES}}
+    wide = {**recipe, "overrides": {**recipe["overrides"], "network_def#channels": [24, 48, 96, 192, 384]}}
+    assert _describes(record, recipe) and _describes(record, narrow) and not _describes(record, wide)
+    wide_record = {**record, "overrides": {**record["overrides"], **wide["overrides"]}}
+    assert _describes(wide_record, wide) and not _describes(wide_record, narrow)
+    # a classification recipe has no such channels: both sides as they are
+    grading = {**narrow, "bundle": "neuroblastoma_mri_classification"}
+    assert not _describes(record, grading) and _describes(record, {**recipe, "bundle": "neuroblastoma_mri_classification"})
