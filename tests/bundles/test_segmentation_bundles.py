@@ -180,22 +180,22 @@ def test_a_case_lacking_sequences_is_localised_by_the_bundle(tiny_cohorts, tiny_
     run_bundle(bundle, ["inference"], datalist=str(custom), ckpt_path=str(ckpt), output_dir=str(tmp_path / "out"),
                roi_size=TINY["roi_size"])  # fmt: skip
     _same_grid(tmp_path / "out" / case["case_id"] / f"{case['case_id']}_labels.nii.gz", case["t1c"])
-    custom.write_text(json.dumps({"training": [], "validation": [], "testing": [case, nothing]}))
-    with pytest.raises(RuntimeError) as caught:  # MONAI wraps the config's error: the cause is mednet's
-        run_bundle(bundle, ["inference"], datalist=str(custom), ckpt_path=str(ckpt), output_dir=str(tmp_path / "o2"),
-                   roi_size=TINY["roi_size"])  # fmt: skip
-    causes = [caught.value]
-    while causes[-1].__cause__ is not None:
-        causes.append(causes[-1].__cause__)
-    assert any("NO_SEQUENCE (no t1, t1c, t2 or flair)" in str(c) for c in causes), causes
-    custom.write_text(json.dumps({"training": [case], "validation": [], "testing": []}))
-    with pytest.raises(RuntimeError) as caught:  # an empty partition is said, not a run that does nothing
-        run_bundle(bundle, ["inference"], datalist=str(custom), ckpt_path=str(ckpt), output_dir=str(tmp_path / "o3"),
-                   roi_size=TINY["roi_size"])  # fmt: skip
-    causes = [caught.value]
-    while causes[-1].__cause__ is not None:
-        causes.append(causes[-1].__cause__)
-    assert any("partition 'testing': expected at least one case, found none" in str(c) for c in causes), causes
+
+    def refused(partitions: dict, out: str) -> list[str]:
+        """The messages of the error a bundle run on ``partitions`` ends with (MONAI wraps mednet's)."""
+        custom.write_text(json.dumps(partitions))
+        with pytest.raises(RuntimeError) as caught:
+            run_bundle(bundle, ["inference"], datalist=str(custom), ckpt_path=str(ckpt),
+                       output_dir=str(tmp_path / out), roi_size=TINY["roi_size"])  # fmt: skip
+        causes = [caught.value]
+        while causes[-1].__cause__ is not None:
+            causes.append(causes[-1].__cause__)
+        return [str(c) for c in causes]
+
+    said = refused({"training": [], "validation": [], "testing": [case, nothing]}, "o2")
+    assert any("NO_SEQUENCE (no t1, t1c, t2 or flair)" in c for c in said), said
+    said = refused({"training": [case], "validation": [], "testing": []}, "o3")  # said, not a run doing nothing
+    assert any("partition 'testing': expected at least one case, found none" in c for c in said), said
     assert not (tmp_path / "o3").exists() or not any((tmp_path / "o3").iterdir())
 
 
