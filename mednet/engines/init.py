@@ -64,13 +64,16 @@ def initialised(
                          f"unexpected {extra[:5]}")  # fmt: skip
     from monai.networks.nets import UNet
 
-    grown = _grown_layers(network, state) if isinstance(network, UNet) else {}
+    grown = _grown_layers(network, state, checkpoint) if isinstance(network, UNet) else {}
     loaded = {}
     for name, value in state.items():
         target = own[name]
         if value.shape == target.shape:
             loaded[name] = value.to(target.dtype)
-        elif name in grown and _fits(value, target, grown[name], len(old), len(keys)):
+        elif name in grown:  # a UNet: every layer through the one embedding (transposed layouts included)
+            if not _fits(value, target, grown[name], len(old), len(keys)):
+                raise ValueError(f"init_ckpt {checkpoint}: {name}: expected shape {tuple(target.shape)} or a "
+                                 f"narrower one, found {tuple(value.shape)}")  # fmt: skip
             loaded[name] = _embedded(value.to(target.dtype), target, *grown[name])
         elif (value.ndim >= 2 and value.shape[1] == len(old) and target.shape[1] == len(keys)
               and value.shape[:1] + value.shape[2:] == target.shape[:1] + target.shape[2:]):  # fmt: skip
@@ -84,13 +87,18 @@ def initialised(
     return network
 
 
-def _grown_layers(network: torch.nn.Module, state: dict) -> dict[str, tuple[bool, torch.Tensor | None]]:
+def _grown_layers(network: torch.nn.Module, state: dict,
+                  checkpoint: os.PathLike | str) -> dict[str, tuple[bool, torch.Tensor | None]]:  # fmt: skip
     """Per tensor of a UNet: whether it is a transposed convolution's, and where the checkpoint's inputs go.
 
     The input positions are ``None`` (the first ones) except for the layer reading a skip
     connection's concatenation ``[x, submodule(x)]``: ``x``'s channels first, the
-    submodule's after all of ``x``'s channels in the wider network. Empty (nothing grows)
-    when the network has other outputs (classes) than the checkpoint.
+    submodule's after all of ``x``'s channels in the wider network.
+
+    Raises:
+        ValueError: the network has other outputs (classes) than the checkpoint; or a layer
+            grows in a network whose normalisation mixes channels (group or layer norm: the
+            new channels would change the old ones' statistics).
     """
     from monai.networks.layers import SkipConnection
 
@@ -101,8 +109,13 @@ def _grown_layers(network: torch.nn.Module, state: dict) -> dict[str, tuple[bool
         grown[name] = (isinstance(module, torch.nn.modules.conv._ConvTransposeNd), None)
     last = [k for k in own if k.endswith(".weight") and own[k].ndim > 2][-1]
     out_dim = 1 if grown[last][0] else 0
-    if last not in state or state[last].shape[out_dim] != own[last].shape[out_dim]:
-        return {}
+    if state[last].shape[out_dim] != own[last].shape[out_dim]:
+        raise ValueError(f"init_ckpt {checkpoint}: expected a network of {own[last].shape[out_dim]} output classes, "
+                         f"found one of {state[last].shape[out_dim]}")  # fmt: skip
+    mixing = (torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.LocalResponseNorm)
+    if any(state[k].shape != own[k].shape for k in own) and any(isinstance(m, mixing) for m in modules.values()):
+        raise ValueError(f"init_ckpt {checkpoint}: a wider network is started from a narrower one only with a "
+                         f"per-channel normalisation (instance or batch norm), found group or layer norm")  # fmt: skip
     for name, module in modules.items():
         if not isinstance(module, SkipConnection):
             continue
@@ -150,5 +163,6 @@ def _embedded(value: torch.Tensor, target: torch.Tensor, transposed: bool,
     out_dim, in_dim = (1, 0) if transposed else (0, 1)
     rows = result.narrow(out_dim, 0, value.shape[out_dim])  # a view: the checkpoint's output channels
     rows.zero_()
-    rows.index_copy_(in_dim, positions if positions is not None else torch.arange(value.shape[in_dim]), value)
+    index = positions if positions is not None else torch.arange(value.shape[in_dim])
+    rows.index_copy_(in_dim, index.to(target.device), value.to(target.device))
     return result

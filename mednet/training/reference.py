@@ -157,7 +157,7 @@ RELEASE_DATA_MATCH = ("cases", "seed", "randomise", "balance", "size", "optional
 
 
 #: Config overrides a release record without them was trained with: the segmentation networks'
-#: channels before a recipe named them (every release up to neuroblastoma segmentation 0.7.0).
+#: channels before a recipe named them (every segmentation release so far: each bundle's 16..256).
 LEGACY_OVERRIDES = {"network_def#channels": [16, 32, 64, 128, 256]}
 #: Overrides that only fine-tuning needs (its starting weights, their sequences, its learning rate).
 FINE_TUNING_ONLY = ("init_ckpt", "init_keys", "learning_rate")

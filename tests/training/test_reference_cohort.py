@@ -244,3 +244,17 @@ def test_a_segmentation_recipe_naming_its_channels_describes_releases_from_befor
     # a classification recipe has no such channels: both sides as they are
     grading = {**narrow, "bundle": "neuroblastoma_mri_classification"}
     assert not _describes(record, grading) and _describes(record, {**recipe, "bundle": "neuroblastoma_mri_classification"})
+
+
+def test_a_segmentation_bundles_channels_are_the_legacy_ones_or_named_by_its_recipe():
+    """A bundle whose configs leave the 16..256 channels has a reference recipe that names its own."""
+    from mednet.bundles import BUNDLES_DIR
+    from mednet.training.reference import LEGACY_OVERRIDES, RECIPES
+
+    for disease, stages in RECIPES.items():
+        recipe = stages["localisation"]
+        channels = [json.loads((BUNDLES_DIR / recipe["bundle"] / "configs" / f"{c}.json").read_text())
+                    ["network_def"]["channels"] for c in ("train", "inference")]  # fmt: skip
+        assert channels[0] == channels[1], disease  # one network, trained and run
+        named = recipe["overrides"].get("network_def#channels", LEGACY_OVERRIDES["network_def#channels"])
+        assert named == channels[0], disease
