@@ -112,18 +112,21 @@ def _grown_layers(network: torch.nn.Module, state: dict,
     if state[last].shape[out_dim] != own[last].shape[out_dim]:
         raise ValueError(f"init_ckpt {checkpoint}: expected a network of {own[last].shape[out_dim]} output classes, "
                          f"found one of {state[last].shape[out_dim]}")  # fmt: skip
+    def out_channels(name: str, tensor: torch.Tensor) -> int:
+        return tensor.shape[1 if grown[name][0] and tensor.ndim > 1 else 0]
+
     mixing = (torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.LocalResponseNorm)
-    if any(state[k].shape != own[k].shape for k in own) and any(isinstance(m, mixing) for m in modules.values()):
+    wider = any(out_channels(k, state[k]) != out_channels(k, own[k]) for k in own if own[k].ndim)
+    if wider and any(isinstance(m, mixing) for m in modules.values()):  # new inputs alone (sequences) are fine
         raise ValueError(f"init_ckpt {checkpoint}: a wider network is started from a narrower one only with a "
                          f"per-channel normalisation (instance or batch norm), found group or layer norm")  # fmt: skip
+    def first_filter(block: str) -> str:
+        return next(k for k in own if k.startswith(f"{block}.") and k.endswith(".weight") and own[k].ndim > 2)
+
     for name, module in modules.items():
         if not isinstance(module, SkipConnection):
             continue
         parent, _, index = name.rpartition(".")
-
-        def first_filter(block: str) -> str:
-            return next(k for k in own if k.startswith(f"{block}.") and k.endswith(".weight") and own[k].ndim > 2)
-
         down, consumer = first_filter(f"{parent}.{int(index) - 1}"), first_filter(f"{parent}.{int(index) + 1}")
         transposed = grown[consumer][0]
         x_old, x_new = state[down].shape[0], own[down].shape[0]  # x: the block before the skip connection

@@ -101,6 +101,7 @@ def test_a_narrower_unet_other_classes_a_mixing_norm_or_another_kernel_is_refuse
     with pytest.raises(ValueError, match="per-channel normalisation"):  # new channels would join old groups
         initialised(_wide_unet((8, 16, 32), norm=norm), path, ["t2w", "t1c"])
     initialised(_wide_unet((4, 8, 16), norm=norm), path, ["t2w", "t1c"])  # the same width: loaded
+    initialised(_wide_unet((4, 8, 16), sequences=3, norm=norm), path, ["t2w", "t1c", "t1"], ["t2w", "t1c"])  # a sequence
     torch.save(_wide_unet((4, 8, 16)).state_dict(), path)
     with pytest.raises(ValueError, match=r"unit0.conv.weight: expected shape \(6, 2, 1, 1, 1\) or a narrower one"):
         initialised(UNet(3, 2, 4, channels=(6, 12, 24), strides=(2, 2), num_res_units=2, kernel_size=1), path,
