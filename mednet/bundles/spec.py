@@ -212,14 +212,38 @@ class BundleSpec:
                 f"(python -m monai.bundle run --config_file {self.path}/configs/train.json --datalist <datalist.json>, "
                 "see the bundle's docs/README.md), or point --bundles at a folder of trained bundles"
             )
+        state = load_state_dict(path, device)
         try:
-            network.load_state_dict(load_state_dict(path, device))
+            network.load_state_dict(state)
         except RuntimeError as error:  # keys or shapes of another network
             first = str(error).strip().splitlines()[0]
             raise ValueError(
                 f"{path}: not weights of bundle {self.name}'s network (another architecture or bundle?): {first}"
+                + _width_hint(state, network)
             ) from error
         network.to(device).eval()
+
+
+def _width_hint(checkpoint: Mapping, network: torch.nn.Module) -> str:
+    """Where the first layer's filters differ in number: a checkpoint of another width, and how to load it.
+
+    Args:
+        checkpoint: the checkpoint's state dict (name -> tensor).
+        network: the bundle's network; a MONAI ``UNet`` (``channels``) gets the channels to give.
+    """
+    wanted = network.state_dict()
+    first = next((k for k, v in wanted.items() if v.ndim > 1), None)
+    if first is None or first not in checkpoint or checkpoint[first].ndim < 2:
+        return ""
+    found, expected = int(checkpoint[first].shape[0]), int(wanted[first].shape[0])
+    if found == expected:
+        return ""
+    hint = f". Its first layer has {found} filters where this network has {expected}: weights of another width"
+    channels = getattr(network, "channels", None)
+    if channels:
+        scaled = ",".join(str(c * found // expected) for c in channels)
+        hint += f"; give the channels they were trained with, e.g. --network_def#channels \"[{scaled}]\""
+    return hint
 
 
 def _lesion_floor(path: Path, value) -> float:

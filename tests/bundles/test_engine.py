@@ -252,3 +252,18 @@ def test_precision_is_chosen_once_and_checked_before_work(tmp_path):
     with pytest.raises(ValueError, match="float16 needs a GPU"):  # before the cohort is read or OUT made
         predict_cohort(tmp_path / "absent", "glioma", tmp_path / "out", device="cpu", precision="float16")
     assert not (tmp_path / "out").exists()
+
+
+def test_weights_of_another_width_are_named_with_the_channels_to_give(tmp_path):
+    """A 16..256 checkpoint given to a bundle whose network is wider: the error says so and names the channels."""
+    from monai.networks.nets import UNet
+
+    spec = BundleSpec.load(BUNDLES / "cpa_mri_segmentation")
+    narrow = spec.parser(**{"network_def#channels": [4, 8, 16, 32, 64]}).get_parsed_content("network_def")
+    torch.save(narrow.state_dict(), tmp_path / "narrow.pt")
+    wide = {"network_def#channels": [6, 12, 24, 48, 96]}
+    with pytest.raises(ValueError, match=r"first layer has 4 filters where this network has 6: weights of another "
+                       r"width; give the channels they were trained with, e.g. --network_def#channels \"\[4,8,16,32,64\]\""):
+        LocalisationPredictor(spec, "cpu", tmp_path / "narrow.pt", **wide)
+    assert isinstance(narrow, UNet)
+    LocalisationPredictor(spec, "cpu", tmp_path / "narrow.pt", **{"network_def#channels": [4, 8, 16, 32, 64]})
