@@ -13,6 +13,13 @@ of the time, above a tie between the classes (1 / classes: a tie is never a call
 ``--write`` sets it as ``min_confidence`` in the bundle's ``configs/inference.json`` (bump
 the bundle's version and changelog after).
 
+``--cohort DATALIST`` fits on every case of another datalist instead: your own labelled
+validation cases (with a ``class`` each), or held-out phantoms already predicted, e.g.
+``scripts/compare_weights.py``'s validation patients (``--cohort WORK/data/default/datalist.json
+--predictions`` its candidate's folder: cases predicted with the same weights are kept, not
+predicted again). A synthetic cohort of the test patients' seed or a reference cohort's is
+refused (its ``cohort.json`` names the seed): no release choice sees them.
+
 Writes JSON: the fitted threshold, the calls it makes on these cases against the
 threshold in the config now, the whole accuracy-coverage curve, the weights' versions and
 SHA-256 (``scripts/write_reference_cards.py`` checks them).
@@ -31,7 +38,7 @@ from mednet.fusion.confidence import fit_min_confidence
 from mednet.pipeline import predict_cohort
 from mednet.pipeline.diseases import disease_spec
 from mednet.pipeline.evaluate import read_records
-from mednet.training.reference import RECIPES, reference_cohort
+from mednet.training.reference import RECIPES, check_choice_seed, reference_cohort
 
 _SETTING = re.compile(r'("min_confidence":\s*)([0-9.]+|null)')
 
@@ -48,6 +55,21 @@ def write_min_confidence(config: Path, value: float) -> None:
     if count != 1:
         raise SystemExit(f"{config}: expected one min_confidence setting, found {count}")
     config.write_text(text)
+
+
+def cohort_seeds(datalist: Path) -> list[int]:
+    """The seeds of a synthetic cohort (its ``cohort.json``, each part's for a merged one); none for other data.
+
+    Raises:
+        OSError: no such datalist.
+    """
+    if not datalist.is_file():
+        raise FileNotFoundError(f"no datalist here ({'a folder' if datalist.is_dir() else 'nothing'})")
+    made = datalist.parent / "cohort.json"
+    if not made.is_file():
+        return []  # a user's own cases: no seed to check
+    record = json.loads(made.read_text())
+    return [int(part["seed"]) for part in record.get("parts") or [record] if part.get("seed") is not None]
 
 
 def calls(records: list[dict]) -> tuple[list[float], list[bool]]:
@@ -70,12 +92,25 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="confidence.json")
     parser.add_argument("--write", action="store_true", help="set the fitted value in the bundle's inference.json")
+    parser.add_argument("--cohort", default=None, metavar="DATALIST",
+                        help="fit on every case of this datalist instead of the reference grading cohort's "
+                             "validation partition (a test or reference cohort's seed refused)")  # fmt: skip
     args = parser.parse_args()
     spec = disease_spec(args.disease)
     recipe = RECIPES[args.disease]["grading"]
-    datalist = reference_cohort(recipe, args.disease, Path(args.work) / args.disease / "grading_data")
-    predictions = Path(args.predictions or Path(args.work) / args.disease / "grading_validation_predicted")
-    predict_cohort(datalist, args.disease, predictions, device=args.device, partition="validation",
+    if args.cohort:
+        datalist, partition = Path(args.cohort), "all"
+        try:
+            check_choice_seed(*cohort_seeds(datalist))
+        except (OSError, ValueError) as error:
+            parser.error(f"--cohort {datalist}: {error}")
+        default = Path(args.work) / args.disease / f"calibration_{datalist.parent.name}_predicted"
+    else:
+        datalist = reference_cohort(recipe, args.disease, Path(args.work) / args.disease / "grading_data")
+        partition = "validation"
+        default = Path(args.work) / args.disease / "grading_validation_predicted"
+    predictions = Path(args.predictions or default)
+    predict_cohort(datalist, args.disease, predictions, device=args.device, partition=partition,
                    progress=lambda line: print(f"  {line}", flush=True))  # fmt: skip
     confidence, correct = calls(read_records(predictions))
     bundle = bundle_path(recipe["bundle"])
@@ -87,7 +122,7 @@ def main() -> None:
     result = {
         "command": "python scripts/calibrate_confidence.py " + " ".join(sys.argv[1:]),
         "disease": args.disease, "bundles": spec.versions, "weights_sha256": spec.weights_sha256,
-        "cohort": str(datalist), "partition": "validation",
+        "cohort": str(datalist), "cohort_seeds": cohort_seeds(datalist), "partition": partition,
         "graded_cases": len(confidence), "floor": round(floor, 4),
         "fitted": {k: v for k, v in fit.items() if k != "curve"},
         "config_now": {"min_confidence": now, "called": len(called_now),

@@ -68,6 +68,17 @@ def _grading_rows(metrics: dict) -> list[str]:
     return rows
 
 
+def _calibration_cases(confidence: dict) -> str:
+    """Which cases ``min_confidence`` was fitted on: the training cohort's validation partition, or another cohort."""
+    n = confidence["graded_cases"]
+    if confidence.get("partition", "validation") == "validation":
+        return f"the {n} validation patients of the training cohort"
+    seeds = confidence.get("cohort_seeds") or []
+    if not seeds:
+        return f"{n} patients of another cohort"
+    return f"{n} held-out validation phantoms (seed {', '.join(map(str, seeds))}, never trained on)"
+
+
 def _confidence_lines(confidence: dict) -> list[str]:
     """The grading's ``min_confidence`` and how it was fitted (``scripts/calibrate_confidence.py``'s JSON)."""
     fit, now = confidence["fitted"], confidence["config_now"]
@@ -76,8 +87,8 @@ def _confidence_lines(confidence: dict) -> list[str]:
         before = "it is the bundle's threshold"
     return ["", f"Confidence: a call is indeterminate below a fused probability of {fit['min_confidence']} "
             f"(`min_confidence`), fitted by `scripts/calibrate_confidence.py` on the pipeline's own predictions "
-            f"(the localiser's lesion maps, then grading and fusion) for the {confidence['graded_cases']} "
-            f"validation patients of the training cohort: the least threshold whose calls are right at least "
+            f"(the localiser's lesion maps, then grading and fusion) for {_calibration_cases(confidence)}: "
+            f"the least threshold whose calls are right at least "
             f"{fit['target']:g} of the time. It calls {fit['called']} of them ({fit['accuracy_of_calls']:.2f} right); "
             f"{before}."]
 

@@ -79,17 +79,22 @@ __all__ = [
 ]
 
 _NB_BALANCE = {"L1": 1, "L2": 1, "M": 1}
+#: The segmentation UNets' filters per level in every release so far (their configs' ``network_def#channels``).
+_NARROW = [16, 32, 64, 128, 256]
 
 
 def _nb_fine_tuning(seed: int, learning_rate: float, base: dict, weights_sha256: str | None = None) -> dict:
     """A neuroblastoma localisation recipe: ``base``'s weights fine-tuned 12 epochs (cosine) on fresh phantoms.
 
-    Its cohort: 80 default phantoms (``seed``) and 80 ``moderate`` ones (``seed`` + 1).
+    Its cohort: 80 default phantoms (``seed``) and 80 ``moderate`` ones (``seed`` + 1); its network
+    the 16..256 UNet of the releases so far, named (``network_def#channels``): a bundle whose config
+    widens its network still trains these steps as they were.
     """
     parts = [{"cases": 80, "balance": _NB_BALANCE, "randomise": None, "seed": seed},
              {"cases": 80, "balance": _NB_BALANCE, "randomise": "moderate", "seed": seed + 1}]  # fmt: skip
     recipe = {"bundle": "neuroblastoma_mri_segmentation", "parts": parts, "seed": seed, "epochs": 12,
-              "overrides": {"lr_anneal": "cosine", "val_interval": 4, "learning_rate": learning_rate},
+              "overrides": {"lr_anneal": "cosine", "val_interval": 4, "learning_rate": learning_rate,
+                            "network_def#channels": _NARROW},
               "base": base}  # fmt: skip
     return {**recipe, "weights_sha256": weights_sha256} if weights_sha256 else recipe
 
@@ -100,13 +105,17 @@ def _nb_fine_tuning(seed: int, learning_rate: float, base: dict, weights_sha256:
 #: released by itself. Every fine-tuning draws fresh phantoms, default and moderate half and half.
 _NB_LOCALISATION_050 = {
     "bundle": "neuroblastoma_mri_segmentation", "cases": 160, "balance": _NB_BALANCE, "randomise": "moderate",
-    "seed": 2026, "epochs": 48, "overrides": {"lr_anneal": "cosine", "val_interval": 8},
+    "seed": 2026, "epochs": 48,
+    "overrides": {"lr_anneal": "cosine", "val_interval": 8, "network_def#channels": _NARROW},
     "weights_sha256": "1180e87cf4e3c27c9f09fba42b6b688e639dccb000cf2f30e2a69600e64e717e",
 }  # fmt: skip
 _NB_LOCALISATION_060 = _nb_fine_tuning(
     2040, 5e-4, _NB_LOCALISATION_050, "a441035cc98e3ae156e63d7ff2b75860510a2c855172e18574b6e318fd79aa36"
 )
-_NB_LOCALISATION_070 = _nb_fine_tuning(2044, 3e-4, _nb_fine_tuning(2042, 3e-4, _NB_LOCALISATION_060))
+_NB_LOCALISATION_070 = _nb_fine_tuning(
+    2044, 3e-4, _nb_fine_tuning(2042, 3e-4, _NB_LOCALISATION_060),
+    "ff86ab57d988a7b65e88481a5356a0666023c6038c6fe1479867c7403ebae935",
+)
 
 #: Per disease and stage: bundle, cohort (cases, balance, randomisation, seed; ``size`` "demo" and no
 #: ``optional`` sequences unless given; or ``parts``, a list of such cohorts, each with ``turn_on`` flags
@@ -158,7 +167,7 @@ RELEASE_DATA_MATCH = ("cases", "seed", "randomise", "balance", "size", "optional
 
 #: Config overrides a release record without them was trained with: the segmentation networks'
 #: channels before a recipe named them (every segmentation release so far: each bundle's 16..256).
-LEGACY_OVERRIDES = {"network_def#channels": [16, 32, 64, 128, 256]}
+LEGACY_OVERRIDES = {"network_def#channels": _NARROW}
 #: Overrides that only fine-tuning needs (its starting weights, their sequences, its learning rate).
 FINE_TUNING_ONLY = ("init_ckpt", "init_keys", "learning_rate")
 

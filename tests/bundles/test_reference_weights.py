@@ -47,6 +47,13 @@ def test_every_bundle_ships_float16_weights_with_their_record(name):
         assert (spec.weights.parent / "ood.json").is_file(), f"{name}: no feature-distance check fitted"
 
 
+def test_the_shipped_weights_fit_the_budget_of_60_mb_for_all_six_bundles():
+    """Issue 15's budget: every bundle's models/model.pt together at most 60 MB (width and precision chosen for it)."""
+    sizes = {n: bundle_path(n).joinpath("models", "model.pt").stat().st_size for ns in DISEASES.values() for n in ns}
+    assert len(sizes) == 6
+    assert sum(sizes.values()) <= 60 * 2**20, {n: round(b / 2**20, 1) for n, b in sizes.items()}
+
+
 @pytest.mark.parametrize("disease", sorted(DISEASES))
 def test_shipped_weights_find_lesions_in_unseen_phantoms(disease, tmp_path):
     cohort = generate_cohort(disease, 2, tmp_path / "data", size="demo", seed=303,

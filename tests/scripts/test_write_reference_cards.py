@@ -119,3 +119,9 @@ def test_the_confidence_line_names_the_former_threshold_only_when_the_fit_change
     changed = {**same, "config_now": {"min_confidence": 0.5, "called": 36, "accuracy_of_calls": 0.61}}
     assert write_reference_cards._confidence_lines(same)[1].endswith("it is the bundle's threshold.")
     assert write_reference_cards._confidence_lines(changed)[1].endswith("the former 0.5 called 36 (0.61 right).")
+    assert "for the 36 validation patients of the training cohort:" in write_reference_cards._confidence_lines(same)[1]
+    held_out = {**same, "partition": "all", "cohort_seeds": [103]}
+    assert "for 36 held-out validation phantoms (seed 103, never trained on):" in (
+        write_reference_cards._confidence_lines(held_out)[1])
+    assert "for 36 patients of another cohort:" in write_reference_cards._confidence_lines(
+        {**held_out, "cohort_seeds": []})[1]

@@ -258,3 +258,17 @@ def test_a_segmentation_bundles_channels_are_the_legacy_ones_or_named_by_its_rec
         assert channels[0] == channels[1], disease  # one network, trained and run
         named = recipe["overrides"].get("network_def#channels", LEGACY_OVERRIDES["network_def#channels"])
         assert named == channels[0], disease
+
+
+def test_every_shipped_weights_record_describes_its_bundles_reference_recipe():
+    """The recipes and the releases agree: each bundle's models/reference.json is of RECIPES' recipe for it
+    (a recipe changed without a release, or a release without its recipe, fails here)."""
+    from mednet.bundles import bundle_path
+    from mednet.training.reference import RECIPES, _describes
+
+    for disease, stages in RECIPES.items():
+        for stage, recipe in stages.items():
+            record = json.loads((bundle_path(recipe["bundle"]) / "models" / "reference.json").read_text())
+            assert _describes(record, recipe), f"{disease} {stage}: {recipe['bundle']}'s shipped weights are of another recipe"
+            if recipe.get("weights_sha256"):  # a recipe naming its weights names the shipped ones
+                assert record["weights_sha256"] == recipe["weights_sha256"], f"{disease} {stage}"
