@@ -38,7 +38,7 @@ from mednet.fusion.confidence import fit_min_confidence
 from mednet.pipeline import predict_cohort
 from mednet.pipeline.diseases import disease_spec
 from mednet.pipeline.evaluate import read_records
-from mednet.training.reference import RECIPES, check_choice_seed, reference_cohort
+from mednet.training.reference import RECIPES, check_choice_seed, cohort_seeds, reference_cohort
 
 _SETTING = re.compile(r'("min_confidence":\s*)([0-9.]+|null)')
 
@@ -55,21 +55,6 @@ def write_min_confidence(config: Path, value: float) -> None:
     if count != 1:
         raise SystemExit(f"{config}: expected one min_confidence setting, found {count}")
     config.write_text(text)
-
-
-def cohort_seeds(datalist: Path) -> list[int]:
-    """The seeds of a synthetic cohort (its ``cohort.json``, each part's for a merged one); none for other data.
-
-    Raises:
-        OSError: no such datalist.
-    """
-    if not datalist.is_file():
-        raise FileNotFoundError(f"no datalist here ({'a folder' if datalist.is_dir() else 'nothing'})")
-    made = datalist.parent / "cohort.json"
-    if not made.is_file():
-        return []  # a user's own cases: no seed to check
-    record = json.loads(made.read_text())
-    return [int(part["seed"]) for part in record.get("parts") or [record] if part.get("seed") is not None]
 
 
 def calls(records: list[dict]) -> tuple[list[float], list[bool]]:

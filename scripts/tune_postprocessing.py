@@ -37,19 +37,36 @@ from mednet.localisation.tuning import choose_postprocessing
 from mednet.pipeline.diseases import disease_spec
 from mednet.synthetic import generate_cohort
 from mednet.synthetic.cohort import DISEASES as MODELS
+from mednet.synthetic.cohort import cohort_differences
 from mednet.training.reference import VALIDATION_SEED, check_choice_seed
 
 
-def tune(disease: str, cases: int, seed: int, work: Path, size: str = "demo") -> dict:
-    """Every setting scored on ``cases`` fresh validation patients (phantoms of ``size``); the choice."""
+def tune(disease: str, cases: int, seed: int, work: Path, size: str = "demo", datalist: Path | None = None) -> dict:
+    """Every setting scored on ``cases`` fresh validation patients (phantoms of ``size``); the choice.
+
+    ``datalist``: those patients already drawn (e.g. ``scripts/compare_weights.py``'s
+    ``WORK/data/default/datalist.json``), taken instead of drawing them again.
+
+    Raises:
+        ValueError: ``datalist``'s cohort was drawn with other settings (or is not a synthetic cohort).
+    """
     bundle = disease_spec(disease).localisation
     evaluate = bundle.parser("inference", "evaluate")
     balance = dict.fromkeys(MODELS[disease].CLASSES, 1.0)
-    cohort = generate_cohort(disease, cases, work / "data", size=size, seed=seed, balance=balance, workers=2)
+    if datalist is None:
+        datalist = generate_cohort(disease, cases, work / "data", size=size, seed=seed, balance=balance,
+                                   workers=2).datalist  # fmt: skip
+    else:
+        differ = cohort_differences(Path(datalist).parent, disease, cases, size=size, seed=seed, balance=balance)
+        if differ:
+            complete = (Path(datalist).parent / "cohort.json").is_file()
+            found = f"drawn with another {', '.join(differ)}" if complete else "no complete cohort there"
+            raise ValueError(f"{datalist}: not the validation patients asked for ({cases} {size} phantoms, seed "
+                             f"{seed}): {found}")  # fmt: skip
     predictor = LocalisationPredictor(bundle, "cpu")
     start = time.perf_counter()
     trials = score_postprocessing(
-        predictor, [c for part in ("training", "validation", "testing") for c in datalist_cases(cohort.datalist, part)],
+        predictor, [c for part in ("training", "validation", "testing") for c in datalist_cases(datalist, part)],
         source_labels=evaluate.get_parsed_content("source_labels"),
         target_labels=evaluate.get_parsed_content("target_labels"),
         min_reference_mm3=float(evaluate.get_parsed_content("min_reference_mm3")),
@@ -69,13 +86,19 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=30)
     parser.add_argument("--seed", type=int, default=VALIDATION_SEED)
     parser.add_argument("--out", default="postprocessing.json")
+    parser.add_argument("--cohort", default=None, metavar="DATALIST",
+                        help="the validation patients already drawn with these --cases and --seed (compare_weights' "
+                             "WORK/data/default/datalist.json): taken instead of drawn again")  # fmt: skip
     args = parser.parse_args()
     try:
         check_choice_seed(args.seed)
     except ValueError as error:
         parser.error(f"--{error}")
     with tempfile.TemporaryDirectory() as tmp:
-        result = tune(args.disease, args.cases, args.seed, Path(tmp))
+        try:
+            result = tune(args.disease, args.cases, args.seed, Path(tmp), datalist=args.cohort and Path(args.cohort))
+        except ValueError as error:
+            parser.error(f"--cohort {error}")
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     for trial in result["trials"]:
         print(

@@ -359,10 +359,17 @@ def reuse_or_generate_cohort(disease: str, n_cases: int, out: os.PathLike | str,
     generated again.
     """
     root = Path(out)
-    made = root / "cohort.json"
-    settings = cohort_settings(disease, n_cases, **options)
-    if made.is_file() and (root / "datalist.json").is_file():
-        recorded = json.loads(made.read_text())
-        if {k: recorded.get(k) for k in settings} == settings:
-            return root / "datalist.json"
+    if (root / "datalist.json").is_file() and not cohort_differences(root, disease, n_cases, **options):
+        return root / "datalist.json"
     return generate_cohort(disease, n_cases, root, **options).datalist
+
+
+def cohort_differences(folder: os.PathLike | str, disease: str, n_cases: int, **options) -> list[str]:
+    """What the complete cohort in ``folder`` was drawn with otherwise (:func:`cohort_settings`' keys); [] if the same.
+
+    Every key where ``folder`` holds no complete cohort (no ``cohort.json``: it is written last).
+    """
+    settings = cohort_settings(disease, n_cases, **options)
+    made = Path(folder) / "cohort.json"
+    recorded = json.loads(made.read_text()) if made.is_file() else {}
+    return sorted(k for k, v in settings.items() if recorded.get(k) != v)

@@ -69,6 +69,7 @@ __all__ = [
     "TEST_SEEDS",
     "VALIDATION_SEED",
     "check_choice_seed",
+    "cohort_seeds",
     "from_scratch",
     "merge_cohorts",
     "portable_overrides",
@@ -199,6 +200,24 @@ def check_choice_seed(*seeds: int) -> None:
                              f"(validation: {VALIDATION_SEED})")  # fmt: skip
         if seed in trained_on:
             raise ValueError(f"seed {seed}: a reference cohort's seed (patients the shipped weights were trained on)")
+
+
+def cohort_seeds(datalist: os.PathLike | str) -> list[int]:
+    """The seeds a synthetic cohort was drawn with (its ``cohort.json``; each part's for a merged one).
+
+    To check with :func:`check_choice_seed`; none for other data (a user's own cases).
+
+    Raises:
+        FileNotFoundError: no datalist there.
+    """
+    datalist = Path(datalist)
+    if not datalist.is_file():
+        raise FileNotFoundError(f"no datalist here ({'a folder' if datalist.is_dir() else 'nothing'})")
+    made = datalist.parent / "cohort.json"
+    if not made.is_file():
+        return []
+    record = json.loads(made.read_text())
+    return [int(part["seed"]) for part in record.get("parts") or [record] if part.get("seed") is not None]
 
 
 def from_scratch(recipe: Mapping) -> dict:

@@ -10,6 +10,7 @@ import pytest
 
 from mednet.bundles import bundle_path
 from mednet.synthetic import generate_cohort
+from mednet.training.reference import cohort_seeds
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
 import calibrate_confidence  # scripts/ is not a package: from its folder
@@ -24,12 +25,12 @@ def _datalist(folder: Path, made: dict | None) -> Path:
 
 
 def test_a_cohorts_seeds_are_read_from_its_record_and_a_users_own_cases_have_none(tmp_path):
-    assert calibrate_confidence.cohort_seeds(_datalist(tmp_path / "one", {"seed": 103})) == [103]
+    assert cohort_seeds(_datalist(tmp_path / "one", {"seed": 103})) == [103]
     merged = {"parts": [{"seed": 2050}, {"seed": 2051}]}
-    assert calibrate_confidence.cohort_seeds(_datalist(tmp_path / "merged", merged)) == [2050, 2051]
-    assert calibrate_confidence.cohort_seeds(_datalist(tmp_path / "own", None)) == []
+    assert cohort_seeds(_datalist(tmp_path / "merged", merged)) == [2050, 2051]
+    assert cohort_seeds(_datalist(tmp_path / "own", None)) == []
     with pytest.raises(FileNotFoundError, match="no datalist here"):
-        calibrate_confidence.cohort_seeds(tmp_path / "absent.json")
+        cohort_seeds(tmp_path / "absent.json")
 
 
 @pytest.mark.parametrize(("seed", "said"), [(101, "test patients"), (2027, "reference cohort")])

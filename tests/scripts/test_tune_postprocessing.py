@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mednet.io import read_image
 from mednet.localisation.tuning import LESION_THRESHOLDS, MIN_LESION_MM3
@@ -52,3 +53,17 @@ def test_every_setting_is_scored_and_one_chosen(tmp_path):
     assert result["max_lesion_floor_mm3"] == 50.0 and result["chosen"]["min_lesion_mm3"] == 50.0
     assert all(0.0 <= t["dice_lesions"] <= 1.0 and t["false_positives_per_scan"] >= 0 for t in result["trials"])
     assert result["weights_sha256"] == disease_spec("cpa").weights_sha256["cpa_mri_segmentation"]
+
+
+def test_validation_patients_already_drawn_are_taken_and_others_refused(tmp_path):
+    balance = dict.fromkeys(disease_spec("cpa").classes, 1.0)
+    given = generate_cohort("cpa", 1, tmp_path / "given", size="small", seed=103, balance=balance)
+    drawn = tune_postprocessing.tune("cpa", 1, 103, tmp_path / "work", size="small", datalist=Path(given.datalist))
+    assert not (tmp_path / "work" / "data").exists()  # nothing drawn again
+    assert drawn["trials"] and drawn["chosen"]
+    with pytest.raises(ValueError, match=r"given/datalist.json: not the validation patients asked for \(1 small "
+                       r"phantoms, seed 105\): drawn with another seed"):
+        tune_postprocessing.tune("cpa", 1, 105, tmp_path / "work", size="small", datalist=Path(given.datalist))
+    (tmp_path / "given" / "cohort.json").unlink()
+    with pytest.raises(ValueError, match="no complete cohort there"):
+        tune_postprocessing.tune("cpa", 1, 103, tmp_path / "work", size="small", datalist=Path(given.datalist))
