@@ -41,6 +41,17 @@ from mednet.synthetic.cohort import cohort_differences
 from mednet.training.reference import VALIDATION_SEED, check_choice_seed
 
 
+def cohort_problem(datalist: Path, disease: str, cases: int, seed: int, size: str = "demo") -> str | None:
+    """Why ``datalist`` is not the validation patients :func:`tune` would draw (``cases``, ``seed``, ``size``); None."""
+    balance = dict.fromkeys(MODELS[disease].CLASSES, 1.0)
+    differ = cohort_differences(datalist.parent, disease, cases, size=size, seed=seed, balance=balance)
+    if not differ:
+        return None
+    found = f"drawn with another {', '.join(differ)}" if (datalist.parent / "cohort.json").is_file() else (
+        "no complete cohort there")
+    return f"{datalist}: not the validation patients asked for ({cases} {size} phantoms, seed {seed}): {found}"
+
+
 def tune(disease: str, cases: int, seed: int, work: Path, size: str = "demo", datalist: Path | None = None) -> dict:
     """Every setting scored on ``cases`` fresh validation patients (phantoms of ``size``); the choice.
 
@@ -56,13 +67,8 @@ def tune(disease: str, cases: int, seed: int, work: Path, size: str = "demo", da
     if datalist is None:
         datalist = generate_cohort(disease, cases, work / "data", size=size, seed=seed, balance=balance,
                                    workers=2).datalist  # fmt: skip
-    else:
-        differ = cohort_differences(Path(datalist).parent, disease, cases, size=size, seed=seed, balance=balance)
-        if differ:
-            complete = (Path(datalist).parent / "cohort.json").is_file()
-            found = f"drawn with another {', '.join(differ)}" if complete else "no complete cohort there"
-            raise ValueError(f"{datalist}: not the validation patients asked for ({cases} {size} phantoms, seed "
-                             f"{seed}): {found}")  # fmt: skip
+    elif problem := cohort_problem(Path(datalist), disease, cases, seed, size):
+        raise ValueError(problem)
     predictor = LocalisationPredictor(bundle, "cpu")
     start = time.perf_counter()
     trials = score_postprocessing(
@@ -94,11 +100,10 @@ def main() -> None:
         check_choice_seed(args.seed)
     except ValueError as error:
         parser.error(f"--{error}")
+    if args.cohort and (problem := cohort_problem(Path(args.cohort), args.disease, args.cases, args.seed)):
+        parser.error(f"--cohort {problem}")  # before any work; a ValueError while tuning is not the cohort's
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            result = tune(args.disease, args.cases, args.seed, Path(tmp), datalist=args.cohort and Path(args.cohort))
-        except ValueError as error:
-            parser.error(f"--cohort {error}")
+        result = tune(args.disease, args.cases, args.seed, Path(tmp), datalist=args.cohort and Path(args.cohort))
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     for trial in result["trials"]:
         print(
