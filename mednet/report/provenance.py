@@ -110,16 +110,23 @@ def training_source(reference: Mapping | None) -> str:
     if not reference:
         return "no training record (models/reference.json): not mednet's reference weights; origin unknown"
     data = reference.get("data") or {}
-    what = "synthetic phantoms only" if data.get("synthetic_only") or data.get("generator") else "data"
-    generator = " ".join(str(data[k]) for k in ("generator", "mednet_version") if data.get(k))
+    parts = data.get("parts") or [data]  # a merged cohort: its parts, each drawn by itself
+    synthetic = data.get("synthetic_only") or all(part.get("generator") for part in parts)
+    what = "synthetic phantoms only" if synthetic else "data"
+    named = {" ".join(str(part[k]) for k in ("generator", "mednet_version") if part.get(k)) for part in parts}
+    generators = sorted(named - {""})
+    cases = sum(int(part.get("cases") or 0) for part in parts)
+    looks = [str(part.get("randomise") or "no") for part in parts if "randomise" in part]
+    seeds = [str(part["seed"]) for part in parts if part.get("seed") is not None]
     cohort = ", ".join(filter(None, [
-        f"generator {generator}" if generator else "",
-        f"{data['cases']} cases" if data.get("cases") else "",
-        f"{data['randomise']} randomisation" if data.get("randomise") else "",
-        f"seed {data['seed']}" if data.get("seed") is not None else "",
+        f"generator {', '.join(generators)}" if generators else "",
+        f"{cases} cases" if cases else "",
+        f"{' + '.join(looks)} randomisation" if any(look != "no" for look in looks) else "",
+        f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}" if seeds else "",
     ]))  # fmt: skip
     when = str(reference.get("finished") or "")
     return (f"{what} ({cohort}); {reference.get('epochs', '?')} epochs"
+            + (" fine-tuning earlier weights" if reference.get("base") else "")
             + (f", finished {when}" if when else "")
             + (f", mednet {reference['mednet_version']}" if reference.get("mednet_version") else ""))  # fmt: skip
 

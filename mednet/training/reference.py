@@ -80,22 +80,29 @@ __all__ = [
 ]
 
 _NB_BALANCE = {"L1": 1, "L2": 1, "M": 1}
-#: The segmentation UNets' filters per level in every release so far (their configs' ``network_def#channels``).
+#: The segmentation UNets' filters per level (their configs' ``network_def#channels``): every release's
+#: up to neuroblastoma localisation 0.7.0.
 _NARROW = [16, 32, 64, 128, 256]
+#: The neuroblastoma localisation UNet's filters from 0.8.0: 1.5 times as many (10.8 M parameters).
+_NB_WIDE = [24, 48, 96, 192, 384]
 
 
-def _nb_fine_tuning(seed: int, learning_rate: float, base: dict, weights_sha256: str | None = None) -> dict:
+def _nb_fine_tuning(
+    seed: int, learning_rate: float, base: dict, weights_sha256: str | None = None, channels: list[int] | None = None
+) -> dict:
     """A neuroblastoma localisation recipe: ``base``'s weights fine-tuned 12 epochs (cosine) on fresh phantoms.
 
-    Its cohort: 80 default phantoms (``seed``) and 80 ``moderate`` ones (``seed`` + 1); its network
-    the 16..256 UNet of the releases so far, named (``network_def#channels``): a bundle whose config
-    widens its network still trains these steps as they were.
+    Its cohort: 80 default phantoms (``seed``) and 80 ``moderate`` ones (``seed`` + 1). Its network's
+    filters per level (``network_def#channels``) are named: ``channels``, or the 16..256 UNet of the
+    releases up to 0.7.0, so a bundle whose config widens its network still trains the old steps as
+    they were. Wider than the base's, the base's filters are kept in their places
+    (:func:`mednet.engines.initialised`).
     """
     parts = [{"cases": 80, "balance": _NB_BALANCE, "randomise": None, "seed": seed},
              {"cases": 80, "balance": _NB_BALANCE, "randomise": "moderate", "seed": seed + 1}]  # fmt: skip
     recipe = {"bundle": "neuroblastoma_mri_segmentation", "parts": parts, "seed": seed, "epochs": 12,
               "overrides": {"lr_anneal": "cosine", "val_interval": 4, "learning_rate": learning_rate,
-                            "network_def#channels": _NARROW},
+                            "network_def#channels": channels or _NARROW},
               "base": base}  # fmt: skip
     return {**recipe, "weights_sha256": weights_sha256} if weights_sha256 else recipe
 
@@ -103,7 +110,8 @@ def _nb_fine_tuning(seed: int, learning_rate: float, base: dict, weights_sha256:
 #: Neuroblastoma localisation releases, each starting from the one before (taken from the release by
 #: its weights' SHA-256 instead of being trained again): 0.5.0, 48 epochs on moderate phantoms;
 #: 0.6.0, 12 epochs more (lr 5e-4); 0.7.0, twice 12 epochs more (lr 3e-4), its first step not
-#: released by itself. Every fine-tuning draws fresh phantoms, default and moderate half and half.
+#: released by itself; 0.8.0, 0.7.0 widened to 24..384 and 12 epochs more (lr 5e-4). Every
+#: fine-tuning draws fresh phantoms, default and moderate half and half.
 _NB_LOCALISATION_050 = {
     "bundle": "neuroblastoma_mri_segmentation", "cases": 160, "balance": _NB_BALANCE, "randomise": "moderate",
     "seed": 2026, "epochs": 48,
@@ -117,6 +125,7 @@ _NB_LOCALISATION_070 = _nb_fine_tuning(
     2044, 3e-4, _nb_fine_tuning(2042, 3e-4, _NB_LOCALISATION_060),
     "ff86ab57d988a7b65e88481a5356a0666023c6038c6fe1479867c7403ebae935",
 )
+_NB_LOCALISATION_080 = _nb_fine_tuning(2050, 5e-4, _NB_LOCALISATION_070, channels=_NB_WIDE)
 
 #: Per disease and stage: bundle, cohort (cases, balance, randomisation, seed; ``size`` "demo" and no
 #: ``optional`` sequences unless given; or ``parts``, a list of such cohorts, each with ``turn_on`` flags
@@ -139,8 +148,8 @@ RECIPES: dict[str, dict[str, dict]] = {
                     "randomise": "plausible", "seed": 2027, "epochs": 15, "overrides": {}},
     },
     "neuroblastoma": {
-        # 0.7.0: see _NB_LOCALISATION_070
-        "localisation": _NB_LOCALISATION_070,
+        # 0.8.0: see _NB_LOCALISATION_080
+        "localisation": _NB_LOCALISATION_080,
         "grading": {"bundle": "neuroblastoma_mri_classification", "cases": 240,
                     "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "plausible", "seed": 2027, "epochs": 40,
                     "overrides": {}},

@@ -20,11 +20,11 @@ DISEASES = ("glioma", "cpa", "neuroblastoma")
 PARAMETERS = {
     ("segmentation", "inference"): {
         "image_keys", "label_table", "lesion_classes", "pixdim", "roi_size", "min_lesion_mm3", "lesion_threshold",
-        "organ_components", "compartments", "thorax_organs", "compartment_priority", "above_organs",
+        "channels", "organ_components", "compartments", "thorax_organs", "compartment_priority", "above_organs",
     },
     ("segmentation", "train"): {
         "image_keys", "label_table", "pixdim", "roi_size", "crop_size", "source_labels", "target_labels",
-        "class_weights", "crop_ratios", "flip_prob", "lr_anneal",
+        "class_weights", "crop_ratios", "flip_prob", "lr_anneal", "channels",
     },
     ("segmentation", "evaluate"): {"source_labels", "target_labels", "max_lesion_floor_mm3"},
     ("classification", "inference"): {

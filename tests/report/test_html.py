@@ -188,3 +188,20 @@ def test_input_checksums_and_provenance(tmp_path):
     assert now["command"] == "mednet predict --out 'a b'" and re.search(r"[+-]\d\d:\d\d$", now["time"])
     assert {"mednet", "torch", "monai", "git"} <= set(now)
     assert training_source({}).startswith("no training record")
+
+
+def test_training_source_describes_a_single_and_a_merged_cohort_and_a_fine_tuning():
+    made = {"generator": "mednet.synthetic", "mednet_version": "0.1.0", "cases": 160, "randomise": "moderate",
+            "seed": 2026}  # fmt: skip
+    assert training_source({"data": made, "epochs": 20}) == (
+        "synthetic phantoms only (generator mednet.synthetic 0.1.0, 160 cases, moderate randomisation, seed 2026); "
+        "20 epochs"
+    )
+    merged = {"parts": [{**made, "cases": 80, "randomise": None, "seed": 2050}, {**made, "cases": 80, "seed": 2051}],
+              "synthetic_only": True}  # fmt: skip
+    text = training_source({"data": merged, "epochs": 12, "base": {"epochs": 12}})
+    assert text == (
+        "synthetic phantoms only (generator mednet.synthetic 0.1.0, 160 cases, no + moderate randomisation, "
+        "seeds 2050, 2051); 12 epochs fine-tuning earlier weights"
+    )
+    assert training_source({"data": {"cases": 10}, "epochs": 3}).startswith("data (10 cases)")

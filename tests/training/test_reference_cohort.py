@@ -248,13 +248,19 @@ def test_a_segmentation_recipe_naming_its_channels_describes_releases_from_befor
 
 def test_a_segmentation_bundles_channels_are_the_legacy_ones_or_named_by_its_recipe():
     """A bundle whose configs leave the 16..256 channels has a reference recipe that names its own."""
+    from monai.bundle import ConfigParser
+
     from mednet.bundles import BUNDLES_DIR
     from mednet.training.reference import LEGACY_OVERRIDES, RECIPES
 
+    def channels_of(config):  # the network's, as the bundle builds it (``@channels`` resolved)
+        parser = ConfigParser()
+        parser.read_config(config)
+        return parser.get_parsed_content("network_def#channels")
+
     for disease, stages in RECIPES.items():
         recipe = stages["localisation"]
-        channels = [json.loads((BUNDLES_DIR / recipe["bundle"] / "configs" / f"{c}.json").read_text())
-                    ["network_def"]["channels"] for c in ("train", "inference")]  # fmt: skip
+        channels = [channels_of(BUNDLES_DIR / recipe["bundle"] / "configs" / f"{c}.json") for c in ("train", "inference")]
         assert channels[0] == channels[1], disease  # one network, trained and run
         named = recipe["overrides"].get("network_def#channels", LEGACY_OVERRIDES["network_def#channels"])
         assert named == channels[0], disease
