@@ -25,7 +25,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,8 @@ class Predictors:
     spec: DiseaseSpec
     localise: LocalisationPredictor
     grade: GradingPredictor
+    #: bundle name -> the config overrides the predictors were built with (:meth:`build`'s ``settings``)
+    settings: dict = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -89,7 +91,8 @@ class Predictors:
         return cls(spec, LocalisationPredictor(loc, device, models.get(loc.name), precision,
                                                **settings.get(loc.name, {})),
                    GradingPredictor(grade, device, models.get(grade.name), precision,
-                                    **settings.get(grade.name, {})))  # fmt: skip
+                                    **settings.get(grade.name, {})),
+                   json.loads(json.dumps(settings)))  # fmt: skip
 
     @property
     def device(self) -> str:
@@ -109,10 +112,24 @@ class Predictors:
         """
         return {p.bundle.name: file_sha256(p.weights) for p in (self.localise, self.grade)}
 
+    @property
+    def made_by(self) -> dict:
+        """What makes a case's outputs besides its images: ``weights``, bundle versions (``bundles``), ``settings``.
+
+        Each is in every case record: a resumed run redoes the cases made otherwise (other
+        weights, a bundle version with other post-processing or thresholds, other overrides).
+        """
+        return {"weights": self.weights, "bundles": self.spec.versions, "settings": self.settings}
+
 
 def case_record_path(out: os.PathLike | str, case_id: str) -> Path:
     """``OUT/<case>/<case>.json``: present only when the case is complete."""
     return Path(out) / case_id / f"{case_id}.json"
+
+
+def made_by_record(record: Mapping) -> dict:
+    """What made a complete case, from its record, as :attr:`Predictors.made_by` (older records: no ``settings``)."""
+    return {"weights": record.get("weights"), "bundles": record.get("bundles"), "settings": record.get("settings", {})}
 
 
 def read_case_record(out: os.PathLike | str, case_id: str) -> dict | None:
@@ -256,6 +273,7 @@ def predict_case(
         "note": "; ".join(filter(None, notes)),
         "bundles": spec.versions,
         "weights": predictors.weights,
+        "settings": predictors.settings,
         "device": predictors.device,
         "precision": predictors.precision,
         "timings": timings,

@@ -2,7 +2,8 @@
 
 ``mednet predict`` calls :func:`predict_cohort`. Cases come from a folder (found by
 their file names, as ``mednet datalist`` finds them) or a datalist JSON (its
-``testing`` partition by default). Complete cases (``OUT/<case>/<case>.json`` exists) are
+``testing`` partition by default). Complete cases (``OUT/<case>/<case>.json`` exists) made
+with the same weights, bundle versions and settings (:attr:`Predictors.made_by`) are
 skipped, so an interrupted run resumes where it stopped; a case that fails is kept with its
 error (``OUT/.failed/``, and a row of ``summary.csv``) and the others go on. What the
 bundles print goes to ``OUT/predict.log``; the console gets one line per case.
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from mednet.bundles import console_to
 from mednet.fusion import read_clinician_csv
-from mednet.pipeline.case import Predictors, predict_case, read_case, read_case_record
+from mednet.pipeline.case import Predictors, made_by_record, predict_case, read_case, read_case_record
 from mednet.pipeline.diseases import disease_spec
 from mednet.pipeline.summary import (
     RUN_FILE,
@@ -241,15 +242,14 @@ def predict_cohort(
     log = out / (f"predict.shard-{k}-of-{n}.log" if n > 1 else "predict.log")  # the libraries' warnings and logs
     done, skipped, failed, interrupted = 0, 0, 0, None
     previous = {str(c["case_id"]): _record_of(out, str(c["case_id"]), overwrite) for c in cases}
-    complete = {
-        k for k, record in previous.items() if record is not None and record.get("weights") == predictors.weights
-    }
+    made_by = predictors.made_by
+    complete = {k for k, record in previous.items() if record is not None and made_by_record(record) == made_by}
     status = {str(c["case_id"]): {"case_id": str(c["case_id"]), "status": "not run", "call": None, "error": None,
                                   "folder": None} for c in cases}  # fmt: skip
     reader = _ReadAhead([c for c in cases if str(c["case_id"]) not in complete], spec, enabled=prefetch)
     meter.start(len(cases) - len(complete))
     if complete and verbosity == 1 and meter.bar is not None:
-        say(f"{len(complete)} complete cases skipped (made with the same weights)")
+        say(f"{len(complete)} complete cases skipped (made with the same weights, bundle versions and settings)")
     writer = _WriteBehind(enabled=prefetch)
 
     def settle(case_id: str, head: str, record: dict | None, error: BaseException | None) -> None:
@@ -292,7 +292,7 @@ def predict_cohort(
                     done += 1
                     continue
                 if previous[case_id] is not None and verbosity > 0:
-                    say(f"{head}: made with other weights: predicted again")
+                    say(f"{head}: made with other weights, bundle versions or settings: predicted again")
                 try:  # one bad case must not stop the cohort
                     record = predict_case(case, predictors, out, readings=readings, loaded=reader.take(case_id),
                                           defer=writer.for_case(case_id, head))  # fmt: skip

@@ -262,6 +262,7 @@ def report_cohort(
         FileNotFoundError: no ``run.json`` in ``out``.
     """
     from mednet.bundles import console_to
+    from mednet.pipeline.case import made_by_record
     from mednet.pipeline.diseases import disease_spec
     from mednet.report.html import write_report
 
@@ -297,13 +298,14 @@ def report_cohort(
         bundles_used = ", ".join(f"{k} {v}" for k, v in spec.versions.items())
         devices = sorted({str(r.get("device")) + (f" ({r['precision']})" if r.get("precision", "float32") != "float32"
                                                   else "") for r in records if r.get("device")})  # fmt: skip
-        weights = {json.dumps(r.get("weights"), sort_keys=True) for r in records}
+        made_by = {json.dumps(made_by_record(r), sort_keys=True) for r in records}
         lines = ["Research use only: mednet is not a medical device and must not be used for clinical decisions.",
                  f"Disease {spec.name}; bundles {bundles_used}; device {', '.join(devices) or 'none'}. "
                  f"{len(rows)} cases: {len(rows) - failed} done, {failed} failed."]  # fmt: skip
-        if len(weights) > 1:
-            lines.append(f"The cases were made with {len(weights)} different sets of weights (see each case's "
-                         "record); run `mednet predict` again to redo them with the bundles' own")  # fmt: skip
+        if len(made_by) > 1:
+            lines.append(f"The cases were made with {len(made_by)} different sets of weights, bundle versions or "
+                         "settings (see each case's record); run `mednet predict` again to redo them with the "
+                         "bundles' own")  # fmt: skip
         lines += [note for note in (*notes, metrics_note) if note]
         from mednet.report.provenance import cohort_provenance
 

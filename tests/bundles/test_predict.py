@@ -174,6 +174,45 @@ def test_resume_bad_case_and_exit_code(trained_bundles, grading_cohorts, tmp_pat
     assert "complete, skipped" in capsys.readouterr().err
 
 
+def test_a_case_made_with_another_bundle_version_or_settings_is_predicted_again(trained_bundles, grading_cohorts,
+                                                                                tmp_path):  # fmt: skip
+    """Same weights, other post-processing: a resumed run does not mix the release before with this one."""
+    source = grading_cohorts["glioma_mri_classification"]
+    doc = json.loads(source.read_text())
+    doc["testing"] = doc["testing"][:2]
+    case_id, other = (case["case_id"] for case in doc["testing"])
+    datalist = source.parent / "two_cases.json"
+    datalist.write_text(json.dumps(doc))
+    bundles = tmp_path / "bundles"
+    shutil.copytree(trained_bundles, bundles)
+    out, lines = tmp_path / "out", []
+
+    record = out / case_id / f"{case_id}.json"
+
+    def predict(settings=None, shard=(1, 1)) -> tuple[dict, int]:
+        lines.clear()
+        predict_cohort(datalist, "glioma", out, bundles=bundles, device="cpu", settings=settings, shard=shard,
+                       progress=lines.append)  # fmt: skip
+        return json.loads(record.read_text()), record.stat().st_mtime_ns
+
+    first, made = predict()
+    assert first["settings"] == {} and first["bundles"]["glioma_mri_segmentation"]
+    assert predict()[1] == made and any("complete, skipped" in line for line in lines)
+    strict = {"glioma_mri_segmentation": {"lesion_threshold": 0.99}}
+    redone, made = predict(strict)  # other settings: predicted again, and recorded
+    assert any("other weights, bundle versions or settings: predicted again" in line for line in lines)
+    assert redone["settings"] == strict and redone["weights"] == first["weights"]
+    assert predict(strict)[1] == made  # the same settings again: skipped
+    metadata = bundles / "glioma_mri_classification" / "configs" / "metadata.json"
+    meta = json.loads(metadata.read_text())
+    metadata.write_text(json.dumps({**meta, "version": meta["version"] + "-next"}))  # a release: same weights
+    released, _ = predict(strict, shard=(1, 2))  # only the first case: the other one stays as 0.x made it
+    assert any("predicted again" in line for line in lines)
+    assert released["bundles"]["glioma_mri_classification"].endswith("-next")
+    assert json.loads((out / other / f"{other}.json").read_text())["bundles"] == redone["bundles"]
+    assert "2 different sets of weights, bundle versions or settings" in (out / "report.html").read_text()
+
+
 def test_a_case_lacking_sequences_is_localised_and_graded_with_the_others(lesion_everywhere, grading_cohorts, tmp_path):
     """BRATS 2013 gives T1c and FLAIR only: the glioma pipeline localises from those and grades with FLAIR."""
     source = grading_cohorts["glioma_mri_classification"]
