@@ -110,8 +110,8 @@ def _nb_fine_tuning(
 #: Neuroblastoma localisation releases, each starting from the one before (taken from the release by
 #: its weights' SHA-256 instead of being trained again): 0.5.0, 48 epochs on moderate phantoms;
 #: 0.6.0, 12 epochs more (lr 5e-4); 0.7.0, twice 12 epochs more (lr 3e-4), its first step not
-#: released by itself; 0.8.0, 0.7.0 widened to 24..384 and 12 epochs more (lr 5e-4). Every
-#: fine-tuning draws fresh phantoms, default and moderate half and half.
+#: released by itself; 0.8.0, 0.7.0 widened to 24..384 and 12 epochs more (lr 5e-4); 0.9.0, 12
+#: epochs more (lr 3e-4). Every fine-tuning draws fresh phantoms, default and moderate half and half.
 _NB_LOCALISATION_050 = {
     "bundle": "neuroblastoma_mri_segmentation", "cases": 160, "balance": _NB_BALANCE, "randomise": "moderate",
     "seed": 2026, "epochs": 48,
@@ -125,7 +125,14 @@ _NB_LOCALISATION_070 = _nb_fine_tuning(
     2044, 3e-4, _nb_fine_tuning(2042, 3e-4, _NB_LOCALISATION_060),
     "ff86ab57d988a7b65e88481a5356a0666023c6038c6fe1479867c7403ebae935",
 )
-_NB_LOCALISATION_080 = _nb_fine_tuning(2050, 5e-4, _NB_LOCALISATION_070, channels=_NB_WIDE)
+_NB_LOCALISATION_080 = _nb_fine_tuning(
+    2050, 5e-4, _NB_LOCALISATION_070, "cf10322c553c4e19fe0bf9a19446b393c781ca1c68149f9cc131c2c16d1ab816",
+    channels=_NB_WIDE,
+)
+_NB_LOCALISATION_090 = _nb_fine_tuning(
+    2052, 3e-4, _NB_LOCALISATION_080, "5482d2eb80ed7f506b4b5b49bde3df47d087265759843b92dca556e72073a14f",
+    channels=_NB_WIDE,
+)
 
 #: Per disease and stage: bundle, cohort (cases, balance, randomisation, seed; ``size`` "demo" and no
 #: ``optional`` sequences unless given; or ``parts``, a list of such cohorts, each with ``turn_on`` flags
@@ -148,8 +155,8 @@ RECIPES: dict[str, dict[str, dict]] = {
                     "randomise": "plausible", "seed": 2027, "epochs": 15, "overrides": {}},
     },
     "neuroblastoma": {
-        # 0.8.0: see _NB_LOCALISATION_080
-        "localisation": _NB_LOCALISATION_080,
+        # 0.9.0: see _NB_LOCALISATION_090
+        "localisation": _NB_LOCALISATION_090,
         "grading": {"bundle": "neuroblastoma_mri_classification", "cases": 240,
                     "balance": {"L1": 1, "L2": 1, "M": 1}, "randomise": "plausible", "seed": 2027, "epochs": 40,
                     "overrides": {}},

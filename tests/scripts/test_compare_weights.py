@@ -119,9 +119,10 @@ def test_the_reference_seeds_are_every_recipes_parts_and_bases():
     from mednet.training.reference import RECIPES, TEST_SEED, VALIDATION_SEED, check_choice_seed, reference_seeds
 
     seeds = reference_seeds()
-    # 2026, 2027: every disease's first localisation and grading cohorts; 2040-2045, 2050, 2051: the
-    # parts of the neuroblastoma localisation's fine-tuning steps (0.6.0, 0.7.0's two, 0.8.0), through its bases
-    assert {2026, 2027, 2050, 2051} | set(range(2040, 2046)) <= seeds
+    # 2026, 2027: every disease's first localisation and grading cohorts; 2040-2045, 2050-2053: the
+    # parts of the neuroblastoma localisation's fine-tuning steps (0.6.0, 0.7.0's two, 0.8.0, 0.9.0),
+    # through its bases
+    assert {2026, 2027} | set(range(2040, 2046)) | set(range(2050, 2054)) <= seeds
     assert TEST_SEED not in seeds and VALIDATION_SEED not in seeds
     check_choice_seed(VALIDATION_SEED, VALIDATION_SEED + 2)  # no error
     chained = {"d": {"s": {"seed": 1, "parts": [{"seed": 2}], "base": {"seed": 3, "base": {"seed": 4}}}}}
